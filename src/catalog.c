@@ -1,0 +1,480 @@
+/* catalog.c — the type catalog (Boundary's TypeCatalog, persisted): type
+ * definitions stored in oplog_types / oplog_type_columns, their live
+ * tables, and the in-memory copy used to check and apply operations. */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+int valid_identifier(const char *s) {
+  if (!s || !(isalpha((unsigned char)*s) || *s == '_')) return 0;
+  size_t n = 0;
+  for (const char *p = s; *p; p++, n++)
+    if (!(isalnum((unsigned char)*p) || *p == '_')) return 0;
+  return n <= 128;
+}
+
+static int reserved(const char *s) {
+  return strncasecmp(s, "oplog_", 6) == 0 || strncasecmp(s, "sqlite_", 7) == 0;
+}
+
+/* SQLite's column affinity rules (datatype3.html, section 3.1). */
+static int affinity(const char *decl) {
+  char up[256];
+  size_t n = strlen(decl);
+  if (n >= sizeof up) n = sizeof up - 1;
+  for (size_t i = 0; i < n; i++) up[i] = (char)toupper((unsigned char)decl[i]);
+  up[n] = 0;
+  /* only the type name counts, not constraints after it */
+  static const char *const stops[] = {" PRIMARY", " NOT", " NULL", " UNIQUE", " CHECK",
+                                      " DEFAULT", " COLLATE", " REFERENCES", " GENERATED",
+                                      " CONSTRAINT", " AS"};
+  for (size_t i = 0; i < sizeof stops / sizeof *stops; i++) {
+    char *p = strstr(up, stops[i]);
+    if (p) *p = 0;
+    if (strncmp(up, stops[i] + 1, strlen(stops[i] + 1)) == 0) up[0] = 0;
+  }
+  if (strstr(up, "INT")) return AFF_INTEGER;
+  if (strstr(up, "CHAR") || strstr(up, "CLOB") || strstr(up, "TEXT")) return AFF_TEXT;
+  if (strstr(up, "BLOB") || up[strspn(up, " ")] == 0) return AFF_BLOB;
+  if (strstr(up, "REAL") || strstr(up, "FLOA") || strstr(up, "DOUB")) return AFF_REAL;
+  return AFF_NUMERIC;
+}
+
+static int is_primary_key(const char *decl) {
+  char up[256];
+  size_t n = strlen(decl);
+  if (n >= sizeof up) n = sizeof up - 1;
+  for (size_t i = 0; i < n; i++) up[i] = (char)toupper((unsigned char)decl[i]);
+  up[n] = 0;
+  return strstr(up, "PRIMARY KEY") != NULL;
+}
+
+/* A column declaration is SQL the caller writes (type and constraints);
+ * it must stay inside its column: no statement separators, comments, or
+ * unbalanced quotes/parentheses. */
+static int valid_decl(const char *d) {
+  int depth = 0;
+  if (!d || !*d || strlen(d) > 1000) return 0;
+  for (const char *p = d; *p; p++) {
+    char c = *p;
+    if (c == ';') return 0;
+    if ((c == '-' && p[1] == '-') || (c == '/' && p[1] == '*')) return 0;
+    if (c == '(') depth++;
+    if (c == ')' && --depth < 0) return 0;
+    if (c == '\'' || c == '"' || c == '`' || c == '[') {
+      char close = c == '[' ? ']' : c;
+      for (p++; *p && *p != close; p++)
+        ;
+      if (!*p) return 0;
+    }
+  }
+  return depth == 0;
+}
+
+int column_index(const type_def *t, const char *name) {
+  for (size_t i = 0; i < t->ncols; i++)
+    if (strcmp(t->col_names[i], name) == 0) return (int)i;
+  return -1;
+}
+
+static void type_free(type_def *t) { sqlite3_free(t); }
+
+void catalog_free(oplog_db *db) {
+  for (size_t i = 0; i < db->ntypes; i++) type_free(db->types[i]);
+  sqlite3_free(db->types);
+  db->types = NULL;
+  db->ntypes = 0;
+}
+
+/* One allocation per type: the struct, then pointer arrays, then strings. */
+static type_def *type_build(const oplog_type_spec *s, const int *key_idx, size_t nkey) {
+  size_t strbytes = strlen(s->name) + strlen(s->table) + strlen(s->aggregate) + 3;
+  for (size_t i = 0; i < s->ncolumns; i++)
+    strbytes += strlen(s->columns[i].name) + strlen(s->columns[i].decl) + 2;
+  size_t size = sizeof(type_def) + s->ncolumns * (2 * sizeof(char *) + sizeof(int)) + strbytes;
+  type_def *t = sqlite3_malloc64(size);
+  if (!t) return NULL;
+  memset(t, 0, sizeof *t);
+  t->ncols = s->ncolumns;
+  t->col_names = (char **)(t + 1);
+  t->col_decls = t->col_names + s->ncolumns;
+  t->col_aff = (int *)(t->col_decls + s->ncolumns);
+  char *p = (char *)(t->col_aff + s->ncolumns);
+#define COPY(dst, src)                                                                           \
+  do {                                                                                           \
+    size_t n_ = strlen(src) + 1;                                                                 \
+    memcpy(p, src, n_);                                                                          \
+    dst = p;                                                                                     \
+    p += n_;                                                                                     \
+  } while (0)
+  COPY(t->name, s->name);
+  COPY(t->table, s->table);
+  COPY(t->aggregate, s->aggregate);
+  for (size_t i = 0; i < s->ncolumns; i++) {
+    COPY(t->col_names[i], s->columns[i].name);
+    COPY(t->col_decls[i], s->columns[i].decl);
+    t->col_aff[i] = affinity(s->columns[i].decl);
+  }
+#undef COPY
+  t->nkey = nkey;
+  for (size_t i = 0; i < nkey; i++) {
+    t->key_idx[i] = key_idx[i];
+    t->key_mask |= 1ULL << key_idx[i];
+  }
+  t->rowid_key = nkey == 1 && is_primary_key(t->col_decls[key_idx[0]]) &&
+                 t->col_aff[key_idx[0]] == AFF_INTEGER;
+  if (t->rowid_key) {
+    /* only the exact type name INTEGER makes a rowid alias */
+    const char *d = t->col_decls[key_idx[0]];
+    while (*d == ' ') d++;
+    t->rowid_key = strncasecmp(d, "INTEGER", 7) == 0 && (d[7] == ' ' || d[7] == 0);
+  }
+  return t;
+}
+
+/* Reads every type from the catalog tables into db->types. */
+int catalog_load(oplog_db *db) {
+  sqlite3_stmt *ts = NULL, *cs = NULL;
+  int r = sqlite3_prepare_v2(db->sql, "SELECT name, table_name, aggregate FROM oplog_types ORDER BY name",
+                             -1, &ts, NULL);
+  if (r == SQLITE_OK)
+    r = sqlite3_prepare_v2(db->sql,
+                           "SELECT name, decl, key_position FROM oplog_type_columns WHERE type_name = ?1 "
+                           "ORDER BY position",
+                           -1, &cs, NULL);
+  if (r != SQLITE_OK) {
+    sqlite3_finalize(ts);
+    return db_sqlerr(db, r);
+  }
+  type_def **types = NULL;
+  size_t ntypes = 0;
+  int rc = OPLOG_OK;
+  while (!rc && (r = sqlite3_step(ts)) == SQLITE_ROW) {
+    oplog_column cols[OPLOG_MAX_COLUMNS];
+    int key_idx[OPLOG_MAX_COLUMNS];
+    char *names[OPLOG_MAX_COLUMNS], *decls[OPLOG_MAX_COLUMNS];
+    size_t ncols = 0, nkey = 0;
+    sqlite3_bind_text(cs, 1, (const char *)sqlite3_column_text(ts, 0), -1, SQLITE_TRANSIENT);
+    while ((r = sqlite3_step(cs)) == SQLITE_ROW && ncols < OPLOG_MAX_COLUMNS) {
+      names[ncols] = sqlite3_mprintf("%s", sqlite3_column_text(cs, 0));
+      decls[ncols] = sqlite3_mprintf("%s", sqlite3_column_text(cs, 1));
+      if (sqlite3_column_type(cs, 2) != SQLITE_NULL) {
+        int kp = sqlite3_column_int(cs, 2);
+        if (kp >= 1 && kp <= OPLOG_MAX_COLUMNS) {
+          key_idx[kp - 1] = (int)ncols;
+          if ((size_t)kp > nkey) nkey = (size_t)kp;
+        }
+      }
+      cols[ncols].name = names[ncols];
+      cols[ncols].decl = decls[ncols];
+      ncols++;
+      if (!names[ncols - 1] || !decls[ncols - 1]) rc = db_error(db, OPLOG_NOMEM, "out of memory");
+    }
+    if (!rc && r != SQLITE_DONE && r != SQLITE_ROW) rc = db_sqlerr(db, r);
+    sqlite3_reset(cs);
+    if (!rc && (ncols == 0 || nkey == 0))
+      rc = db_error(db, OPLOG_CORRUPT, "type %s has no columns or no key in the catalog",
+                    sqlite3_column_text(ts, 0));
+    if (!rc) {
+      oplog_type_spec spec = {(const char *)sqlite3_column_text(ts, 0),
+                              (const char *)sqlite3_column_text(ts, 1),
+                              (const char *)sqlite3_column_text(ts, 2), cols, ncols, NULL, 0};
+      type_def *t = type_build(&spec, key_idx, nkey);
+      type_def **grown = t ? sqlite3_realloc64(types, (ntypes + 1) * sizeof *types) : NULL;
+      if (!grown) {
+        type_free(t);
+        rc = db_error(db, OPLOG_NOMEM, "out of memory");
+      } else {
+        types = grown;
+        t->index = (int)ntypes;
+        types[ntypes++] = t;
+      }
+    }
+    for (size_t i = 0; i < ncols; i++) {
+      sqlite3_free(names[i]);
+      sqlite3_free(decls[i]);
+    }
+  }
+  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  sqlite3_finalize(ts);
+  sqlite3_finalize(cs);
+  if (rc) {
+    for (size_t i = 0; i < ntypes; i++) type_free(types[i]);
+    sqlite3_free(types);
+    return rc;
+  }
+  /* cached statements point at the old definitions */
+  stmt_cache_clear(&db->live);
+  catalog_free(db);
+  db->types = types;
+  db->ntypes = ntypes;
+  db->catalog_gen++;
+  return OPLOG_OK;
+}
+
+static const type_def *find_loaded(oplog_db *db, const char *name) {
+  for (size_t i = 0; i < db->ntypes; i++)
+    if (strcmp(db->types[i]->name, name) == 0) return db->types[i];
+  return NULL;
+}
+
+const type_def *catalog_find(oplog_db *db, const char *name) {
+  if (!name) return NULL;
+  const type_def *t = find_loaded(db, name);
+  if (t) return t;
+  int code = db->code;
+  char *msg = db->msg;
+  db->msg = NULL;
+  int rc = catalog_load(db);
+  /* keep the caller's error state: a miss is not an error by itself */
+  sqlite3_free(db->msg);
+  db->code = code;
+  db->msg = msg;
+  return rc ? NULL : find_loaded(db, name);
+}
+
+/* Resolves a spec's defaults and checks it; fills key_idx. */
+static int spec_check(oplog_db *db, oplog_type_spec *s, int *key_idx, size_t *nkey) {
+  if (!valid_identifier(s->name) || reserved(s->name))
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "invalid type name '%s': use [A-Za-z_][A-Za-z0-9_]*, not oplog_* or sqlite_*",
+                    s->name ? s->name : "(null)");
+  if (!s->table) s->table = s->name;
+  if (!s->aggregate) s->aggregate = s->table;
+  if (!valid_identifier(s->table) || reserved(s->table))
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "invalid table name '%s'", s->table);
+  if (!*s->aggregate || strlen(s->aggregate) > 256)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate name must be 1 to 256 bytes");
+  if (!utf8_valid((const uint8_t *)s->aggregate, strlen(s->aggregate)))
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate name must be UTF-8");
+  if (s->ncolumns == 0 || s->ncolumns > OPLOG_MAX_COLUMNS || !s->columns)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "a type needs 1 to %d columns", OPLOG_MAX_COLUMNS);
+  for (size_t i = 0; i < s->ncolumns; i++) {
+    const oplog_column *c = &s->columns[i];
+    if (!valid_identifier(c->name))
+      return db_error(db, OPLOG_INVALID_ARGUMENT, "invalid column name '%s' in type %s",
+                      c->name ? c->name : "(null)", s->name);
+    if (!valid_decl(c->decl))
+      return db_error(db, OPLOG_INVALID_ARGUMENT,
+                      "invalid declaration for column %s: SQL type and constraints, without ; or comments",
+                      c->name);
+    for (size_t j = 0; j < i; j++)
+      if (strcasecmp(s->columns[j].name, c->name) == 0)
+        return db_error(db, OPLOG_INVALID_ARGUMENT, "column %s appears twice", c->name);
+  }
+  *nkey = 0;
+  if (s->nkey) {
+    if (s->nkey > s->ncolumns) return db_error(db, OPLOG_INVALID_ARGUMENT, "too many key columns");
+    for (size_t k = 0; k < s->nkey; k++) {
+      int idx = -1;
+      for (size_t i = 0; s->key[k] && i < s->ncolumns; i++)
+        if (strcmp(s->columns[i].name, s->key[k]) == 0) idx = (int)i;
+      if (idx < 0)
+        return db_error(db, OPLOG_INVALID_ARGUMENT, "key column '%s' is not a column of %s",
+                        s->key[k] ? s->key[k] : "(null)", s->name);
+      for (size_t j = 0; j < k; j++)
+        if (key_idx[j] == idx) return db_error(db, OPLOG_INVALID_ARGUMENT, "key column %s twice", s->key[k]);
+      key_idx[(*nkey)++] = idx;
+    }
+  } else {
+    for (size_t i = 0; i < s->ncolumns; i++)
+      if (is_primary_key(s->columns[i].decl)) {
+        if (*nkey) return db_error(db, OPLOG_INVALID_ARGUMENT, "two PRIMARY KEY columns: give spec.key");
+        key_idx[(*nkey)++] = (int)i;
+      }
+    if (!*nkey)
+      return db_error(db, OPLOG_INVALID_ARGUMENT,
+                      "type %s has no key: declare a PRIMARY KEY column or give spec.key", s->name);
+  }
+  return OPLOG_OK;
+}
+
+static int same_type(const type_def *t, const oplog_type_spec *s, const int *key_idx, size_t nkey) {
+  if (strcmp(t->table, s->table) || strcmp(t->aggregate, s->aggregate) || t->ncols != s->ncolumns ||
+      t->nkey != nkey)
+    return 0;
+  for (size_t i = 0; i < t->ncols; i++)
+    if (strcmp(t->col_names[i], s->columns[i].name) || strcmp(t->col_decls[i], s->columns[i].decl))
+      return 0;
+  for (size_t i = 0; i < nkey; i++)
+    if (t->key_idx[i] != key_idx[i]) return 0;
+  return 1;
+}
+
+/* CREATE TABLE "<schema>"."<table><suffix>" from a type's columns; with
+ * fresh, drops it first. An existing table must have the type's columns. */
+int target_create(oplog_db *db, const type_def *t, const char *schema, const char *suffix,
+                  int fresh) {
+  int rc;
+  char *sql;
+  if (fresh) {
+    sql = sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w%w\"", schema, t->table, suffix);
+    if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+    rc = db_exec(db, sql);
+    sqlite3_free(sql);
+    if (rc) return rc;
+  }
+  sql = sqlite3_mprintf("CREATE TABLE IF NOT EXISTS \"%w\".\"%w%w\" (", schema, t->table, suffix);
+  for (size_t i = 0; sql && i < t->ncols; i++) {
+    char *n = sqlite3_mprintf("%s%s\"%w\" %s", sql, i ? ", " : "", t->col_names[i], t->col_decls[i]);
+    sqlite3_free(sql);
+    sql = n;
+  }
+  if (sql && !t->rowid_key && t->nkey > 1) {
+    /* a composite key without a declared constraint still needs uniqueness */
+    int has_pk = 0;
+    for (size_t i = 0; i < t->ncols; i++) has_pk |= is_primary_key(t->col_decls[i]);
+    if (!has_pk) {
+      char *n = sqlite3_mprintf("%s, PRIMARY KEY (", sql);
+      for (size_t k = 0; n && k < t->nkey; k++) {
+        char *m = sqlite3_mprintf("%s%s\"%w\"", n, k ? ", " : "", t->col_names[t->key_idx[k]]);
+        sqlite3_free(n);
+        n = m;
+      }
+      sqlite3_free(sql);
+      sql = n ? sqlite3_mprintf("%s)", n) : NULL;
+      sqlite3_free(n);
+    }
+  }
+  if (sql) {
+    char *n = sqlite3_mprintf("%s)", sql);
+    sqlite3_free(sql);
+    sql = n;
+  }
+  if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+  /* one statement only: the tail must be empty (decls cannot smuggle more) */
+  sqlite3_stmt *s = NULL;
+  const char *tail = NULL;
+  int r = sqlite3_prepare_v2(db->sql, sql, -1, &s, &tail);
+  if (r == SQLITE_OK && tail && *tail) {
+    sqlite3_finalize(s);
+    sqlite3_free(sql);
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "column declarations of %s are not one statement", t->name);
+  }
+  if (r == SQLITE_OK) r = sqlite3_step(s);
+  sqlite3_finalize(s);
+  sqlite3_free(sql);
+  if (r != SQLITE_DONE) {
+    rc = db_sqlerr(db, r);
+    if (rc == OPLOG_SQL) db->code = OPLOG_INVALID_ARGUMENT, rc = OPLOG_INVALID_ARGUMENT;
+    return rc;
+  }
+  /* an existing table must carry every column of the type */
+  sql = sqlite3_mprintf("SELECT name FROM pragma_table_info(?1, ?2)");
+  if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+  r = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
+  sqlite3_free(sql);
+  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  char *full = sqlite3_mprintf("%s%s", t->table, suffix);
+  if (!full) {
+    sqlite3_finalize(s);
+    return db_error(db, OPLOG_NOMEM, "out of memory");
+  }
+  sqlite3_bind_text(s, 1, full, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, schema, -1, SQLITE_STATIC);
+  uint64_t seen = 0;
+  while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+    int i = column_index(t, (const char *)sqlite3_column_text(s, 0));
+    if (i >= 0) seen |= 1ULL << i;
+  }
+  sqlite3_finalize(s);
+  rc = OPLOG_OK;
+  if (r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  else if (seen != (t->ncols == 64 ? ~0ULL : (1ULL << t->ncols) - 1))
+    rc = db_error(db, OPLOG_TYPE_CONFLICT, "table %s already exists with other columns than type %s",
+                  full, t->name);
+  sqlite3_free(full);
+  return rc;
+}
+
+static int store_type(oplog_db *db, const oplog_type_spec *s, const int *key_idx, size_t nkey) {
+  sqlite3_stmt *st = NULL;
+  int r = sqlite3_prepare_v2(db->sql, "INSERT INTO oplog_types (name, table_name, aggregate) VALUES (?1, ?2, ?3)",
+                             -1, &st, NULL);
+  if (r == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, s->table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, s->aggregate, -1, SQLITE_STATIC);
+    r = sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  if (r == SQLITE_CONSTRAINT_UNIQUE || r == SQLITE_CONSTRAINT_PRIMARYKEY)
+    return db_error(db, OPLOG_TYPE_CONFLICT, "table %s already belongs to another type", s->table);
+  if (r != SQLITE_DONE) return db_sqlerr(db, r);
+  r = sqlite3_prepare_v2(db->sql,
+                         "INSERT INTO oplog_type_columns (type_name, position, name, decl, key_position) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5)",
+                         -1, &st, NULL);
+  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  for (size_t i = 0; i < s->ncolumns && r != -1; i++) {
+    sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)i + 1);
+    sqlite3_bind_text(st, 3, s->columns[i].name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, s->columns[i].decl, -1, SQLITE_STATIC);
+    sqlite3_bind_null(st, 5);
+    for (size_t k = 0; k < nkey; k++)
+      if ((size_t)key_idx[k] == i) sqlite3_bind_int64(st, 5, (int64_t)k + 1);
+    r = sqlite3_step(st);
+    if (r != SQLITE_DONE) break;
+    sqlite3_reset(st);
+  }
+  sqlite3_finalize(st);
+  return r == SQLITE_DONE ? OPLOG_OK : db_sqlerr(db, r);
+}
+
+int oplog_define(oplog_db *db, const oplog_type_spec *spec) {
+  if (!db) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  if (!spec) return db_error(db, OPLOG_INVALID_ARGUMENT, "spec is NULL");
+  if (db->readonly) return db_error(db, OPLOG_READONLY, "the file is open read-only");
+  if (db->tx != TX_NONE)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "define types outside transactions");
+  oplog_type_spec s = *spec;
+  int key_idx[OPLOG_MAX_COLUMNS];
+  size_t nkey = 0;
+  int rc = spec_check(db, &s, key_idx, &nkey);
+  if (rc) return rc;
+  if ((rc = db_exec(db, "BEGIN IMMEDIATE"))) return rc;
+  if ((rc = catalog_load(db))) goto fail; /* someone else may have defined it */
+  const type_def *old = find_loaded(db, s.name);
+  if (old) {
+    if (!same_type(old, &s, key_idx, nkey)) {
+      rc = db_error(db, OPLOG_TYPE_CONFLICT, "type %s is already defined differently", s.name);
+      goto fail;
+    }
+    return db_exec(db, "COMMIT");
+  }
+  type_def *t = type_build(&s, key_idx, nkey);
+  if (!t) {
+    rc = db_error(db, OPLOG_NOMEM, "out of memory");
+    goto fail;
+  }
+  rc = store_type(db, &s, key_idx, nkey);
+  if (!rc) rc = target_create(db, t, "main", "", 0);
+  type_free(t);
+  if (!rc) rc = ticket_ensure(db, s.aggregate);
+  if (!rc) rc = db_exec(db, "COMMIT");
+  if (rc) goto fail;
+  return catalog_load(db);
+fail:
+  sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
+}
+
+int oplog_types(oplog_db *db, int (*each)(void *, const oplog_type_spec *), void *ctx) {
+  if (!db || !each) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  int rc = catalog_load(db);
+  if (rc) return rc;
+  for (size_t i = 0; i < db->ntypes; i++) {
+    const type_def *t = db->types[i];
+    oplog_column cols[OPLOG_MAX_COLUMNS];
+    const char *key[OPLOG_MAX_COLUMNS];
+    for (size_t c = 0; c < t->ncols; c++) cols[c] = (oplog_column){t->col_names[c], t->col_decls[c]};
+    for (size_t k = 0; k < t->nkey; k++) key[k] = t->col_names[t->key_idx[k]];
+    oplog_type_spec s = {t->name, t->table, t->aggregate, cols, t->ncols, key, t->nkey};
+    if ((rc = each(ctx, &s))) return rc;
+  }
+  return OPLOG_OK;
+}

@@ -1,0 +1,319 @@
+/* db.c — the handle: opening a file (pragmas, migrations, keys, catalog),
+ * the internal statements, low-level transactions, stats and small helpers. */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* Generated from schema/NNN_*.sql: migration i brings user_version to i+1. */
+extern const struct {
+  const char *name;
+  const char *text;
+  size_t len;
+} oplog_migrations[];
+
+static int schema_level(void) {
+  int n = 0;
+  while (oplog_migrations[n].name) n++;
+  return n;
+}
+
+int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void put_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+int utf8_valid(const uint8_t *p, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    uint8_t c = p[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t len;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f;
+    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f;
+    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07;
+    else return 0;
+    if (n - i < len) return 0;
+    for (size_t k = 1; k < len; k++) {
+      if ((p[i + k] & 0xc0) != 0x80) return 0;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    /* overlong forms, surrogates, beyond U+10FFFF */
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return 0;
+    i += len;
+  }
+  return 1;
+}
+
+int db_exec(oplog_db *db, const char *sql) {
+  int rc = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? OPLOG_OK : db_sqlerr(db, rc);
+}
+
+static const char *const stmt_sql[ST__COUNT] = {
+    [ST_TICKET_GET] = "SELECT version FROM oplog_ticket WHERE name = ?1",
+    [ST_TICKET_REDEEM] =
+        "UPDATE oplog_ticket SET version = version + 1 WHERE name = ?1 AND version = ?2",
+    [ST_TICKET_ENSURE] = "INSERT OR IGNORE INTO oplog_ticket (name, version) VALUES (?1, 1)",
+    [ST_HEAD] = "SELECT id, hash FROM oplog_entries ORDER BY id DESC LIMIT 1",
+    [ST_ENTRY_INSERT] = "INSERT INTO oplog_entries (id, created, aggregate, key_id, data, "
+                        "prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_META_INSERT] =
+        "INSERT INTO oplog_metadata (entry_id, seq, key, value) VALUES (?1, ?2, ?3, ?4)",
+    [ST_META_GET] = "SELECT key, value FROM oplog_metadata WHERE entry_id = ?1 ORDER BY seq",
+    [ST_ENTRY_GET] =
+        "SELECT id, created, aggregate, key_id, data FROM oplog_entries WHERE id = ?1",
+};
+
+sqlite3_stmt *db_stmt(oplog_db *db, int which) {
+  sqlite3_stmt *s = db->st[which];
+  if (s) {
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+  }
+  int rc = sqlite3_prepare_v3(db->sql, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+  if (rc != SQLITE_OK) {
+    db_sqlerr(db, rc);
+    return NULL;
+  }
+  db->st[which] = s;
+  return s;
+}
+
+static int config_new(const oplog_open_opts *o) {
+  const oplog_key_source *k = &o->key;
+  return (k->key_file != NULL) + (k->key != NULL) + (k->passphrase != NULL) +
+         (k->no_encryption != 0);
+}
+
+/* Applies the migrations above the file's level, in one transaction. New
+ * files also get their encryption settings in that same transaction, so a
+ * crash leaves either nothing or a complete, keyed file. */
+static int migrate(oplog_db *db, const oplog_key_source *src) {
+  int target = schema_level();
+  int rc = db_exec(db, "BEGIN IMMEDIATE");
+  if (rc) return rc;
+  sqlite3_stmt *s = NULL;
+  int level = 0;
+  int r = sqlite3_prepare_v2(db->sql, "PRAGMA user_version", -1, &s, NULL);
+  if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) level = sqlite3_column_int(s, 0);
+  sqlite3_finalize(s);
+  if (r != SQLITE_ROW) {
+    rc = db_sqlerr(db, r);
+    goto fail;
+  }
+  if (level > target) {
+    rc = db_error(db, OPLOG_SCHEMA_TOO_NEW,
+                  "file schema level %d is newer than this library's %d (oplog %s)", level,
+                  target, OPLOG_VERSION);
+    goto fail;
+  }
+  int is_new = level == 0;
+  for (int i = level; i < target; i++) {
+    if ((rc = db_exec(db, oplog_migrations[i].text))) goto fail;
+  }
+  if (level < target) {
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", target);
+    if ((rc = db_exec(db, sql))) goto fail;
+  }
+  if (is_new && (rc = crypto_open(db, src, 1))) goto fail;
+  if ((rc = db_exec(db, "COMMIT"))) goto fail;
+  return is_new ? -1 : OPLOG_OK;
+fail:
+  sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
+}
+
+static int read_level(oplog_db *db, int *level) {
+  sqlite3_stmt *s = NULL;
+  int r = sqlite3_prepare_v2(db->sql, "PRAGMA user_version", -1, &s, NULL);
+  if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) *level = sqlite3_column_int(s, 0);
+  sqlite3_finalize(s);
+  return r == SQLITE_ROW ? OPLOG_OK : db_sqlerr(db, r);
+}
+
+int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
+  static const oplog_open_opts defaults;
+  if (!out) return OPLOG_INVALID_ARGUMENT;
+  *out = NULL;
+  if (sqlite3_initialize() != SQLITE_OK) return OPLOG_NOMEM;
+  oplog_db *db = sqlite3_malloc64(sizeof *db);
+  if (!db) return OPLOG_NOMEM;
+  memset(db, 0, sizeof *db);
+  *out = db;
+  stmt_cache_init(&db->live, "main", "");
+  if (!opts) opts = &defaults;
+  if (!path || !*path) return db_error(db, OPLOG_INVALID_ARGUMENT, "path must be a non-empty string");
+  if (sodium_init() < 0) return db_error(db, OPLOG_IO, "libsodium failed to initialise");
+  if (config_new(opts) > 1)
+    return db_error(db, OPLOG_INVALID_ARGUMENT,
+                    "choose one of key_file, key, passphrase or encryption = false");
+  if (opts->sync != OPLOG_SYNC_FULL && opts->sync != OPLOG_SYNC_NORMAL)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "sync must be full or normal");
+  db->path = sqlite3_mprintf("%s", path);
+  if (!db->path) return db_error(db, OPLOG_NOMEM, "out of memory");
+  db->readonly = opts->readonly != 0;
+
+  struct stat stbuf;
+  int exists = stat(path, &stbuf) == 0;
+  if (!exists && (opts->no_create || opts->readonly))
+    return db_error(db, OPLOG_NOT_FOUND, "%s: no such file", path);
+
+  int flags = (db->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+              SQLITE_OPEN_NOMUTEX;
+  int r = sqlite3_open_v2(path, &db->sql, flags, NULL);
+  if (r != SQLITE_OK) {
+    int rc = db_sqlerr(db, r);
+    if (r == SQLITE_CANTOPEN) rc = db_error(db, OPLOG_IO, "%s: cannot open file", path);
+    return rc;
+  }
+  sqlite3_extended_result_codes(db->sql, 1);
+  int ms = opts->busy_timeout_ms == 0 ? 5000 : opts->busy_timeout_ms < 0 ? 0 : opts->busy_timeout_ms;
+  sqlite3_busy_timeout(db->sql, ms);
+
+  int rc;
+  int level = 0;
+  if ((rc = read_level(db, &level))) return rc;
+  if (level > schema_level())
+    return db_error(db, OPLOG_SCHEMA_TOO_NEW,
+                    "file schema level %d is newer than this library's %d (oplog %s)", level,
+                    schema_level(), OPLOG_VERSION);
+  if (!db->readonly) {
+    /* WAL and synchronous first: a new file is created in WAL mode. */
+    if ((rc = db_exec(db, "PRAGMA journal_mode = WAL"))) return rc;
+    if ((rc = db_exec(db, opts->sync == OPLOG_SYNC_NORMAL ? "PRAGMA synchronous = NORMAL"
+                                                          : "PRAGMA synchronous = FULL")))
+      return rc;
+  }
+  int is_new = 0;
+  if (level < schema_level()) {
+    if (db->readonly)
+      return db_error(db, level == 0 ? OPLOG_NOT_FOUND : OPLOG_READONLY,
+                      level == 0 ? "%s is not an oplog file" : "%s needs a schema upgrade; open it read-write once",
+                      path);
+    if (level == 0 && config_new(opts) == 0)
+      return db_error(db, OPLOG_KEY_REQUIRED,
+                      "a new file needs a key choice: key_file, key, passphrase or encryption = false");
+    rc = migrate(db, &opts->key);
+    if (rc > 0) return rc;
+    is_new = rc < 0;
+  }
+  if (!is_new && (rc = crypto_open(db, &opts->key, 0))) return rc;
+  if ((rc = catalog_load(db))) return rc;
+  db_clear_error(db);
+  return OPLOG_OK;
+}
+
+int oplog_close(oplog_db *db) {
+  if (!db) return OPLOG_OK;
+  if (db->sql && !sqlite3_get_autocommit(db->sql))
+    sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+  stmt_cache_clear(&db->live);
+  for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(db->st[i]);
+  catalog_free(db);
+  crypto_close(db);
+  queue_reset(&db->q);
+  buf_free(&db->q.data);
+  buf_free(&db->scratch);
+  if (db->scratch2.p) sodium_memzero(db->scratch2.p, db->scratch2.cap);
+  buf_free(&db->scratch2);
+  sqlite3_free(db->tx_aggregate);
+  if (db->sql) sqlite3_close_v2(db->sql);
+  sqlite3_free(db->path);
+  sqlite3_free(db->msg);
+  sqlite3_free(db);
+  return OPLOG_OK;
+}
+
+/* ---------------------------------------------------------------- low-level transactions */
+
+int oplog_begin(oplog_db *db) {
+  if (!db) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  if (db->tx != TX_NONE) return db_error(db, OPLOG_INVALID_ARGUMENT, "a transaction is already open on this handle (no nesting)");
+  if (db->readonly) return db_error(db, OPLOG_READONLY, "the file is open read-only");
+  int rc = db_exec(db, "BEGIN IMMEDIATE");
+  if (rc) return rc;
+  db->tx = TX_LOW;
+  return OPLOG_OK;
+}
+
+int oplog_commit(oplog_db *db) {
+  if (!db) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  if (db->tx != TX_LOW) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction opened with begin");
+  int rc = db_exec(db, "COMMIT");
+  if (rc) {
+    /* SQLite keeps the transaction open on a busy COMMIT; we do not keep
+     * half-states: roll back so that the caller sees all or nothing. */
+    sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+  }
+  db->tx = TX_NONE;
+  return rc;
+}
+
+int oplog_rollback(oplog_db *db) {
+  if (!db) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  if (db->tx != TX_LOW) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction opened with begin");
+  db->tx = TX_NONE;
+  if (!sqlite3_get_autocommit(db->sql)) return db_exec(db, "ROLLBACK");
+  return OPLOG_OK;
+}
+
+/* ---------------------------------------------------------------- stats */
+
+int oplog_get_stats(oplog_db *db, oplog_stats *out,
+                    int (*each)(void *, const char *, int64_t, int64_t), void *ctx) {
+  if (!db || !out) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  memset(out, 0, sizeof *out);
+  static const char *sql =
+      "SELECT (SELECT count(*) FROM oplog_entries),"
+      " (SELECT page_count * page_size FROM pragma_page_count, pragma_page_size),"
+      " (SELECT count(*) FROM oplog_keys)";
+  sqlite3_stmt *s = NULL;
+  int r = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
+  if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) {
+    out->entries = sqlite3_column_int64(s, 0);
+    out->bytes = sqlite3_column_int64(s, 1);
+    out->keys = sqlite3_column_int64(s, 2);
+    r = SQLITE_OK;
+  }
+  sqlite3_finalize(s);
+  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (!each) return OPLOG_OK;
+  r = sqlite3_prepare_v2(db->sql,
+                         "SELECT t.name, t.version, (SELECT count(*) FROM oplog_entries e"
+                         " WHERE e.aggregate = t.name) FROM oplog_ticket t ORDER BY t.name",
+                         -1, &s, NULL);
+  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  int rc = OPLOG_OK;
+  while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+    rc = each(ctx, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 2),
+              sqlite3_column_int64(s, 1));
+    if (rc) break;
+  }
+  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  sqlite3_finalize(s);
+  return rc;
+}

@@ -1,0 +1,241 @@
+/*
+ * internal.h — what the core's files share and nothing outside src/ may use
+ * (tests/ may, to reach fuzz entry points). One struct per concept; each
+ * .c file owns the fields of its concept.
+ */
+#ifndef OPLOG_INTERNAL_H
+#define OPLOG_INTERNAL_H
+
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "oplog.h"
+
+#define OPLOG_MAX_COLUMNS 64
+#define OPLOG_KEY_BYTES 32
+#define OPLOG_NONCE_BYTES 24
+#define OPLOG_TAG_BYTES 16
+#define OPLOG_FORMAT_VERSION 1
+
+/* ---------------------------------------------------------------- arena (arena.c)
+ * Bump allocator for decoded entries: one reset per entry instead of a free
+ * per protobuf-c object. Memory comes from sqlite3_malloc64. */
+typedef struct arena_chunk arena_chunk;
+typedef struct arena {
+  arena_chunk *head;
+  int failed; /* an allocation failed since the last reset */
+} arena;
+void *arena_alloc(arena *a, size_t n);
+char *arena_strndup(arena *a, const char *s, size_t n);
+void arena_reset(arena *a); /* keeps the newest chunk for reuse */
+void arena_free(arena *a);
+/* A ProtobufCAllocator over an arena (frees are no-ops). */
+struct ProtobufCAllocator;
+void arena_protobuf_allocator(arena *a, struct ProtobufCAllocator *out);
+
+/* A growable byte buffer (sqlite3_realloc64). */
+typedef struct buf {
+  uint8_t *p;
+  size_t n, cap;
+} buf;
+int buf_reserve(buf *b, size_t extra); /* OPLOG_OK or OPLOG_NOMEM */
+int buf_append(buf *b, const void *p, size_t n);
+void buf_free(buf *b);
+
+/* ---------------------------------------------------------------- catalog (catalog.c) */
+enum { AFF_INTEGER, AFF_TEXT, AFF_BLOB, AFF_REAL, AFF_NUMERIC };
+
+typedef struct type_def {
+  char *name, *table, *aggregate;
+  size_t ncols;
+  char **col_names;
+  char **col_decls;
+  int *col_aff;
+  size_t nkey;
+  int key_idx[OPLOG_MAX_COLUMNS]; /* column index of each key part */
+  uint64_t key_mask;              /* bit i: column i is part of the key */
+  int rowid_key;                  /* single INTEGER PRIMARY KEY column */
+  int index;                      /* position in db->types */
+} type_def;
+
+/* Finds a type, reloading the catalog once on a miss (another connection
+ * may have defined it). NULL if absent; does not set an error. */
+const type_def *catalog_find(oplog_db *db, const char *name);
+int catalog_load(oplog_db *db);
+void catalog_free(oplog_db *db);
+int column_index(const type_def *t, const char *name); /* -1 if absent */
+int valid_identifier(const char *s);
+
+/* ---------------------------------------------------------------- apply (row.c)
+ * Applies one operation to a table of a type, in a target (schema + suffix):
+ * live tables are ("main", ""). Statements are cached per shape. */
+typedef struct stmt_slot {
+  const type_def *type;
+  int kind;
+  uint64_t set_mask, null_mask;
+  sqlite3_stmt *stmt;
+} stmt_slot;
+
+#define STMT_CACHE_SLOTS 256
+typedef struct stmt_cache {
+  const char *schema; /* quoted into SQL, validated identifier */
+  const char *suffix;
+  unsigned gen; /* db->catalog_gen the slots were prepared for */
+  stmt_slot slot[STMT_CACHE_SLOTS];
+} stmt_cache;
+
+void stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix);
+void stmt_cache_clear(stmt_cache *c);
+
+/* Checks an operation against its type: known columns, no duplicates, key
+ * present, mask/nulls rules, UTF-8 text. Fills cols[i] = column index of
+ * op->row.fields[i]. */
+int op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols);
+/* The stored type of a value in a column (TEXT on a BLOB column is BLOB). */
+oplog_value_type value_stored_type(const type_def *t, int col, const oplog_value *v);
+/* Runs the op's SQL; update/delete of a missing row is OPLOG_NOT_FOUND. */
+int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols);
+
+/* ---------------------------------------------------------------- queue (queue.c)
+ * The encoded operations of one entry: protobuf EntryData, appended one
+ * AnyOperation at a time (Boundary's Queue). */
+typedef struct queue {
+  buf data;
+  size_t nops;
+} queue;
+int queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, const int *cols);
+void queue_reset(queue *q);
+
+/* Decodes EntryData into ops allocated in `a`. Every type must be in the
+ * catalog (OPLOG_NOT_FOUND otherwise). Fuzz entry point. */
+int entry_decode(oplog_db *db, arena *a, const uint8_t *p, size_t n, const oplog_op **ops,
+                 size_t *nops);
+
+/* ---------------------------------------------------------------- crypto (crypto.c) */
+typedef struct data_key {
+  int64_t id;
+  unsigned char key[OPLOG_KEY_BYTES];
+} data_key;
+
+typedef struct keyring {
+  int encrypted;       /* the file is encrypted */
+  int have_key;        /* its root key is available */
+  unsigned char *root; /* sodium_malloc'd, OPLOG_KEY_BYTES */
+  data_key *keys;      /* sodium_malloc'd array */
+  size_t nkeys;
+  int64_t active;      /* id of the key for new entries */
+} keyring;
+
+/* Reads (and for a new file, creates) the encryption settings and keys. */
+int crypto_open(oplog_db *db, const oplog_key_source *src, int is_new);
+void crypto_close(oplog_db *db);
+/* data = nonce || ciphertext; out is appended to. */
+int crypto_encrypt_entry(oplog_db *db, int64_t id, const char *aggregate, int64_t *key_id,
+                         const uint8_t *plain, size_t n, buf *out);
+int crypto_decrypt_entry(oplog_db *db, int64_t id, const char *aggregate, int64_t key_id,
+                         const uint8_t *data, size_t n, buf *out);
+/* Fuzz entry point: checks one stored key row against the loaded root key. */
+int crypto_unwrap(const unsigned char *root, int64_t id, const uint8_t *nonce, size_t nnonce,
+                  const uint8_t *wrapped, size_t nwrapped, unsigned char key[OPLOG_KEY_BYTES]);
+
+/* ---------------------------------------------------------------- chain (chain.c) */
+typedef struct chain_entry {
+  int64_t id, created, key_id;
+  const char *aggregate;
+  size_t aggregate_len;
+  const uint8_t *data;
+  size_t ndata;
+  const uint8_t *prev_hash; /* OPLOG_HASH_BYTES */
+} chain_entry;
+
+/* Streams one entry's hash (FORMAT.md "Hash chain"): begin, then each
+ * metadata pair in seq order, then finish with their count. */
+void chain_begin(crypto_generichash_state *st, const chain_entry *e);
+void chain_meta(crypto_generichash_state *st, const char *key, size_t nkey, const char *value,
+                size_t nvalue, int has_value);
+void chain_finish(crypto_generichash_state *st, const chain_entry *e, size_t nmetadata,
+                  unsigned char out[OPLOG_HASH_BYTES]);
+
+/* ---------------------------------------------------------------- statements (db.c) */
+enum {
+  ST_TICKET_GET,
+  ST_TICKET_REDEEM,
+  ST_TICKET_ENSURE,
+  ST_HEAD,
+  ST_ENTRY_INSERT,
+  ST_META_INSERT,
+  ST_META_GET,
+  ST_ENTRY_GET,
+  ST__COUNT
+};
+sqlite3_stmt *db_stmt(oplog_db *db, int which); /* NULL: error set */
+
+/* ---------------------------------------------------------------- the handle */
+enum { TX_NONE, TX_HIGH, TX_LOW };
+
+struct oplog_db {
+  sqlite3 *sql;
+  char *path;
+  int code;
+  char *msg; /* sqlite3_malloc'd */
+  int readonly;
+  keyring kr;
+  /* catalog */
+  type_def **types;
+  size_t ntypes;
+  unsigned catalog_gen; /* bumped on every reload: cached statements expire */
+  /* statements */
+  sqlite3_stmt *st[ST__COUNT];
+  stmt_cache live; /* ("main", "") */
+  /* transaction */
+  int tx;
+  char *tx_aggregate;
+  int64_t tx_ticket;
+  int64_t tx_last_rowid;
+  queue q;
+  buf scratch;  /* encrypted entry data */
+  buf scratch2; /* decrypted entry data */
+};
+
+/* ---------------------------------------------------------------- errors (error.c) */
+int db_error(oplog_db *db, int code, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Maps a SQLite result (and its message) to an oplog code and sets it. */
+int db_sqlerr(oplog_db *db, int rc);
+int map_sqlite_code(int rc);
+void db_clear_error(oplog_db *db);
+
+/* ---------------------------------------------------------------- helpers */
+int64_t now_ms(void);
+int utf8_valid(const uint8_t *p, size_t n);
+int db_exec(oplog_db *db, const char *sql);
+void put_u32(uint8_t *p, uint32_t v);
+void put_u64(uint8_t *p, uint64_t v);
+
+/* ticket.c */
+int ticket_read(oplog_db *db, const char *aggregate, int64_t *version);
+int ticket_redeem(oplog_db *db, const char *aggregate, int64_t version);
+int ticket_ensure(oplog_db *db, const char *aggregate);
+
+/* entry.c: writes one entry (data = encoded EntryData) inside the caller's
+ * transaction: redeems the ticket, encrypts, chains, inserts. */
+int entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const oplog_meta *md,
+                size_t nmd, const uint8_t *data, size_t ndata, int64_t *id);
+int head_read(oplog_db *db, int64_t *id, unsigned char hash[OPLOG_HASH_BYTES]);
+
+/* reader.c: the streaming reader shared by oplog_entries, replay and verify. */
+int iter_open(oplog_db *db, const oplog_filter *f, int with_ops, oplog_iter **out);
+int64_t iter_count(oplog_db *db, const oplog_filter *f, int *rc);
+
+/* replay.c: replays the selected entries into (schema, suffix) targets. */
+int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog_filter *f,
+               int fresh, oplog_progress_fn progress, void *pctx, oplog_replay_result *out);
+int target_create(oplog_db *db, const type_def *t, const char *schema, const char *suffix,
+                  int fresh);
+
+#endif

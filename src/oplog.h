@@ -1,0 +1,375 @@
+/*
+ * oplog.h — an embedded, single-file, encrypted, hash-chained operation log.
+ *
+ * One SQLite file holds an application's tables and an append-only log of
+ * every change made to them. This header is the whole C API; the Lua module
+ * and the `oplog` command are thin layers over it.
+ *
+ * Conventions (after SQLite and libsodium):
+ *  - Every function that can fail returns an int result code (OPLOG_OK = 0 or
+ *    one of the codes below). The human message of the last failure on a
+ *    handle is oplog_errmsg(db); it stays valid until the next call on db.
+ *  - Handles are opaque. There is no global mutable state; a handle may be
+ *    used from one thread at a time.
+ *  - Memory: strings and arrays passed IN are borrowed for the call only.
+ *    Pointers handed OUT are owned by the library and valid for the lifetime
+ *    stated at each function (usually: until the next call on the same
+ *    iterator or handle). Nothing handed out is freed by the caller except
+ *    where a function says so (oplog_entry_free, oplog_close, ...).
+ *  - No failure leaves a partial entry, a redeemed ticket without its entry,
+ *    or an entry without its live changes.
+ */
+#ifndef OPLOG_H
+#define OPLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OPLOG_VERSION "0.1.0"
+
+/* Result codes. oplog_code_name() gives the SPEC's lower-case name. */
+typedef enum oplog_code {
+  OPLOG_OK = 0,
+  OPLOG_INVALID_ARGUMENT,
+  OPLOG_NOT_FOUND,
+  OPLOG_CLOSED,
+  OPLOG_TICKET_CONFLICT,
+  OPLOG_TYPE_CONFLICT,
+  OPLOG_CONSTRAINT,
+  OPLOG_KEY_REQUIRED,
+  OPLOG_WRONG_KEY,
+  OPLOG_DECRYPT_FAILED,
+  OPLOG_CORRUPT,
+  OPLOG_BUSY,
+  OPLOG_READONLY,
+  OPLOG_IO,
+  OPLOG_NOMEM,
+  OPLOG_SCHEMA_TOO_NEW,
+  OPLOG_TARGET_NOT_EMPTY,
+  OPLOG_SQL
+} oplog_code;
+
+/* "invalid_argument", "not_found", ...; "unknown" for a value out of range. */
+const char *oplog_code_name(int code);
+
+typedef struct oplog_db oplog_db;
+
+/* ---------------------------------------------------------------- open */
+
+/*
+ * Where the root key comes from. Set exactly one of key_file, key,
+ * passphrase, or no_encryption = 1. Leaving all unset opens an existing
+ * encrypted file without its key: the hash chain, head, stats, types,
+ * tickets and the key list are readable, anything that needs plaintext
+ * fails with OPLOG_KEY_REQUIRED. A new file always needs an explicit choice.
+ */
+typedef struct oplog_key_source {
+  const char *key_file;       /* 32 raw bytes, or 64 hex chars (+ newline) */
+  const unsigned char *key;   /* 32 bytes */
+  size_t key_len;             /* must be 32 when key is set */
+  const char *passphrase;     /* Argon2id; salt and limits live in the file */
+  size_t passphrase_len;      /* 0: strlen(passphrase) */
+  unsigned long long kdf_ops; /* Argon2id opslimit for a NEW passphrase; 0: 2 */
+  size_t kdf_mem;             /* memlimit in bytes for a NEW passphrase; 0: 64 MiB */
+  int no_encryption;          /* 1: plaintext, explicitly */
+} oplog_key_source;
+
+enum { OPLOG_SYNC_FULL = 0, OPLOG_SYNC_NORMAL = 1 };
+
+typedef struct oplog_open_opts {
+  oplog_key_source key;
+  int readonly;        /* open read-only (SQLITE_OPEN_READONLY) */
+  int no_create;       /* fail with OPLOG_NOT_FOUND if the file is missing */
+  int busy_timeout_ms; /* 0: default 5000; negative: do not wait */
+  int sync;            /* OPLOG_SYNC_FULL (default) or OPLOG_SYNC_NORMAL */
+} oplog_open_opts;
+
+/*
+ * Opens or creates `path` (WAL mode, schema migrated to this version).
+ * Like sqlite3_open, *db is set even on failure (except OPLOG_NOMEM, where
+ * it may be NULL) so that oplog_errmsg(*db) explains; close it either way.
+ * opts may be NULL only for an existing plaintext or keyless read.
+ */
+int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **db);
+
+/* Rolls back any open transaction, wipes keys, frees everything. NULL ok. */
+int oplog_close(oplog_db *db);
+
+/* Message of the last failure on db ("not an error" after success). */
+const char *oplog_errmsg(oplog_db *db);
+/* Code of the last failure on db. */
+int oplog_errcode(oplog_db *db);
+
+/* Writes a new random 32-byte key to path as 64 hex chars + "\n", mode
+ * 0600; fails (OPLOG_IO, message says why) if path exists. */
+int oplog_keygen(const char *path, char *errbuf, size_t errbuf_len);
+
+/* ---------------------------------------------------------------- values */
+
+typedef enum oplog_value_type {
+  OPLOG_NULL = 0,
+  OPLOG_INTEGER,
+  OPLOG_REAL,
+  OPLOG_TEXT, /* UTF-8; bound to a BLOB-affinity column it is kept as BLOB */
+  OPLOG_BLOB,
+  OPLOG_BOOLEAN /* stored in the live table as integer 0/1 */
+} oplog_value_type;
+
+typedef struct oplog_value {
+  oplog_value_type type;
+  union {
+    int64_t i; /* INTEGER, BOOLEAN (0 or 1) */
+    double r;  /* REAL */
+    struct {
+      const void *p;
+      size_t n;
+    } b; /* TEXT (not NUL-terminated on input), BLOB */
+  } u;
+} oplog_value;
+
+typedef struct oplog_field {
+  const char *name;
+  oplog_value value;
+} oplog_field;
+
+typedef struct oplog_row {
+  const oplog_field *fields;
+  size_t nfields;
+} oplog_row;
+
+typedef enum oplog_op_kind {
+  OPLOG_OP_CREATE = 1,
+  OPLOG_OP_UPDATE = 2,
+  OPLOG_OP_DELETE = 3,
+  OPLOG_OP_CREATE_ITEMS = 4,
+  OPLOG_OP_DELETE_ITEMS = 5
+} oplog_op_kind;
+
+/* "create", "update", "delete", "create_items", "delete_items"; NULL else. */
+const char *oplog_op_name(int kind);
+/* The reverse; 0 for an unknown name. */
+int oplog_op_kind_from_name(const char *name);
+
+/*
+ * One operation on one row of one type. create_items / delete_items are
+ * logged as one operation per row (as in Boundary's oplog), in call order.
+ * For update, the key columns of row select the row, mask lists columns of
+ * row to set, nulls lists columns to set to NULL; at least one of them must
+ * be non-empty and no column may be in both.
+ */
+typedef struct oplog_op {
+  const char *type;
+  oplog_op_kind kind;
+  oplog_row row;
+  const char *const *mask;
+  size_t nmask;
+  const char *const *nulls;
+  size_t nnulls;
+} oplog_op;
+
+/* A metadata pair; value NULL means the key carries no value. */
+typedef struct oplog_meta {
+  const char *key;
+  const char *value;
+} oplog_meta;
+
+/* ---------------------------------------------------------------- catalog */
+
+typedef struct oplog_column {
+  const char *name;
+  const char *decl; /* SQL type and constraints, e.g. "TEXT NOT NULL" */
+} oplog_column;
+
+typedef struct oplog_type_spec {
+  const char *name;      /* type name */
+  const char *table;     /* NULL: name */
+  const char *aggregate; /* NULL: table */
+  const oplog_column *columns;
+  size_t ncolumns; /* 1..64 */
+  const char *const *key; /* NULL: the column declared PRIMARY KEY */
+  size_t nkey;
+} oplog_type_spec;
+
+/*
+ * Registers a type: creates its live table if missing, stores the
+ * definition in the file's catalog and creates its aggregate's ticket.
+ * The same definition again is a no-op; a different one is
+ * OPLOG_TYPE_CONFLICT. Names must match [A-Za-z_][A-Za-z0-9_]* and may not
+ * start with "oplog_" or "sqlite_".
+ */
+int oplog_define(oplog_db *db, const oplog_type_spec *spec);
+
+/* Calls each(ctx, spec) for every stored type, ordered by name; the spec
+ * is valid during the call only. A non-zero return stops the walk and is
+ * returned. */
+int oplog_types(oplog_db *db,
+                int (*each)(void *ctx, const oplog_type_spec *spec), void *ctx);
+
+/* ---------------------------------------------------------------- tickets */
+
+/* Current version of the aggregate's ticket (OPLOG_NOT_FOUND if none). */
+int oplog_ticket(oplog_db *db, const char *aggregate, int64_t *version);
+
+/* ---------------------------------------------------------------- transactions
+ *
+ * The high-level path, mirroring Lua's db:transaction. One transaction per
+ * handle at a time (another begin is OPLOG_INVALID_ARGUMENT: there are no
+ * nested transactions). oplog_tx_begin runs BEGIN IMMEDIATE and reads the
+ * aggregate's ticket; each oplog_tx_apply changes the live table and queues
+ * the operation; oplog_tx_commit writes one entry holding every queued
+ * operation with the metadata, redeems the ticket and commits. If any of
+ * these calls fails, the whole transaction has already been rolled back
+ * when it returns. oplog_tx_rollback undoes everything.
+ */
+int oplog_tx_begin(oplog_db *db, const char *aggregate);
+int oplog_tx_apply(oplog_db *db, const oplog_op *op);
+/* *entry_id is 0 when no operation was queued (nothing is written then). */
+int oplog_tx_commit(oplog_db *db, const oplog_meta *metadata, size_t nmetadata,
+                    int64_t *entry_id);
+int oplog_tx_rollback(oplog_db *db);
+/* 1 while a high-level transaction is open on db. */
+int oplog_tx_active(oplog_db *db);
+/* rowid of the last row inserted by oplog_tx_apply (for INTEGER PRIMARY
+ * KEY columns the caller left out; the logged row carries it). */
+int64_t oplog_tx_last_rowid(oplog_db *db);
+
+/* ---------------------------------------------------------------- low level
+ *
+ * After Boundary's WriteEntryWith: the caller brackets one or more
+ * oplog_write_entry calls with oplog_begin / oplog_commit. Live tables are
+ * not touched. A stale ticket fails with OPLOG_TICKET_CONFLICT and leaves
+ * nothing of that entry; the surrounding transaction stays open.
+ */
+int oplog_begin(oplog_db *db);
+int oplog_commit(oplog_db *db);
+int oplog_rollback(oplog_db *db);
+
+typedef struct oplog_entry_write {
+  const char *aggregate;
+  int64_t ticket; /* the version read with oplog_ticket */
+  const oplog_meta *metadata;
+  size_t nmetadata;
+  const oplog_op *ops;
+  size_t nops; /* at least 1 */
+} oplog_entry_write;
+
+int oplog_write_entry(oplog_db *db, const oplog_entry_write *w, int64_t *entry_id);
+
+/* ---------------------------------------------------------------- reading */
+
+typedef struct oplog_entry {
+  int64_t id;
+  int64_t created; /* unix milliseconds */
+  const char *aggregate;
+  int64_t key_id; /* 0: plaintext */
+  const oplog_meta *metadata;
+  size_t nmetadata;
+  const oplog_op *ops; /* rows decoded; TEXT values are NUL-terminated */
+  size_t nops;
+} oplog_entry;
+
+/* Reads, decrypts and decodes one entry. OPLOG_NOT_FOUND if absent; an
+ * operation whose type is not in the catalog is OPLOG_NOT_FOUND too. The
+ * caller frees *out with oplog_entry_free. */
+int oplog_entry_get(oplog_db *db, int64_t id, oplog_entry **out);
+void oplog_entry_free(oplog_entry *entry);
+
+typedef struct oplog_filter {
+  const char *aggregate;      /* NULL: all */
+  int64_t since;              /* id > since (0: from the start) */
+  int64_t upto;               /* id <= upto (0: no bound) */
+  const oplog_meta *metadata; /* all must match; value NULL: key present */
+  size_t nmetadata;
+  int64_t limit;              /* 0: no limit */
+  int reverse;                /* 1: newest first */
+} oplog_filter;
+
+typedef struct oplog_iter oplog_iter;
+
+/* Streams entries in id order; memory does not grow with the log. */
+int oplog_entries(oplog_db *db, const oplog_filter *filter, oplog_iter **it);
+/* *entry is NULL at the end. It is valid until the next call on it. */
+int oplog_iter_next(oplog_iter *it, const oplog_entry **entry);
+void oplog_iter_close(oplog_iter *it);
+
+/* ---------------------------------------------------------------- replay & verify */
+
+/* Progress callback: a non-zero return stops the work, which then fails
+ * with OPLOG_INVALID_ARGUMENT ("interrupted") and leaves nothing of it. */
+typedef int (*oplog_progress_fn)(void *ctx, int64_t done, int64_t total);
+
+typedef struct oplog_replay_opts {
+  const char *aggregate; /* NULL: all */
+  int64_t since, upto;   /* as in oplog_filter */
+  const char *suffix;    /* tables <table><suffix> in this file, or */
+  const char *into;      /* the same table names in another SQLite file */
+  int fresh;             /* drop the targets first */
+  oplog_progress_fn progress;
+  void *progress_ctx;
+} oplog_replay_opts;
+
+typedef struct oplog_replay_result {
+  int64_t entries, ops;
+} oplog_replay_result;
+
+int oplog_replay(oplog_db *db, const oplog_replay_opts *opts, oplog_replay_result *out);
+
+#define OPLOG_HASH_BYTES 32
+
+typedef struct oplog_verify_opts {
+  int replay;                 /* also compare a full replay with live tables */
+  const unsigned char *head;  /* OPLOG_HASH_BYTES, or NULL */
+  oplog_progress_fn progress;
+  void *progress_ctx;
+} oplog_verify_opts;
+
+/* Called once per problem found. kind is one of "hash_mismatch",
+ * "chain_break", "missing_entry", "decrypt_failed", "live_mismatch",
+ * "head_mismatch"; id is 0 when no entry applies. */
+typedef int (*oplog_problem_fn)(void *ctx, int64_t id, const char *kind, const char *detail);
+
+typedef struct oplog_verify_result {
+  int ok;          /* 1 when no problem was found */
+  int64_t entries; /* entries checked */
+  int64_t problems;
+} oplog_verify_result;
+
+/* A log with problems is still OPLOG_OK: problems go to on_problem (which
+ * may be NULL) and into out. Only failures to run the check are errors. */
+int oplog_verify(oplog_db *db, const oplog_verify_opts *opts, oplog_problem_fn on_problem,
+                 void *ctx, oplog_verify_result *out);
+
+/* Newest entry: id 0 and an all-zero hash for an empty log. */
+int oplog_head(oplog_db *db, int64_t *id, unsigned char hash[OPLOG_HASH_BYTES]);
+
+/* ---------------------------------------------------------------- stats & keys */
+
+typedef struct oplog_stats {
+  int64_t entries;
+  int64_t bytes; /* size of the database file (pages * page size) */
+  int64_t keys;  /* data keys stored (0 for a plaintext file) */
+} oplog_stats;
+
+/* each_aggregate (may be NULL) gets every ticket with its entry count. */
+int oplog_get_stats(oplog_db *db, oplog_stats *out,
+                    int (*each_aggregate)(void *ctx, const char *name, int64_t entries,
+                                          int64_t ticket),
+                    void *ctx);
+
+/* Lists data keys: state is "active" (used for new entries) or "retired". */
+int oplog_keys(oplog_db *db,
+               int (*each)(void *ctx, int64_t id, int64_t created, const char *state),
+               void *ctx);
+/* Makes a new data key active; old entries stay readable. */
+int oplog_rotate_key(oplog_db *db, int64_t *new_key_id);
+/* Re-wraps every data key under a new root key, in one transaction. */
+int oplog_rekey(oplog_db *db, const oplog_key_source *new_key);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* OPLOG_H */

@@ -1,0 +1,137 @@
+/* replay.c — applying the log's operations, in id order, to target tables:
+ * <table><suffix> in this file, or the same names in another SQLite file
+ * (a replica). The same apply code as live writes; one transaction. */
+#include <string.h>
+
+#include "internal.h"
+
+#define PROGRESS_EVERY 1024
+
+static int table_has_rows(oplog_db *db, const char *schema, const char *table, int *has) {
+  *has = 0;
+  char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".sqlite_schema WHERE type = 'table' AND name = ?1", schema);
+  if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+  sqlite3_stmt *s = NULL;
+  int r = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
+  sqlite3_free(sql);
+  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+  r = sqlite3_step(s);
+  sqlite3_finalize(s);
+  if (r == SQLITE_DONE) return OPLOG_OK;
+  if (r != SQLITE_ROW) return db_sqlerr(db, r);
+  sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w\" LIMIT 1", schema, table);
+  if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+  r = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
+  sqlite3_free(sql);
+  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  r = sqlite3_step(s);
+  sqlite3_finalize(s);
+  if (r == SQLITE_ROW) *has = 1;
+  else if (r != SQLITE_DONE) return db_sqlerr(db, r);
+  return OPLOG_OK;
+}
+
+int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog_filter *f,
+               int fresh, oplog_progress_fn progress, void *pctx, oplog_replay_result *out) {
+  int rc = catalog_load(db);
+  if (rc) return rc;
+  memset(out, 0, sizeof *out);
+  /* Targets first: every type (of the aggregate, if one is selected). */
+  for (size_t i = 0; i < db->ntypes; i++) {
+    const type_def *t = db->types[i];
+    if (f->aggregate && strcmp(t->aggregate, f->aggregate) != 0) continue;
+    char *name = sqlite3_mprintf("%s%s", t->table, suffix);
+    if (!name) return db_error(db, OPLOG_NOMEM, "out of memory");
+    int has = 0;
+    rc = table_has_rows(db, schema, name, &has);
+    if (!rc && has && !fresh)
+      rc = db_error(db, OPLOG_TARGET_NOT_EMPTY, "target table %s has rows: replay into empty tables or pass fresh",
+                    name);
+    sqlite3_free(name);
+    if (rc || (rc = target_create(db, t, schema, suffix, fresh))) return rc;
+  }
+  int64_t total = 0;
+  if (progress && ((total = iter_count(db, f, &rc)), rc)) return rc;
+  stmt_cache *cache = sqlite3_malloc64(sizeof *cache);
+  if (!cache) return db_error(db, OPLOG_NOMEM, "out of memory");
+  stmt_cache_init(cache, schema, suffix);
+  cache->gen = db->catalog_gen;
+  oplog_iter *it = NULL;
+  rc = iter_open(db, f, 1, &it);
+  const oplog_entry *e = NULL;
+  while (!rc && !(rc = oplog_iter_next(it, &e)) && e) {
+    for (size_t i = 0; i < e->nops && !rc; i++) {
+      const oplog_op *op = &e->ops[i];
+      const type_def *t = catalog_find(db, op->type);
+      int cols[OPLOG_MAX_COLUMNS];
+      if (!t) rc = db_error(db, OPLOG_NOT_FOUND, "entry %lld: type %s is not in the catalog", (long long)e->id, op->type);
+      else if ((rc = op_validate(db, t, op, cols)) || (rc = op_apply(db, cache, t, op, cols))) {
+        char *m = sqlite3_mprintf("replay of entry %lld, operation %zu: %s", (long long)e->id, i + 1,
+                                  oplog_errmsg(db));
+        if (m) {
+          sqlite3_free(db->msg);
+          db->msg = m;
+        }
+      }
+      out->ops++;
+    }
+    if (rc) break;
+    out->entries++;
+    if (progress && out->entries % PROGRESS_EVERY == 0 && progress(pctx, out->entries, total))
+      rc = db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
+  }
+  if (!rc && progress && progress(pctx, out->entries, total))
+    rc = db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
+  oplog_iter_close(it);
+  stmt_cache_clear(cache);
+  sqlite3_free(cache);
+  return rc;
+}
+
+int oplog_replay(oplog_db *db, const oplog_replay_opts *o, oplog_replay_result *out) {
+  if (!db) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  oplog_replay_result ignored;
+  if (!out) out = &ignored;
+  memset(out, 0, sizeof *out);
+  if (!o) return db_error(db, OPLOG_INVALID_ARGUMENT, "replay options are required");
+  if (db->tx != TX_NONE) return db_error(db, OPLOG_INVALID_ARGUMENT, "finish the open transaction first");
+  if ((o->suffix != NULL) == (o->into != NULL))
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "replay needs exactly one of suffix or into");
+  if (db->kr.encrypted && !db->kr.have_key)
+    return db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted and was opened without its key");
+  if (o->suffix) {
+    if (!*o->suffix || strspn(o->suffix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+                           strlen(o->suffix) || strlen(o->suffix) > 64)
+      return db_error(db, OPLOG_INVALID_ARGUMENT, "suffix must be 1 to 64 of [A-Za-z0-9_]");
+    if (db->readonly) return db_error(db, OPLOG_READONLY, "the file is open read-only");
+  } else if (!*o->into) {
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "into must name a file");
+  }
+  oplog_filter f = {.aggregate = o->aggregate, .since = o->since, .upto = o->upto};
+  const char *schema = "main";
+  int rc;
+  if (o->into) {
+    sqlite3_stmt *s = NULL;
+    int r = sqlite3_prepare_v2(db->sql, "ATTACH DATABASE ?1 AS oplog_replica", -1, &s, NULL);
+    if (r == SQLITE_OK) {
+      sqlite3_bind_text(s, 1, o->into, -1, SQLITE_STATIC);
+      r = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    if (r != SQLITE_DONE) return db_sqlerr(db, r);
+    schema = "oplog_replica";
+  }
+  rc = db_exec(db, o->into && db->readonly ? "BEGIN" : "BEGIN IMMEDIATE");
+  if (!rc) {
+    rc = replay_run(db, schema, o->suffix ? o->suffix : "", &f, o->fresh, o->progress, o->progress_ctx, out);
+    if (!rc) rc = db_exec(db, "COMMIT");
+    if (rc) {
+      sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+      memset(out, 0, sizeof *out);
+    }
+  }
+  if (o->into) sqlite3_exec(db->sql, "DETACH DATABASE oplog_replica", NULL, NULL, NULL);
+  return rc;
+}

@@ -1,0 +1,275 @@
+/* row.c — rows and values of a type: checking an operation against its
+ * type, and applying it to a table (live, replay suffix or replica) with
+ * prepared statements cached per shape. Identifiers come from the catalog
+ * (validated at define) and are quoted; values are always bound. */
+#include <string.h>
+
+#include "internal.h"
+
+void stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix) {
+  memset(c, 0, sizeof *c);
+  c->schema = schema;
+  c->suffix = suffix;
+}
+
+void stmt_cache_clear(stmt_cache *c) {
+  for (int i = 0; i < STMT_CACHE_SLOTS; i++) {
+    sqlite3_finalize(c->slot[i].stmt);
+    c->slot[i].stmt = NULL;
+    c->slot[i].type = NULL;
+  }
+}
+
+static int op_class(int kind) {
+  switch (kind) {
+  case OPLOG_OP_CREATE:
+  case OPLOG_OP_CREATE_ITEMS: return OPLOG_OP_CREATE;
+  case OPLOG_OP_DELETE:
+  case OPLOG_OP_DELETE_ITEMS: return OPLOG_OP_DELETE;
+  default: return kind;
+  }
+}
+
+oplog_value_type value_stored_type(const type_def *t, int col, const oplog_value *v) {
+  if (v->type == OPLOG_TEXT && t->col_aff[col] == AFF_BLOB) return OPLOG_BLOB;
+  return v->type;
+}
+
+static int name_list_index(const type_def *t, const char *name) {
+  return name ? column_index(t, name) : -1;
+}
+
+int op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols) {
+  int k = op->kind;
+  if (k < OPLOG_OP_CREATE || k > OPLOG_OP_DELETE_ITEMS)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "unknown operation kind %d", k);
+  if (op->row.nfields > t->ncols)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "row has more fields than type %s has columns", t->name);
+  if (op->row.nfields && !op->row.fields)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "row fields are NULL");
+  uint64_t present = 0;
+  for (size_t i = 0; i < op->row.nfields; i++) {
+    const oplog_field *f = &op->row.fields[i];
+    int c = name_list_index(t, f->name);
+    if (c < 0)
+      return db_error(db, OPLOG_INVALID_ARGUMENT, "type %s has no column '%s'", t->name,
+                      f->name ? f->name : "(null)");
+    if (present & (1ULL << c))
+      return db_error(db, OPLOG_INVALID_ARGUMENT, "column %s given twice", f->name);
+    present |= 1ULL << c;
+    cols[i] = c;
+    const oplog_value *v = &f->value;
+    switch (v->type) {
+    case OPLOG_NULL:
+    case OPLOG_INTEGER:
+    case OPLOG_REAL: break;
+    case OPLOG_BOOLEAN:
+      if (v->u.i != 0 && v->u.i != 1)
+        return db_error(db, OPLOG_INVALID_ARGUMENT, "boolean %s must be 0 or 1", f->name);
+      break;
+    case OPLOG_TEXT:
+    case OPLOG_BLOB:
+      if (v->u.b.n && !v->u.b.p)
+        return db_error(db, OPLOG_INVALID_ARGUMENT, "value of %s is NULL", f->name);
+      if (v->u.b.n > 1000000000)
+        return db_error(db, OPLOG_INVALID_ARGUMENT, "value of %s is larger than 1e9 bytes", f->name);
+      if (v->type == OPLOG_TEXT && t->col_aff[c] != AFF_BLOB && !utf8_valid(v->u.b.p, v->u.b.n))
+        return db_error(db, OPLOG_INVALID_ARGUMENT, "text of %s is not valid UTF-8", f->name);
+      break;
+    default: return db_error(db, OPLOG_INVALID_ARGUMENT, "value of %s has unknown type %d", f->name, v->type);
+    }
+  }
+  int missing_key = (present & t->key_mask) != t->key_mask;
+  if (k != OPLOG_OP_UPDATE && (op->nmask || op->nnulls))
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "mask and nulls belong to update only");
+  if (op_class(k) == OPLOG_OP_CREATE) {
+    if (missing_key && !t->rowid_key)
+      return db_error(db, OPLOG_INVALID_ARGUMENT, "create of %s needs its key columns", t->name);
+    return OPLOG_OK;
+  }
+  if (missing_key)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "%s of %s needs its key columns to select the row",
+                    oplog_op_name(k), t->name);
+  if (k != OPLOG_OP_UPDATE) return OPLOG_OK;
+  if (op->nmask == 0 && op->nnulls == 0)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "update of %s needs a mask or nulls", t->name);
+  if ((op->nmask && !op->mask) || (op->nnulls && !op->nulls))
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "mask or nulls is NULL");
+  uint64_t mask = 0, nulls = 0;
+  for (size_t i = 0; i < op->nmask; i++) {
+    int c = name_list_index(t, op->mask[i]);
+    if (c < 0)
+      return db_error(db, OPLOG_INVALID_ARGUMENT, "mask names '%s', not a column of %s",
+                      op->mask[i] ? op->mask[i] : "(null)", t->name);
+    if (!(present & (1ULL << c)))
+      return db_error(db, OPLOG_INVALID_ARGUMENT, "mask names %s, which the row does not give", op->mask[i]);
+    mask |= 1ULL << c;
+  }
+  for (size_t i = 0; i < op->nnulls; i++) {
+    int c = name_list_index(t, op->nulls[i]);
+    if (c < 0)
+      return db_error(db, OPLOG_INVALID_ARGUMENT, "nulls names '%s', not a column of %s",
+                      op->nulls[i] ? op->nulls[i] : "(null)", t->name);
+    if (mask & (1ULL << c))
+      return db_error(db, OPLOG_INVALID_ARGUMENT, "column %s is in both mask and nulls", op->nulls[i]);
+    nulls |= 1ULL << c;
+  }
+  if ((mask | nulls) & t->key_mask)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "update cannot change key columns of %s", t->name);
+  return OPLOG_OK;
+}
+
+static char *build_sql(const stmt_cache *c, const type_def *t, int cls, uint64_t set, uint64_t nul) {
+  char *sql;
+  if (cls == OPLOG_OP_CREATE) {
+    if (!set)
+      return sqlite3_mprintf("INSERT INTO \"%w\".\"%w%w\" DEFAULT VALUES", c->schema, t->table, c->suffix);
+    sql = sqlite3_mprintf("INSERT INTO \"%w\".\"%w%w\" (", c->schema, t->table, c->suffix);
+    int n = 0;
+    for (size_t i = 0; sql && i < t->ncols; i++)
+      if (set & (1ULL << i)) {
+        char *m = sqlite3_mprintf("%s%s\"%w\"", sql, n++ ? ", " : "", t->col_names[i]);
+        sqlite3_free(sql);
+        sql = m;
+      }
+    if (sql) {
+      char *m = sqlite3_mprintf("%s) VALUES (", sql);
+      sqlite3_free(sql);
+      sql = m;
+    }
+    for (int i = 0; sql && i < n; i++) {
+      char *m = sqlite3_mprintf("%s%s?", sql, i ? ", " : "");
+      sqlite3_free(sql);
+      sql = m;
+    }
+    if (sql) {
+      char *m = sqlite3_mprintf("%s)", sql);
+      sqlite3_free(sql);
+      sql = m;
+    }
+    return sql;
+  }
+  if (cls == OPLOG_OP_UPDATE) {
+    sql = sqlite3_mprintf("UPDATE \"%w\".\"%w%w\" SET ", c->schema, t->table, c->suffix);
+    int n = 0;
+    for (size_t i = 0; sql && i < t->ncols; i++)
+      if ((set | nul) & (1ULL << i)) {
+        char *m = sqlite3_mprintf("%s%s\"%w\" = %s", sql, n++ ? ", " : "", t->col_names[i],
+                                  (set & (1ULL << i)) ? "?" : "NULL");
+        sqlite3_free(sql);
+        sql = m;
+      }
+  } else {
+    sql = sqlite3_mprintf("DELETE FROM \"%w\".\"%w%w\"", c->schema, t->table, c->suffix);
+  }
+  for (size_t k = 0; sql && k < t->nkey; k++) {
+    char *m = sqlite3_mprintf("%s %s \"%w\" = ?", sql, k ? "AND" : "WHERE", t->col_names[t->key_idx[k]]);
+    sqlite3_free(sql);
+    sql = m;
+  }
+  return sql;
+}
+
+static sqlite3_stmt *cached_stmt(oplog_db *db, stmt_cache *c, const type_def *t, int cls,
+                                 uint64_t set, uint64_t nul) {
+  if (c->gen != db->catalog_gen) {
+    stmt_cache_clear(c);
+    c->gen = db->catalog_gen;
+  }
+  uint64_t h = (uint64_t)t->index * 0x9e3779b97f4a7c15ULL ^ set * 0xff51afd7ed558ccdULL ^
+               nul * 0xc4ceb9fe1a85ec53ULL ^ (uint64_t)cls;
+  h ^= h >> 29;
+  for (int probe = 0; probe < 8; probe++) {
+    stmt_slot *s = &c->slot[(h + probe) % STMT_CACHE_SLOTS];
+    if (s->stmt && s->type == t && s->kind == cls && s->set_mask == set && s->null_mask == nul) {
+      sqlite3_reset(s->stmt);
+      return s->stmt;
+    }
+  }
+  stmt_slot *s = NULL;
+  for (int probe = 0; probe < 8 && !s; probe++)
+    if (!c->slot[(h + probe) % STMT_CACHE_SLOTS].stmt) s = &c->slot[(h + probe) % STMT_CACHE_SLOTS];
+  if (!s) {
+    s = &c->slot[h % STMT_CACHE_SLOTS]; /* evict */
+    sqlite3_finalize(s->stmt);
+    s->stmt = NULL;
+  }
+  char *sql = build_sql(c, t, cls, set, nul);
+  if (!sql) {
+    db_error(db, OPLOG_NOMEM, "out of memory");
+    return NULL;
+  }
+  int r = sqlite3_prepare_v3(db->sql, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmt, NULL);
+  sqlite3_free(sql);
+  if (r != SQLITE_OK) {
+    db_sqlerr(db, r);
+    s->stmt = NULL;
+    return NULL;
+  }
+  s->type = t;
+  s->kind = cls;
+  s->set_mask = set;
+  s->null_mask = nul;
+  return s->stmt;
+}
+
+static void bind_value(sqlite3_stmt *s, int param, const type_def *t, int col, const oplog_value *v) {
+  switch (value_stored_type(t, col, v)) {
+  case OPLOG_INTEGER:
+  case OPLOG_BOOLEAN: sqlite3_bind_int64(s, param, v->u.i); break;
+  case OPLOG_REAL: sqlite3_bind_double(s, param, v->u.r); break;
+  case OPLOG_TEXT: sqlite3_bind_text(s, param, v->u.b.p ? v->u.b.p : "", (int)v->u.b.n, SQLITE_STATIC); break;
+  case OPLOG_BLOB: sqlite3_bind_blob(s, param, v->u.b.p ? v->u.b.p : "", (int)v->u.b.n, SQLITE_STATIC); break;
+  default: sqlite3_bind_null(s, param); break;
+  }
+}
+
+int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols) {
+  int cls = op_class(op->kind);
+  int field_of[OPLOG_MAX_COLUMNS];
+  uint64_t present = 0, set = 0, nul = 0;
+  for (size_t i = 0; i < t->ncols; i++) field_of[i] = -1;
+  for (size_t i = 0; i < op->row.nfields; i++) {
+    field_of[cols[i]] = (int)i;
+    present |= 1ULL << cols[i];
+  }
+  if (cls == OPLOG_OP_CREATE) set = present;
+  if (cls == OPLOG_OP_UPDATE) {
+    for (size_t i = 0; i < op->nmask; i++) set |= 1ULL << column_index(t, op->mask[i]);
+    for (size_t i = 0; i < op->nnulls; i++) nul |= 1ULL << column_index(t, op->nulls[i]);
+  }
+  sqlite3_stmt *s = cached_stmt(db, c, t, cls, set, nul);
+  if (!s) return db->code;
+  int p = 1;
+  for (size_t i = 0; i < t->ncols; i++)
+    if (set & (1ULL << i)) bind_value(s, p++, t, (int)i, &op->row.fields[field_of[i]].value);
+  if (cls != OPLOG_OP_CREATE)
+    for (size_t k = 0; k < t->nkey; k++) {
+      int col = t->key_idx[k];
+      bind_value(s, p++, t, col, &op->row.fields[field_of[col]].value);
+    }
+  int r = sqlite3_step(s);
+  int rc = OPLOG_OK;
+  if (r != SQLITE_DONE) {
+    rc = db_sqlerr(db, r);
+    if (rc == OPLOG_CONSTRAINT)
+      db_error(db, rc, "%s of %s: %s", oplog_op_name(op->kind), t->name, sqlite3_errmsg(db->sql));
+  } else if (cls != OPLOG_OP_CREATE && sqlite3_changes(db->sql) == 0) {
+    rc = db_error(db, OPLOG_NOT_FOUND, "%s of %s: no row with that key in %s%s", oplog_op_name(op->kind),
+                  t->name, t->table, c->suffix);
+  }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return rc;
+}
+
+const char *oplog_op_name(int kind) {
+  static const char *const names[] = {NULL, "create", "update", "delete", "create_items", "delete_items"};
+  return kind >= 1 && kind <= 5 ? names[kind] : NULL;
+}
+
+int oplog_op_kind_from_name(const char *name) {
+  for (int k = 1; name && k <= 5; k++)
+    if (strcmp(oplog_op_name(k), name) == 0) return k;
+  return 0;
+}

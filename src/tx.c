@@ -1,0 +1,153 @@
+/* tx.c — transactions: the high-level one (live tables + one entry, as
+ * Lua's db:transaction) and Boundary's WriteEntryWith (entry only, inside
+ * oplog_begin/oplog_commit). Either way nothing half-written survives. */
+#include <string.h>
+
+#include "internal.h"
+
+static int key_check(oplog_db *db) {
+  if (db->kr.encrypted && !db->kr.have_key)
+    return db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted and was opened without its key");
+  return OPLOG_OK;
+}
+
+static int aggregate_check(oplog_db *db, const char *aggregate) {
+  if (!aggregate || !*aggregate)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate must be a non-empty string");
+  return OPLOG_OK;
+}
+
+/* Ends the high-level transaction, undoing everything; keeps db's error. */
+static int tx_abort(oplog_db *db, int rc) {
+  if (!sqlite3_get_autocommit(db->sql)) sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+  db->tx = TX_NONE;
+  queue_reset(&db->q);
+  return rc;
+}
+
+int oplog_tx_begin(oplog_db *db, const char *aggregate) {
+  if (!db) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  if (db->tx != TX_NONE)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "a transaction is already open on this handle (no nesting)");
+  int rc = aggregate_check(db, aggregate);
+  if (rc || (rc = key_check(db))) return rc;
+  if (db->readonly) return db_error(db, OPLOG_READONLY, "the file is open read-only");
+  size_t n = strlen(aggregate);
+  char *copy = sqlite3_realloc64(db->tx_aggregate, n + 1);
+  if (!copy) return db_error(db, OPLOG_NOMEM, "out of memory");
+  memcpy(copy, aggregate, n + 1);
+  db->tx_aggregate = copy;
+  if ((rc = db_exec(db, "BEGIN IMMEDIATE"))) return rc;
+  db->tx = TX_HIGH;
+  queue_reset(&db->q);
+  db->tx_last_rowid = 0;
+  if ((rc = ticket_read(db, aggregate, &db->tx_ticket))) return tx_abort(db, rc);
+  return OPLOG_OK;
+}
+
+/* Looks up op's type and checks it may be written under `aggregate`. */
+static int op_prepare(oplog_db *db, const char *aggregate, const oplog_op *op, const type_def **t,
+                      int *cols) {
+  if (!op) return db_error(db, OPLOG_INVALID_ARGUMENT, "op is NULL");
+  *t = catalog_find(db, op->type);
+  if (!*t)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "unknown type '%s'", op->type ? op->type : "(null)");
+  if (strcmp((*t)->aggregate, aggregate) != 0)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "type %s belongs to aggregate '%s', not '%s'",
+                    (*t)->name, (*t)->aggregate, aggregate);
+  return op_validate(db, *t, op, cols);
+}
+
+int oplog_tx_apply(oplog_db *db, const oplog_op *op) {
+  if (!db) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  if (db->tx != TX_HIGH) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction is open (oplog_tx_begin)");
+  const type_def *t;
+  int cols[OPLOG_MAX_COLUMNS + 1];
+  int rc = op_prepare(db, db->tx_aggregate, op, &t, cols);
+  if (rc || (rc = op_apply(db, &db->live, t, op, cols))) return tx_abort(db, rc);
+  int cls_create = op->kind == OPLOG_OP_CREATE || op->kind == OPLOG_OP_CREATE_ITEMS;
+  db->tx_last_rowid = sqlite3_last_insert_rowid(db->sql);
+  uint64_t present = 0;
+  for (size_t i = 0; i < op->row.nfields; i++) present |= 1ULL << cols[i];
+  if (cls_create && t->rowid_key && !(present & t->key_mask)) {
+    /* the row got its key from SQLite: log it, so replay makes the same row */
+    oplog_field fields[OPLOG_MAX_COLUMNS];
+    if (op->row.nfields) memcpy(fields, op->row.fields, op->row.nfields * sizeof *fields);
+    size_t k = op->row.nfields;
+    fields[k].name = t->col_names[t->key_idx[0]];
+    fields[k].value.type = OPLOG_INTEGER;
+    fields[k].value.u.i = db->tx_last_rowid;
+    cols[k] = t->key_idx[0];
+    oplog_op full = *op;
+    full.row.fields = fields;
+    full.row.nfields = k + 1;
+    rc = queue_add(db, &db->q, t, &full, cols);
+  } else {
+    rc = queue_add(db, &db->q, t, op, cols);
+  }
+  return rc ? tx_abort(db, rc) : OPLOG_OK;
+}
+
+int oplog_tx_commit(oplog_db *db, const oplog_meta *md, size_t nmd, int64_t *entry_id) {
+  if (!db) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  if (entry_id) *entry_id = 0;
+  if (db->tx != TX_HIGH) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction is open (oplog_tx_begin)");
+  int64_t id = 0;
+  int rc = OPLOG_OK;
+  if (db->q.nops)
+    rc = entry_write(db, db->tx_aggregate, db->tx_ticket, md, nmd, db->q.data.p, db->q.data.n, &id);
+  if (!rc) rc = db_exec(db, "COMMIT");
+  if (rc) return tx_abort(db, rc);
+  db->tx = TX_NONE;
+  queue_reset(&db->q);
+  if (entry_id) *entry_id = id;
+  return OPLOG_OK;
+}
+
+int oplog_tx_rollback(oplog_db *db) {
+  if (!db) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  if (db->tx != TX_HIGH) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction is open (oplog_tx_begin)");
+  return tx_abort(db, OPLOG_OK);
+}
+
+int oplog_tx_active(oplog_db *db) { return db && db->tx == TX_HIGH; }
+
+int64_t oplog_tx_last_rowid(oplog_db *db) { return db ? db->tx_last_rowid : 0; }
+
+int oplog_write_entry(oplog_db *db, const oplog_entry_write *w, int64_t *entry_id) {
+  if (!db) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  if (entry_id) *entry_id = 0;
+  if (!w) return db_error(db, OPLOG_INVALID_ARGUMENT, "entry is NULL");
+  if (db->tx != TX_LOW)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "write_entry runs between begin and commit");
+  int rc = aggregate_check(db, w->aggregate);
+  if (rc || (rc = key_check(db))) return rc;
+  if (w->nops == 0 || !w->ops) return db_error(db, OPLOG_INVALID_ARGUMENT, "an entry needs at least one operation");
+  queue_reset(&db->q);
+  for (size_t i = 0; i < w->nops; i++) {
+    const type_def *t;
+    int cols[OPLOG_MAX_COLUMNS];
+    if ((rc = op_prepare(db, w->aggregate, &w->ops[i], &t, cols)) ||
+        (rc = queue_add(db, &db->q, t, &w->ops[i], cols)))
+      return rc;
+  }
+  /* The savepoint keeps a failed write from leaving a ticket bump or an
+   * entry row behind, while the caller's transaction stays open. */
+  if ((rc = db_exec(db, "SAVEPOINT oplog_write_entry"))) return rc;
+  int64_t id = 0;
+  rc = entry_write(db, w->aggregate, w->ticket, w->metadata, w->nmetadata, db->q.data.p, db->q.data.n, &id);
+  queue_reset(&db->q);
+  if (rc) {
+    sqlite3_exec(db->sql, "ROLLBACK TO oplog_write_entry", NULL, NULL, NULL);
+    sqlite3_exec(db->sql, "RELEASE oplog_write_entry", NULL, NULL, NULL);
+    return rc;
+  }
+  if ((rc = db_exec(db, "RELEASE oplog_write_entry"))) return rc;
+  if (entry_id) *entry_id = id;
+  return OPLOG_OK;
+}

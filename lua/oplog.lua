@@ -1,0 +1,11 @@
+-- oplog: an embedded, single-file, encrypted, hash-chained operation log.
+--
+--   local oplog = require "oplog"
+--   local db <close> = oplog.open("app.db", { key_file = "app.key" })
+--
+-- The whole API (SPEC.md section 2) is implemented in C by the module
+-- oplog.core (src/lua_oplog.c); this file is the name users require, so
+-- that pure-Lua additions have a place to live without touching the C side.
+local core = require "oplog.core"
+
+return core

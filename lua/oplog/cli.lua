@@ -1,0 +1,834 @@
+-- oplog.cli: the `oplog` command. Every subcommand is written against the
+-- public Lua API (require "oplog"), the same one users' scripts get; the C
+-- side (src/cli.c) only embeds this code and calls cli.main(argv).
+local oplog = require "oplog"
+local json = require "oplog.json"
+local progress = require "oplog.progress"
+
+local cli = {}
+
+-- Errors the command raises itself look like the library's: a table with
+-- code and message, printed as "oplog: <code>: <message>".
+local Error = {}
+Error.__index = Error
+Error.__tostring = function(e) return "oplog: " .. e.code .. ": " .. e.message end
+
+local function fail(code, fmt, ...)
+  error(setmetatable({ code = code, message = string.format(fmt, ...) }, Error), 0)
+end
+
+local function usage(fmt, ...)
+  fail("invalid_argument", fmt, ...)
+end
+
+local function out(...)
+  io.stdout:write(...)
+end
+
+------------------------------------------------------------------ help texts
+
+local KEY_OPTIONS = [[
+Key options:
+  --key-file PATH        the root key: 64 hex characters (as written by
+                         `oplog keygen`) or 32 raw bytes
+  --passphrase-env VAR   derive the root key from the passphrase held in
+                         environment variable VAR (Argon2id)
+  --no-encryption        plaintext log, no key
+  OPLOG_KEY_FILE=PATH in the environment stands for --key-file when no key
+  option is given.
+]]
+
+local HELP = {}
+
+HELP[""] = [[
+Usage: oplog COMMAND [ARGS...]
+
+An encrypted, hash-chained operation log in one SQLite file.
+
+Commands:
+  keygen KEYFILE            write a new random root key to KEYFILE
+  init DB KEY-OPTION        create a new, empty log file
+  run SCRIPT [ARGS...]      run a Lua script with the oplog module loaded
+  dump DB [--aggregate A] [--since ID] [--upto ID] [--meta K=V]... [--json]
+                            print entries
+  verify DB [--replay] [--head HEX] [--json]
+                            check the hash chain (and decryption, replay)
+  replay DB (--suffix S | --into FILE) [--aggregate A] [--since ID]
+            [--upto ID] [--fresh]
+                            rebuild tables from the log
+  stats DB [--json]         entries, size, aggregates and their tickets
+  head DB                   id and hash of the newest entry
+  keys DB (list | rotate | rekey NEW-KEY-OPTION)
+                            list, rotate or re-wrap the data keys
+
+]] .. KEY_OPTIONS .. [[
+  verify, head, stats and keys list also work without the key of an
+  encrypted log: they then read only what is stored in the clear.
+
+Exit status: 0 success, 1 a check found problems (verify), 2 bad usage or
+any error, with the message on stderr as "oplog: <code>: <message>".
+
+`oplog COMMAND --help` describes a command; `oplog --version` prints the
+version.
+]]
+
+HELP.keygen = [[
+Usage: oplog keygen KEYFILE
+
+Writes a new random 32-byte root key to KEYFILE as 64 hex characters and a
+newline, with file mode 0600. Refuses to overwrite an existing file. Keep
+the key safe: without it an encrypted log cannot be read.
+]]
+
+HELP.init = [[
+Usage: oplog init DB KEY-OPTION
+
+Creates DB as a new, empty log (SQLite, WAL mode) protected by the chosen
+key; a key option is required (--no-encryption for a plaintext log). Refuses
+a DB that already exists and is not empty: to add the log to an existing
+SQLite file, open it with oplog.open from Lua.
+
+]] .. KEY_OPTIONS
+
+HELP.run = [[
+Usage: oplog run SCRIPT [ARGS...]
+
+Runs the Lua 5.4 script SCRIPT ("-" reads it from standard input) as
+`lua5.4 SCRIPT ARGS...` would, with the oplog module loaded: `require
+"oplog"` works without LUA_PATH, and the global `oplog` holds it too. The
+global `arg` holds the script name at arg[0], ARGS at arg[1]..arg[n], and
+the command line before the script at negative indices; the script also
+gets ARGS as `...`. os.exit(status) sets the exit status; an error raised by
+the script is printed on stderr with a traceback and exits with 2.
+]]
+
+HELP.dump = [[
+Usage: oplog dump DB [--aggregate A] [--since ID] [--upto ID] [--meta K=V]...
+                  [--json] KEY-OPTION
+
+Prints the entries in id order. Decrypting needs the key.
+
+  --aggregate A   only entries of aggregate A
+  --since ID      only entries with id > ID
+  --upto ID       only entries with id <= ID
+  --meta K=V      only entries whose metadata key K has value V (repeat to
+                  require several keys; --meta K alone: K is present)
+  --json          one JSON object per line:
+                  {"id":..,"aggregate":..,"created":<unix ms>,"key_id":..,
+                   "metadata":{"K":["V",..]},"ops":[{"type":..,"op":..,
+                   "row":{..},"mask":[..],"nulls":[..]}]}
+                  SQL NULL is null; a string that is not valid UTF-8 (a
+                  BLOB value, say) is written as {"base64":"<base64>"}.
+
+Without --json each entry is a header line (id, time in UTC, aggregate,
+key id, metadata) followed by one indented line per operation.
+When stderr is a terminal and stdout is not, a progress bar is shown.
+
+]] .. KEY_OPTIONS
+
+HELP.verify = [[
+Usage: oplog verify DB [--replay] [--head HEX] [--json] [KEY-OPTION]
+
+Checks the hash chain and that no entry was changed or removed. With the
+key it also decrypts every entry; without it (an encrypted log opened with
+no key option) it checks the chain only.
+
+  --replay     also replay the whole log into temporary tables and compare
+               them with the live tables (needs the key)
+  --head HEX   also check that the chain reaches this head hash (as printed
+               by `oplog head`): detects a cut-off tail
+  --json       print one JSON object: {"ok":..,"entries":..,
+               "problems":[{"id":..,"kind":..,"detail":..}],"decrypted":..}
+
+Prints a summary and one line per problem. Exit status 0 when the log is
+intact, 1 when problems were found, 2 when the check could not run.
+When stderr is a terminal, a progress bar is shown.
+
+]] .. KEY_OPTIONS
+
+HELP.replay = [[
+Usage: oplog replay DB (--suffix S | --into FILE) [--aggregate A] [--since ID]
+                    [--upto ID] [--fresh] KEY-OPTION
+
+Applies the logged operations, in id order, to target tables:
+  --suffix S     tables <table>S in DB itself (e.g. --suffix _replay)
+  --into FILE    tables of the same names in another SQLite file (a replica)
+  --aggregate A, --since ID, --upto ID   select entries as in dump
+  --fresh        drop the target tables first; without it they must be
+                 absent or empty
+Prints how many entries and operations were applied.
+When stderr is a terminal, a progress bar is shown.
+
+]] .. KEY_OPTIONS
+
+HELP.stats = [[
+Usage: oplog stats DB [--json] [KEY-OPTION]
+
+Prints the number of entries, the file size in bytes, the number of data
+keys and, per aggregate, its entries and ticket version. With --json:
+{"entries":..,"bytes":..,"keys":..,"aggregates":{"A":{"entries":..,"ticket":..}}}
+Needs no key.
+]]
+
+HELP.head = [[
+Usage: oplog head DB [KEY-OPTION]
+
+Prints the id and the hash (64 hex characters) of the newest entry,
+separated by a space: "<id> <hex>". An empty log prints id 0 and a hash of
+zeros. Keep the output elsewhere and give it to `oplog verify --head` later
+to detect a log cut short. Needs no key.
+]]
+
+HELP.keys = [[
+Usage: oplog keys DB [KEY-OPTION] list
+       oplog keys DB KEY-OPTION rotate
+       oplog keys DB KEY-OPTION rekey NEW-KEY-OPTION
+
+  list     prints each data key: id, creation time (UTC), state (active:
+           used for new entries; retired). Needs no key.
+  rotate   creates a new active data key; older entries stay readable.
+  rekey    re-wraps every data key under a new root key, given after
+           `rekey` as --key-file PATH or --passphrase-env VAR. Afterwards
+           only the new root key opens DB.
+Key options before the action give the current root key.
+
+]] .. KEY_OPTIONS
+
+------------------------------------------------------------------ arguments
+
+local KEY_SPEC = {
+  ["--key-file"] = { key = "key_file", value = true },
+  ["--passphrase-env"] = { key = "passphrase_env", value = true },
+  ["--no-encryption"] = { key = "no_encryption" },
+}
+
+local function with_keys(spec)
+  local s = {}
+  for k, v in pairs(KEY_SPEC) do s[k] = v end
+  for k, v in pairs(spec or {}) do s[k] = v end
+  return s
+end
+
+-- Parses args[first..] against spec ({["--name"] = {key=, value=, multi=}}).
+-- "--name=value" and "--name value" both work; "--" ends the options.
+-- stop(positionals) returning true stops the parse after a positional; the
+-- index of the next argument is returned then.
+local function parse(cmd, args, first, spec, stop)
+  local o = { pos = {} }
+  local i = first
+  while i <= #args do
+    local a = args[i]
+    if a == "--" then
+      table.move(args, i + 1, #args, #o.pos + 1, o.pos)
+      return o, #args + 1
+    elseif a == "--help" or a == "-h" then
+      o.help = true
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
+      local name, val = a:match("^(%-%-[^=]+)=(.*)$")
+      name = name or a
+      local s = spec[name]
+      if not s then
+        usage("%s: unknown option %s (see oplog %s --help)", cmd, name, cmd)
+      end
+      if s.value then
+        if val == nil then
+          i = i + 1
+          val = args[i]
+          if val == nil then usage("%s: option %s needs a value", cmd, name) end
+        end
+        if s.multi then
+          o[s.key] = o[s.key] or {}
+          table.insert(o[s.key], val)
+        elseif o[s.key] ~= nil then
+          usage("%s: option %s given twice", cmd, name)
+        else
+          o[s.key] = val
+        end
+      else
+        if val ~= nil then usage("%s: option %s takes no value", cmd, name) end
+        o[s.key] = true
+      end
+    else
+      o.pos[#o.pos + 1] = a
+      if stop and stop(o.pos) then return o, i + 1 end
+    end
+    i = i + 1
+  end
+  return o, i
+end
+
+local function positionals(cmd, o, names)
+  if #o.pos < #names then
+    usage("%s: missing %s (see oplog %s --help)", cmd, names[#o.pos + 1], cmd)
+  elseif #o.pos > #names then
+    usage("%s: unexpected argument %q (see oplog %s --help)", cmd, o.pos[#names + 1], cmd)
+  end
+  return table.unpack(o.pos)
+end
+
+local function id_option(cmd, name, s)
+  if s == nil then return nil end
+  if not s:match("^%d+$") or not math.tointeger(tonumber(s)) then
+    usage("%s: %s wants an entry id (a non-negative integer), not %q", cmd, name, s)
+  end
+  return math.tointeger(tonumber(s))
+end
+
+-- The root key chosen by the options (or OPLOG_KEY_FILE when use_env):
+-- the fields for oplog.open and a description; nil when none was chosen.
+local function key_choice(cmd, o, use_env)
+  local n = (o.key_file and 1 or 0) + (o.passphrase_env and 1 or 0) + (o.no_encryption and 1 or 0)
+  if n > 1 then
+    usage("%s: give only one of --key-file, --passphrase-env and --no-encryption", cmd)
+  end
+  if o.key_file then
+    return { key_file = o.key_file }, "root key from " .. o.key_file
+  elseif o.passphrase_env then
+    local p = os.getenv(o.passphrase_env)
+    if p == nil or p == "" then
+      usage("%s: environment variable %s (named by --passphrase-env) is not set", cmd,
+        o.passphrase_env)
+    end
+    return { passphrase = p }, "root key from the passphrase in $" .. o.passphrase_env
+  elseif o.no_encryption then
+    return { encryption = false }, "no encryption"
+  elseif use_env then
+    local f = os.getenv("OPLOG_KEY_FILE")
+    if f and f ~= "" then
+      return { key_file = f }, "root key from " .. f .. " (OPLOG_KEY_FILE)"
+    end
+  end
+  return nil
+end
+
+-- Opens an existing log: mode "read" opens it read-only.
+local function open_db(path, key, mode)
+  local opts = { create = false, readonly = (mode == "read") or nil }
+  for k, v in pairs(key or {}) do opts[k] = v end
+  return oplog.open(path, opts)
+end
+
+------------------------------------------------------------------ formatting
+
+local function utc(ms)
+  if type(ms) ~= "number" then return tostring(ms) end
+  -- Stored times are unix milliseconds; a value too small for that is
+  -- taken as seconds.
+  if ms < 1e11 then ms = ms * 1000 end
+  ms = math.tointeger(ms) or math.floor(ms)
+  return os.date("!%Y-%m-%dT%H:%M:%S", ms // 1000) .. string.format(".%03dZ", ms % 1000)
+end
+
+local function show_string(s)
+  if not json.is_utf8(s) then
+    return "x'" .. s:gsub(".", function(c) return string.format("%02x", c:byte()) end) .. "'"
+  end
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    local e = { ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r", ['"'] = '\\"', ["\\"] = "\\\\" }
+    return e[c] or string.format("\\x%02x", c:byte())
+  end) .. '"'
+end
+
+local function show(v)
+  if v == nil or v == oplog.null then return "NULL" end
+  local t = type(v)
+  if t == "string" then return show_string(v) end
+  if t == "number" then
+    if math.type(v) == "integer" then return tostring(v) end
+    return string.format("%.17g", v)
+  end
+  return tostring(v)
+end
+
+-- Column order of each type, from the file's catalog.
+local function column_orders(db)
+  local orders = {}
+  local ok, types = pcall(db.types, db)
+  if ok and type(types) == "table" then
+    for name, spec in pairs(types) do
+      local cols = {}
+      for _, c in ipairs(spec.columns or {}) do
+        cols[#cols + 1] = type(c) == "table" and (c[1] or c.name) or c
+      end
+      orders[name] = cols
+    end
+  end
+  return orders
+end
+
+local function ordered_keys(row, order)
+  local keys, seen = {}, {}
+  for _, k in ipairs(order or {}) do
+    if row[k] ~= nil then keys[#keys + 1] = k; seen[k] = true end
+  end
+  local rest = {}
+  for k in pairs(row) do
+    if not seen[k] then rest[#rest + 1] = k end
+  end
+  table.sort(rest, function(a, b) return tostring(a) < tostring(b) end)
+  table.move(rest, 1, #rest, #keys + 1, keys)
+  return keys
+end
+
+local function show_meta(metadata)
+  local parts = {}
+  local keys = {}
+  for k in pairs(metadata or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local vals = metadata[k]
+    if type(vals) ~= "table" then vals = { vals } end
+    if #vals == 0 then parts[#parts + 1] = k end
+    for _, v in ipairs(vals) do
+      if type(v) == "string" and v:match("^[%w%._:/@%-]+$") then
+        parts[#parts + 1] = k .. "=" .. v
+      else
+        parts[#parts + 1] = k .. "=" .. show(v)
+      end
+    end
+  end
+  return table.concat(parts, " ")
+end
+
+local function entry_text(e, orders)
+  local lines = {}
+  local head = string.format("entry %d  %s  aggregate=%s  key=%s", e.id, utc(e.created),
+    e.aggregate, tostring(e.key_id))
+  local meta = show_meta(e.metadata)
+  if meta ~= "" then head = head .. "  " .. meta end
+  lines[1] = head
+  for _, op in ipairs(e.ops or {}) do
+    local row = op.row or {}
+    local fields = {}
+    for _, k in ipairs(ordered_keys(row, orders[op.type])) do
+      fields[#fields + 1] = k .. "=" .. show(row[k])
+    end
+    local line = string.format("  %-12s %s {%s}", op.op, op.type, table.concat(fields, ", "))
+    if op.mask and #op.mask > 0 then line = line .. "  mask=" .. table.concat(op.mask, ",") end
+    if op.nulls and #op.nulls > 0 then line = line .. "  nulls=" .. table.concat(op.nulls, ",") end
+    lines[#lines + 1] = line
+  end
+  return table.concat(lines, "\n")
+end
+
+local ENTRY_KEYS = { "id", "aggregate", "created", "key_id", "metadata", "ops" }
+local OP_KEYS = { "type", "op", "row", "mask", "nulls" }
+
+local function entry_json(e, orders)
+  local meta = {}
+  for k, vals in pairs(e.metadata or {}) do
+    if type(vals) ~= "table" then vals = { vals } end
+    local list = {}
+    for i, v in ipairs(vals) do list[i] = v end
+    meta[k] = json.array(list)
+  end
+  local ops = {}
+  for i, op in ipairs(e.ops or {}) do
+    local row = {}
+    for k, v in pairs(op.row or {}) do row[k] = v end
+    ops[i] = json.ordered({
+      type = op.type,
+      op = op.op,
+      row = json.ordered(row, orders[op.type] or {}),
+      mask = json.array({ table.unpack(op.mask or {}) }),
+      nulls = json.array({ table.unpack(op.nulls or {}) }),
+    }, OP_KEYS)
+  end
+  return json.encode(json.ordered({
+    id = e.id,
+    aggregate = e.aggregate,
+    created = e.created,
+    key_id = e.key_id or json.null,
+    metadata = meta,
+    ops = json.array(ops),
+  }, ENTRY_KEYS), { null = oplog.null })
+end
+
+------------------------------------------------------------------ commands
+
+local commands = {}
+
+function commands.keygen(args)
+  local o = parse("keygen", args, 2, {})
+  if o.help then out(HELP.keygen) return 0 end
+  local path = positionals("keygen", o, { "KEYFILE" })
+  oplog.keygen(path)
+  out("wrote a new root key to ", path, " (mode 0600); keep it safe: ",
+    "without it an encrypted log cannot be read\n")
+  return 0
+end
+
+function commands.init(args)
+  local o = parse("init", args, 2, with_keys())
+  if o.help then out(HELP.init) return 0 end
+  local path = positionals("init", o, { "DB" })
+  local key, how = key_choice("init", o, true)
+  if not key then
+    usage("init: choose a key: --key-file PATH, --passphrase-env VAR or --no-encryption "
+      .. "(see oplog init --help)")
+  end
+  local f = io.open(path, "rb")
+  local existed = f ~= nil
+  if f then
+    local size = f:seek("end")
+    f:close()
+    if size and size > 0 then
+      usage("init: %s already exists; init only creates new logs", path)
+    end
+  end
+  local opts = { create = true }
+  for k, v in pairs(key) do opts[k] = v end
+  local ok, db = pcall(oplog.open, path, opts)
+  if not ok then
+    -- A failed init (a missing key file, say) must not leave a half-made
+    -- log behind that the next init would refuse.
+    if not existed then
+      for _, suffix in ipairs({ "", "-wal", "-shm", "-journal" }) do os.remove(path .. suffix) end
+    end
+    error(db, 0)
+  end
+  db:close()
+  out("created ", path, " (", how, ")\n")
+  return 0
+end
+
+function commands.dump(args)
+  local o = parse("dump", args, 2, with_keys({
+    ["--aggregate"] = { key = "aggregate", value = true },
+    ["--since"] = { key = "since", value = true },
+    ["--upto"] = { key = "upto", value = true },
+    ["--meta"] = { key = "meta", value = true, multi = true },
+    ["--json"] = { key = "json" },
+  }))
+  if o.help then out(HELP.dump) return 0 end
+  local path = positionals("dump", o, { "DB" })
+  local filter = {
+    aggregate = o.aggregate,
+    since = id_option("dump", "--since", o.since),
+    upto = id_option("dump", "--upto", o.upto),
+  }
+  if o.meta then
+    filter.metadata = {}
+    for _, kv in ipairs(o.meta) do
+      local k, v = kv:match("^([^=]+)=(.*)$")
+      if not k then k, v = kv, true end
+      if k == "" then usage("dump: --meta wants K=V, not %q", kv) end
+      if filter.metadata[k] ~= nil then usage("dump: --meta %s given twice", k) end
+      filter.metadata[k] = v
+    end
+  end
+  local db <close> = open_db(path, key_choice("dump", o, true), "read")
+  local orders = column_orders(db)
+
+  -- Progress is measured in ids: entries ids are dense, so this gives a
+  -- fair ETA even with filters. Drawn only when the entries themselves are
+  -- not going to the same terminal.
+  local bar = progress.new("dump", not progress.isatty(1))
+  local since = filter.since or 0
+  local total = 0
+  if bar.on then
+    local head = db:head()
+    local last = head and head.id or 0
+    if filter.upto and filter.upto < last then last = filter.upto end
+    total = math.max(0, last - since)
+    bar:update(0, total)
+  end
+  local n = 0
+  for e in db:entries(filter) do
+    if o.json then
+      out(entry_json(e, orders), "\n")
+    else
+      out(entry_text(e, orders), "\n")
+    end
+    n = n + 1
+    bar:update(math.min(total, e.id - since), total)
+  end
+  bar:finish()
+  if n == 0 and not o.json then
+    io.stderr:write("oplog: no entries match\n")
+  end
+  return 0
+end
+
+function commands.verify(args)
+  local o = parse("verify", args, 2, with_keys({
+    ["--replay"] = { key = "replay" },
+    ["--head"] = { key = "head", value = true },
+    ["--json"] = { key = "json" },
+  }))
+  if o.help then out(HELP.verify) return 0 end
+  local path = positionals("verify", o, { "DB" })
+  if o.head and not o.head:match("^" .. string.rep("%x", 64) .. "$") then
+    usage("verify: --head wants 64 hex characters (as printed by oplog head), not %q", o.head)
+  end
+  local key = key_choice("verify", o, true)
+  local db <close> = open_db(path, key, "read")
+  local encrypted = #db:keys() > 0
+  local bar = progress.new("verify")
+  local report = db:verify({
+    replay = o.replay or nil,
+    head = o.head and o.head:lower() or nil,
+    progress = bar:callback(),
+  })
+  bar:finish()
+  local decrypted = key ~= nil and encrypted
+  local problems = report.problems or {}
+  if o.json then
+    local list = {}
+    for i, p in ipairs(problems) do
+      list[i] = json.ordered({ id = p.id or 0, kind = p.kind, detail = p.detail or "" },
+        { "id", "kind", "detail" })
+    end
+    out(json.encode(json.ordered({
+      ok = report.ok,
+      entries = report.entries,
+      problems = json.array(list),
+      decrypted = decrypted,
+      replay = o.replay == true,
+      head = o.head and o.head:lower() or nil,
+    }, { "ok", "entries", "problems", "decrypted", "replay", "head" })), "\n")
+  else
+    local checks = { "hash chain" }
+    if decrypted then checks[#checks + 1] = "decryption" end
+    if o.replay then checks[#checks + 1] = "replay" end
+    if o.head then checks[#checks + 1] = "head" end
+    local what = string.format("%d entries checked (%s)", report.entries or 0,
+      table.concat(checks, ", "))
+    if report.ok then
+      out(path, ": ok, ", what, "\n")
+    else
+      out(path, ": ", #problems, #problems == 1 and " problem" or " problems", " in ", what, "\n")
+      for _, p in ipairs(problems) do
+        local where = (p.id and p.id ~= 0) and ("entry " .. p.id .. ": ") or ""
+        out("  ", where, p.kind, p.detail and p.detail ~= "" and (": " .. p.detail) or "", "\n")
+      end
+    end
+    if encrypted and not key then
+      out("note: no key given, entries were not decrypted (give --key-file or ",
+        "--passphrase-env to check them too)\n")
+    end
+  end
+  return report.ok and 0 or 1
+end
+
+function commands.replay(args)
+  local o = parse("replay", args, 2, with_keys({
+    ["--suffix"] = { key = "suffix", value = true },
+    ["--into"] = { key = "into", value = true },
+    ["--aggregate"] = { key = "aggregate", value = true },
+    ["--since"] = { key = "since", value = true },
+    ["--upto"] = { key = "upto", value = true },
+    ["--fresh"] = { key = "fresh" },
+  }))
+  if o.help then out(HELP.replay) return 0 end
+  local path = positionals("replay", o, { "DB" })
+  if (o.suffix == nil) == (o.into == nil) then
+    usage("replay: give exactly one of --suffix S and --into FILE (see oplog replay --help)")
+  end
+  local opts = {
+    suffix = o.suffix,
+    into = o.into,
+    aggregate = o.aggregate,
+    since = id_option("replay", "--since", o.since),
+    upto = id_option("replay", "--upto", o.upto),
+    fresh = o.fresh or nil,
+  }
+  local db <close> = open_db(path, key_choice("replay", o, true), "write")
+  local bar = progress.new("replay")
+  opts.progress = bar:callback()
+  local r = db:replay(opts)
+  bar:finish()
+  out(string.format("replayed %d %s (%d %s) into %s\n", r.entries,
+    r.entries == 1 and "entry" or "entries", r.ops, r.ops == 1 and "operation" or "operations",
+    o.into and o.into or ("tables *" .. o.suffix)))
+  return 0
+end
+
+local function ticket_version(t)
+  if type(t) == "table" then return t.version end
+  return t
+end
+
+function commands.stats(args)
+  local o = parse("stats", args, 2, with_keys({ ["--json"] = { key = "json" } }))
+  if o.help then out(HELP.stats) return 0 end
+  local path = positionals("stats", o, { "DB" })
+  local db <close> = open_db(path, key_choice("stats", o, true), "read")
+  local s = db:stats()
+  local names = {}
+  for name in pairs(s.aggregates or {}) do names[#names + 1] = name end
+  table.sort(names)
+  local nkeys = type(s.keys) == "table" and #s.keys or s.keys
+  if o.json then
+    local aggs = {}
+    for _, name in ipairs(names) do
+      local a = s.aggregates[name]
+      aggs[name] = json.ordered({ entries = a.entries, ticket = ticket_version(a.ticket) },
+        { "entries", "ticket" })
+    end
+    out(json.encode(json.ordered({
+      entries = s.entries, bytes = s.bytes, keys = nkeys, aggregates = aggs,
+    }, { "entries", "bytes", "keys", "aggregates" })), "\n")
+  else
+    out(string.format("entries     %d\nbytes       %d\nkeys        %d\n", s.entries, s.bytes,
+      nkeys or 0))
+    out("aggregates  ", #names, "\n")
+    local w = 0
+    for _, name in ipairs(names) do w = math.max(w, #name) end
+    for _, name in ipairs(names) do
+      local a = s.aggregates[name]
+      out(string.format("  %-" .. w .. "s  entries %d  ticket %d\n", name, a.entries,
+        ticket_version(a.ticket)))
+    end
+  end
+  return 0
+end
+
+function commands.head(args)
+  local o = parse("head", args, 2, with_keys())
+  if o.help then out(HELP.head) return 0 end
+  local path = positionals("head", o, { "DB" })
+  local db <close> = open_db(path, key_choice("head", o, true), "read")
+  local h = db:head()
+  if h == nil then h = { id = 0, hash = string.rep("0", 64) } end
+  out(string.format("%d %s\n", h.id, h.hash))
+  return 0
+end
+
+function commands.keys(args)
+  -- Options up to the action give the current key; after `rekey`, the new.
+  local o, next_i = parse("keys", args, 2, with_keys(), function(pos) return #pos == 2 end)
+  if o.help then out(HELP.keys) return 0 end
+  local path, action = o.pos[1], o.pos[2]
+  if not path then usage("keys: missing DB (see oplog keys --help)") end
+  if not action then usage("keys: missing action: list, rotate or rekey (see oplog keys --help)") end
+  local key = key_choice("keys", o, true)
+  if action == "list" then
+    if next_i <= #args then usage("keys: unexpected argument %q after list", args[next_i]) end
+    local db <close> = open_db(path, key, "read")
+    local keys = db:keys()
+    if #keys == 0 then
+      out("no data keys: ", path, " is a plaintext log\n")
+    else
+      out(string.format("%-4s  %-24s  %s\n", "id", "created", "state"))
+      for _, k in ipairs(keys) do
+        out(string.format("%-4d  %-24s  %s\n", k.id, utc(k.created), k.state))
+      end
+    end
+  elseif action == "rotate" then
+    if next_i <= #args then usage("keys: unexpected argument %q after rotate", args[next_i]) end
+    local db <close> = open_db(path, key, "write")
+    local id = db:rotate_key()
+    out("data key ", tostring(id), " is now active; older entries stay readable\n")
+  elseif action == "rekey" then
+    local n = parse("keys rekey", args, next_i, {
+      ["--key-file"] = KEY_SPEC["--key-file"],
+      ["--passphrase-env"] = KEY_SPEC["--passphrase-env"],
+    })
+    if n.help then out(HELP.keys) return 0 end
+    if #n.pos > 0 then usage("keys: unexpected argument %q after rekey", n.pos[1]) end
+    local new, how = key_choice("keys rekey", n, false)
+    if not new then
+      usage("keys: rekey needs the new root key: --key-file PATH or --passphrase-env VAR")
+    end
+    local db <close> = open_db(path, key, "write")
+    db:rekey(new)
+    out("re-wrapped every data key of ", path, " under the new root key (", how, ")\n")
+  else
+    usage("keys: unknown action %q: list, rotate or rekey (see oplog keys --help)", action)
+  end
+  return 0
+end
+
+------------------------------------------------------------------ run
+
+local function describe(e)
+  if type(e) == "table" and e.code and e.message then
+    return "oplog: " .. tostring(e.code) .. ": " .. tostring(e.message)
+  end
+  local mt = getmetatable(e)
+  if mt and mt.__tostring then return tostring(e) end
+  if type(e) == "string" or type(e) == "number" then return tostring(e) end
+  return "(error object is a " .. type(e) .. " value)"
+end
+
+-- As lua5.4 SCRIPT ARGS...: argv[first] is the script.
+local function run(argv, first)
+  local script = argv[first]
+  if script == "--help" or script == "-h" then out(HELP.run) return 0 end
+  if script == "--" then first = first + 1; script = argv[first] end
+  if not script then usage("run: missing SCRIPT (see oplog run --help)") end
+  local arg = {}
+  for i = 0, #argv do arg[i - first] = argv[i] end
+  local chunk, err
+  if script == "-" then
+    chunk, err = loadfile(nil)
+  else
+    local f = io.open(script, "r")
+    if not f then fail("not_found", "run: cannot open %s", script) end
+    f:close()
+    chunk, err = loadfile(script)
+  end
+  if not chunk then fail("invalid_argument", "run: %s", err) end
+  _G.arg = arg
+  _G.oplog = oplog
+  local ok, msg = xpcall(chunk, function(e)
+    local text = describe(e)
+    if not text:match("^oplog: ") then text = "oplog: " .. text end
+    -- The frames below the script's main chunk are this command's own.
+    local tb = debug.traceback(text, 2)
+    return (tb:gsub("\n\t%[C%]: in function 'xpcall'\n.*$", ""))
+  end, table.unpack(arg, 1, #argv - first))
+  if not ok then
+    io.stderr:write(msg, "\n")
+    return 2
+  end
+  return 0
+end
+
+------------------------------------------------------------------ main
+
+-- argv: the command line indexed from 0 (argv[0] is the program).
+function cli.main(argv)
+  local ok, status = xpcall(function()
+    local cmd = argv[1]
+    if cmd == nil then
+      usage("missing COMMAND (see oplog --help)")
+    elseif cmd == "--help" or cmd == "-h" or cmd == "help" then
+      local topic = argv[2]
+      if topic and topic ~= "--help" then
+        if not HELP[topic] or topic == "" then
+          usage("unknown command %q (see oplog --help)", topic)
+        end
+        out(HELP[topic])
+      else
+        out(HELP[""])
+      end
+      return 0
+    elseif cmd == "--version" then
+      out("oplog ", oplog.VERSION, "\n")
+      return 0
+    elseif cmd == "run" then
+      return run(argv, 2)
+    elseif commands[cmd] then
+      return commands[cmd](argv)
+    elseif cmd:sub(1, 1) == "-" then
+      usage("unknown option %s (see oplog --help)", cmd)
+    else
+      usage("unknown command %q (see oplog --help)", cmd)
+    end
+  end, function(e)
+    -- Errors raised on purpose carry a code; anything else is a bug here
+    -- and keeps its traceback.
+    if type(e) == "table" and e.code then return e end
+    return debug.traceback(describe(e), 2)
+  end)
+  if ok then return status end
+  local text = describe(status)
+  if not text:match("^oplog: ") then text = "oplog: error: " .. text end
+  io.stderr:write(text, "\n")
+  return 2
+end
+
+cli.HELP = HELP
+return cli

@@ -1,0 +1,108 @@
+-- oplog verify: summary, --json, --head, --replay, problems found.
+package.path = os.getenv("OPLOG_SOURCE_DIR") .. "/tests/cli/?.lua;" .. package.path
+local H = require "helper"
+
+local function sqlite(db, sql)
+  H.sh("sqlite3 " .. H.quote(db) .. " " .. H.quote(sql) .. " >/dev/null")
+end
+
+H.test("an intact log verifies with the key: exit 0 and a summary", function()
+  local dir = H.tmpdir()
+  local db, key = H.fixture(dir)
+  local r = H.oplog("verify", db, "--key-file", key)
+  H.has(H.ok(r), "fixture%.oplog: ok, 5 entries checked %(hash chain, decryption%)\n$", "summary", r)
+  H.eq(r.err, "", "stderr (not a terminal: no progress bar)", r)
+end)
+
+H.test("without the key only the chain is checked, and the output says so", function()
+  local dir = H.tmpdir()
+  local db = H.fixture(dir)
+  local r = H.oplog("verify", db)
+  local out = H.ok(r)
+  H.has(out, "ok, 5 entries checked %(hash chain%)\n", "summary", r)
+  H.has(out, "no key given", "note", r)
+  local v = H.decode(H.ok(H.oplog("verify", db, "--json")))
+  H.eq(v.ok, true, "ok")
+  H.eq(v.decrypted, false, "decrypted")
+  -- --replay needs the plaintext
+  H.status(H.oplog("verify", db, "--replay"), 2, "key_required")
+end)
+
+H.test("--json prints one parseable object", function()
+  local dir = H.tmpdir()
+  local db, key = H.fixture(dir)
+  local r = H.oplog("verify", db, "--key-file", key, "--json", "--replay")
+  local v = H.decode(H.ok(r), r)
+  H.eq(v.ok, true, "ok", r)
+  H.eq(v.entries, 5, "entries", r)
+  H.eq(#v.problems, 0, "problems", r)
+  H.eq(v.decrypted, true, "decrypted", r)
+  H.eq(v.replay, true, "replay", r)
+end)
+
+H.test("--head: the current head passes, another hash is a problem (exit 1)", function()
+  local dir = H.tmpdir()
+  local db, key = H.fixture(dir)
+  local head = H.ok(H.oplog("head", db)):match("^%d+ (%x+)\n$")
+  H.check(head and #head == 64, "head hash")
+  local r = H.oplog("verify", db, "--key-file", key, "--head", head)
+  H.has(H.ok(r), "ok, 5 entries checked %(hash chain, decryption, head%)", "summary", r)
+  H.ok(H.oplog("verify", db, "--head", head:upper()))
+  local other = string.rep("ab", 32)
+  r = H.oplog("verify", db, "--head", other)
+  H.status(r, 1)
+  H.has(r.out, "1 problem in 5 entries checked", "summary", r)
+  H.has(r.out, "head_mismatch", "problem kind", r)
+  r = H.oplog("verify", db, "--head", other, "--json")
+  H.status(r, 1)
+  local v = H.decode(r.out, r)
+  H.eq(v.ok, false, "ok", r)
+  H.eq(v.problems[1].kind, "head_mismatch", "kind", r)
+end)
+
+H.test("a tampered entry is reported with its id (exit 1)", function()
+  local dir = H.tmpdir()
+  local db, key = H.fixture(dir)
+  -- An attacker with write access drops the immutability trigger first.
+  sqlite(db, "DROP TRIGGER oplog_metadata_no_update; "
+    .. "UPDATE oplog_metadata SET value = 'evil' WHERE entry_id = 2")
+  for _, args in ipairs({ { "--key-file", key }, {} }) do
+    local r = H.oplog("verify", db, table.unpack(args))
+    H.status(r, 1)
+    H.has(r.out, "problems? in 5 entries checked", "summary", r)
+    H.has(r.out, "\n  entry 2: hash_mismatch", "problem line", r)
+  end
+  local r = H.oplog("verify", db, "--json")
+  H.status(r, 1)
+  local v = H.decode(r.out, r)
+  H.eq(v.ok, false, "ok")
+  local found = false
+  for _, p in ipairs(v.problems) do
+    if p.id == 2 and p.kind == "hash_mismatch" then found = true end
+    H.eq(type(p.detail), "string", "detail")
+  end
+  H.check(found, "problem of entry 2 in JSON", r)
+end)
+
+H.test("--replay finds live tables changed behind the log's back", function()
+  local dir = H.tmpdir()
+  local db, key = H.fixture(dir)
+  H.ok(H.oplog("verify", db, "--key-file", key, "--replay"))
+  sqlite(db, "UPDATE user SET name = 'mallory' WHERE id = 3")
+  local r = H.oplog("verify", db, "--key-file", key)
+  H.ok(r) -- the log itself is intact
+  r = H.oplog("verify", db, "--key-file", key, "--replay")
+  H.status(r, 1)
+  H.has(r.out, "live_mismatch", "problem kind", r)
+  H.has(r.out, "user", "problem names the table", r)
+end)
+
+H.test("verify only reads: the file is unchanged", function()
+  local dir = H.tmpdir()
+  local db, key = H.fixture(dir)
+  local before = H.read_file(db)
+  H.ok(H.oplog("verify", db, "--key-file", key, "--replay"))
+  H.eq(H.read_file(db), before, "log file after verify")
+end)
+
+H.done()

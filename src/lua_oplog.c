@@ -528,6 +528,7 @@ static void parse_key_source(lua_State *L, int arg, oplog_key_source *ks) {
   memset(ks, 0, sizeof *ks);
   if ((ks->key_file = field_string(L, arg, "key_file", NULL)) != NULL) choices++;
   if ((s = field_string(L, arg, "key", &n)) != NULL) {
+    if (n != 32) arg_error(L, arg, "field 'key': 32 bytes expected, got %d", (int)n);
     ks->key = (const unsigned char *)s;
     ks->key_len = n;
     choices++;

@@ -59,7 +59,7 @@ static int valid_decl(const char *d) {
   if (!d || !*d || strlen(d) > 1000) return 0;
   for (const char *p = d; *p; p++) {
     char c = *p;
-    if (c == ';') return 0;
+    if (c == ';' || (c == ',' && depth == 0)) return 0; /* one column only */
     if ((c == '-' && p[1] == '-') || (c == '/' && p[1] == '*')) return 0;
     if (c == '(') depth++;
     if (c == ')' && --depth < 0) return 0;

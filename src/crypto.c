@@ -108,7 +108,7 @@ static int root_from_source(oplog_db *db, const oplog_key_source *src, unsigned 
   if (src->key_file) return read_key_file(db, src->key_file, root);
   if (src->key) {
     if (src->key_len != OPLOG_KEY_BYTES)
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "key must be 32 bytes, got %zu", src->key_len);
+      return db_error(db, OPLOG_INVALID_ARGUMENT, "key must be 32 bytes, got %llu", (unsigned long long)src->key_len);
     memcpy(root, src->key, OPLOG_KEY_BYTES);
     return OPLOG_OK;
   }
@@ -121,7 +121,7 @@ static int root_from_source(oplog_db *db, const oplog_key_source *src, unsigned 
                     (unsigned)crypto_pwhash_OPSLIMIT_MIN, (unsigned)crypto_pwhash_MEMLIMIT_MIN);
   if (crypto_pwhash(root, OPLOG_KEY_BYTES, src->passphrase, plen, salt, ops, mem,
                     crypto_pwhash_ALG_ARGON2ID13) != 0)
-    return db_error(db, OPLOG_NOMEM, "Argon2id needs %zu bytes of memory it could not get", mem);
+    return db_error(db, OPLOG_NOMEM, "Argon2id needs %llu bytes of memory it could not get", (unsigned long long)mem);
   return OPLOG_OK;
 }
 

@@ -153,19 +153,19 @@ int entry_decode(oplog_db *db, arena *a, const uint8_t *data, size_t n, const op
     oplog_op *op = &ops[i];
     memset(op, 0, sizeof *op);
     if (!catalog_find(db, any->type_name))
-      return db_error(db, OPLOG_NOT_FOUND, "operation %zu is of type '%s', which is not in the catalog",
-                      i + 1, any->type_name);
+      return db_error(db, OPLOG_NOT_FOUND, "operation %llu is of type '%s', which is not in the catalog",
+                      (unsigned long long)i + 1, any->type_name);
     op->type = any->type_name;
     op->kind = (oplog_op_kind)any->operation_type;
     if (!oplog_op_name(op->kind))
-      return db_error(db, OPLOG_CORRUPT, "operation %zu has unknown type %d", i + 1, (int)any->operation_type);
+      return db_error(db, OPLOG_CORRUPT, "operation %llu has unknown type %d", (unsigned long long)i + 1, (int)any->operation_type);
     if (decode_paths(a, any->field_mask, &op->mask, &op->nmask) ||
         decode_paths(a, any->null_mask, &op->nulls, &op->nnulls))
       return db_error(db, OPLOG_NOMEM, "out of memory");
     Oplog__V1__Row *row = oplog__v1__row__unpack(&alloc, any->value.len, any->value.data);
     if (!row) {
       if (a->failed) return db_error(db, OPLOG_NOMEM, "out of memory");
-      return db_error(db, OPLOG_CORRUPT, "operation %zu holds no valid oplog.v1.Row", i + 1);
+      return db_error(db, OPLOG_CORRUPT, "operation %llu holds no valid oplog.v1.Row", (unsigned long long)i + 1);
     }
     oplog_field *f = arena_alloc(a, (row->n_fields ? row->n_fields : 1) * sizeof *f);
     if (!f) return db_error(db, OPLOG_NOMEM, "out of memory");

@@ -67,7 +67,7 @@ int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog
       int cols[OPLOG_MAX_COLUMNS];
       if (!t) rc = db_error(db, OPLOG_NOT_FOUND, "entry %lld: type %s is not in the catalog", (long long)e->id, op->type);
       else if ((rc = op_validate(db, t, op, cols)) || (rc = op_apply(db, cache, t, op, cols))) {
-        char *m = sqlite3_mprintf("replay of entry %lld, operation %zu: %s", (long long)e->id, i + 1,
+        char *m = sqlite3_mprintf("replay of entry %lld, operation %llu: %s", (long long)e->id, (unsigned long long)i + 1,
                                   oplog_errmsg(db));
         if (m) {
           sqlite3_free(db->msg);

@@ -1,0 +1,556 @@
+/* test_core.c — the core's behaviour: files and schema, catalog, tickets,
+ * transactions, entries, reading (issue 2). */
+#include <sys/stat.h>
+
+#include "testutil.h"
+
+static void open_creates_wal_schema(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  oplog_close(db);
+  CHECK(count_rows(tpath("a.db"), "PRAGMA user_version") == 1);
+  char *p = tpath("a.db");
+  sqlite3 *s;
+  sqlite3_open(p, &s);
+  sqlite3_stmt *st;
+  sqlite3_prepare_v2(s, "PRAGMA journal_mode", -1, &st, NULL);
+  sqlite3_step(st);
+  int wal = strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+  sqlite3_finalize(st);
+  sqlite3_close(s);
+  CHECK(wal);
+  CHECK(count_rows(p, "SELECT count(*) FROM sqlite_schema WHERE name IN "
+                      "('oplog_entries','oplog_ticket','oplog_metadata','oplog_keys','oplog_types')") == 5);
+}
+
+static void open_errors(void) {
+  oplog_db *db = NULL;
+  oplog_open_opts o = {0};
+  /* a new file needs an explicit key choice */
+  CHECK_RC(db, oplog_open(tpath("n.db"), &o, &db), OPLOG_KEY_REQUIRED);
+  oplog_close(db);
+  CHECK(access(tpath("n.db"), F_OK) != 0 || count_rows(tpath("n.db"), "PRAGMA user_version") == 0);
+  o.no_create = 1;
+  o.key.no_encryption = 1;
+  CHECK_RC(db, oplog_open(tpath("missing.db"), &o, &db), OPLOG_NOT_FOUND);
+  oplog_close(db);
+  CHECK(access(tpath("missing.db"), F_OK) != 0);
+  oplog_open_opts two = {0};
+  unsigned char key[32] = {1};
+  two.key.no_encryption = 1;
+  two.key.key = key;
+  two.key.key_len = 32;
+  CHECK_RC(db, oplog_open(tpath("two.db"), &two, &db), OPLOG_INVALID_ARGUMENT);
+  CHECK(strstr(oplog_errmsg(db), "one of"));
+  oplog_close(db);
+}
+
+static void schema_too_new(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  oplog_close(db);
+  CHECK(exec_raw(tpath("a.db"), "PRAGMA user_version = 99") == 0);
+  oplog_open_opts o = {0};
+  o.key.no_encryption = 1;
+  CHECK_RC(db, oplog_open(tpath("a.db"), &o, &db), OPLOG_SCHEMA_TOO_NEW);
+  oplog_close(db);
+}
+
+static void readonly_refuses_writes(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  CHECK(write_user(db, 1, "ann", 30) == 1);
+  oplog_close(db);
+  oplog_open_opts o = {0};
+  o.readonly = 1;
+  OK(db, oplog_open(tpath("a.db"), &o, &db));
+  CHECK_RC(db, oplog_tx_begin(db, "users"), OPLOG_READONLY);
+  oplog_entry *e = NULL;
+  OK(db, oplog_entry_get(db, 1, &e));
+  CHECK(e->nops == 1);
+  oplog_entry_free(e);
+  oplog_close(db);
+}
+
+static void define_idempotent_and_conflict(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  OK(db, define_user(db));
+  int64_t v = 0;
+  OK(db, oplog_ticket(db, "users", &v));
+  CHECK(v == 1);
+  static const oplog_column other[] = {{"id", "INTEGER PRIMARY KEY"}, {"name", "TEXT"}};
+  oplog_type_spec s = {"user", "users", "users", other, 2, NULL, 0};
+  CHECK_RC(db, oplog_define(db, &s), OPLOG_TYPE_CONFLICT);
+  /* another type may not take the same table */
+  oplog_type_spec s2 = {"person", "users", "users", other, 2, NULL, 0};
+  CHECK_RC(db, oplog_define(db, &s2), OPLOG_TYPE_CONFLICT);
+  CHECK(count_rows(tpath("a.db"), "SELECT count(*) FROM oplog_types") == 1);
+  oplog_close(db);
+}
+
+static int count_types(void *ctx, const oplog_type_spec *s) {
+  int *n = ctx;
+  if (strcmp(s->name, "user") == 0 && s->ncolumns == 4 && s->nkey == 1 && strcmp(s->key[0], "id") == 0 &&
+      strcmp(s->columns[1].decl, "TEXT NOT NULL UNIQUE") == 0 && strcmp(s->aggregate, "users") == 0)
+    (*n)++;
+  return 0;
+}
+
+static void define_stores_catalog(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  oplog_close(db);
+  db = open_plain("a.db");
+  CHECK(db);
+  int n = 0;
+  OK(db, oplog_types(db, count_types, &n));
+  CHECK(n == 1);
+  CHECK(count_rows(tpath("a.db"), "SELECT count(*) FROM pragma_table_info('users')") == 4);
+  oplog_close(db);
+}
+
+static void invalid_names_rejected(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  static const oplog_column good[] = {{"id", "INTEGER PRIMARY KEY"}};
+  static const oplog_column badcol[] = {{"id\"; DROP TABLE x; --", "INTEGER PRIMARY KEY"}};
+  static const oplog_column baddecl[] = {{"id", "INTEGER PRIMARY KEY); DROP TABLE oplog_entries; --"}};
+  static const oplog_column baddecl2[] = {{"id", "INTEGER PRIMARY KEY, evil TEXT"}};
+  oplog_type_spec specs[] = {
+      {"bad name", NULL, NULL, good, 1, NULL, 0},   {"x'y", NULL, NULL, good, 1, NULL, 0},
+      {"oplog_entries", NULL, NULL, good, 1, NULL, 0}, {"t", "sqlite_master", NULL, good, 1, NULL, 0},
+      {"t", NULL, NULL, badcol, 1, NULL, 0},         {"t", NULL, NULL, baddecl, 1, NULL, 0},
+      {"", NULL, NULL, good, 1, NULL, 0},            {"t", NULL, "", good, 1, NULL, 0},
+  };
+  for (size_t i = 0; i < sizeof specs / sizeof *specs; i++)
+    CHECK_RC(db, oplog_define(db, &specs[i]), OPLOG_INVALID_ARGUMENT);
+  /* a declaration that sneaks in another column is caught by the column check */
+  oplog_type_spec sneaky = {"t", NULL, NULL, baddecl2, 1, NULL, 0};
+  CHECK(oplog_define(db, &sneaky) != OPLOG_OK);
+  CHECK(count_rows(tpath("a.db"), "SELECT count(*) FROM oplog_types") == 0);
+  CHECK(count_rows(tpath("a.db"), "SELECT count(*) FROM sqlite_schema WHERE name = 'oplog_entries'") == 1);
+  oplog_close(db);
+}
+
+static void tx_ops_roundtrip(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  OK(db, define_group(db));
+  unsigned char photo[] = {0, 1, 2, 255};
+  oplog_field f1[] = {{"id", vint(1)}, {"name", vtext("ann")}, {"age", vint(30)}, {"photo", vblob(photo, 4)}};
+  oplog_field f2[] = {{"id", vint(1)}, {"age", vint(31)}};
+  const char *mask[] = {"age"}, *nulls[] = {"photo"};
+  oplog_field g1[] = {{"id", vint(7)}, {"title", vtext("admins")}};
+  oplog_field g2[] = {{"id", vint(8)}, {"title", vnull()}};
+  oplog_row items[] = {{g1, 2}, {g2, 2}};
+  oplog_op ops[] = {
+      {.type = "user", .kind = OPLOG_OP_CREATE, .row = {f1, 4}},
+      {.type = "user", .kind = OPLOG_OP_UPDATE, .row = {f2, 2}, .mask = mask, .nmask = 1, .nulls = nulls, .nnulls = 1},
+      {.type = "group", .kind = OPLOG_OP_CREATE_ITEMS, .row = items[0]},
+      {.type = "group", .kind = OPLOG_OP_CREATE_ITEMS, .row = items[1]},
+      {.type = "group", .kind = OPLOG_OP_DELETE_ITEMS, .row = {g2, 1}},
+  };
+  OK(db, oplog_tx_begin(db, "users"));
+  for (int i = 0; i < 5; i++) OK(db, oplog_tx_apply(db, &ops[i]));
+  oplog_meta md[] = {{"actor", "ann"}, {"tag", "a"}, {"tag", "b"}, {"flag", NULL}};
+  int64_t id = 0;
+  OK(db, oplog_tx_commit(db, md, 4, &id));
+  CHECK(id == 1);
+  CHECK(count_rows(tpath("a.db"), "SELECT age FROM users WHERE id = 1") == 31);
+  CHECK(count_rows(tpath("a.db"), "SELECT count(*) FROM users WHERE photo IS NULL") == 1);
+  CHECK(count_rows(tpath("a.db"), "SELECT count(*) FROM groups") == 1);
+  oplog_close(db);
+
+  db = open_plain("a.db"); /* reopen shows everything */
+  CHECK(db);
+  oplog_entry *e = NULL;
+  OK(db, oplog_entry_get(db, 1, &e));
+  CHECK(e->nops == 5 && strcmp(e->aggregate, "users") == 0 && e->key_id == 0 && e->created > 0);
+  CHECK(e->ops[0].kind == OPLOG_OP_CREATE && e->ops[0].row.nfields == 4);
+  CHECK(strcmp(e->ops[0].row.fields[3].name, "photo") == 0 && e->ops[0].row.fields[3].value.type == OPLOG_BLOB &&
+        e->ops[0].row.fields[3].value.u.b.n == 4 && memcmp(e->ops[0].row.fields[3].value.u.b.p, photo, 4) == 0);
+  CHECK(e->ops[0].row.fields[1].value.type == OPLOG_TEXT && strcmp(e->ops[0].row.fields[1].value.u.b.p, "ann") == 0);
+  CHECK(e->ops[1].kind == OPLOG_OP_UPDATE && e->ops[1].nmask == 1 && strcmp(e->ops[1].mask[0], "age") == 0);
+  CHECK(e->ops[1].nnulls == 1 && strcmp(e->ops[1].nulls[0], "photo") == 0);
+  CHECK(e->ops[2].kind == OPLOG_OP_CREATE_ITEMS && e->ops[3].kind == OPLOG_OP_CREATE_ITEMS);
+  CHECK(e->ops[3].row.fields[1].value.type == OPLOG_NULL);
+  CHECK(e->ops[4].kind == OPLOG_OP_DELETE_ITEMS && strcmp(e->ops[4].type, "group") == 0);
+  CHECK(e->nmetadata == 4 && strcmp(e->metadata[2].key, "tag") == 0 && strcmp(e->metadata[2].value, "b") == 0);
+  CHECK(strcmp(e->metadata[3].key, "flag") == 0 && e->metadata[3].value == NULL);
+  oplog_entry_free(e);
+  int64_t v;
+  OK(db, oplog_ticket(db, "users", &v));
+  CHECK(v == 2);
+  CHECK_RC(db, oplog_entry_get(db, 99, &e), OPLOG_NOT_FOUND);
+  oplog_close(db);
+}
+
+static void tx_rowid_key_logged(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  oplog_field f[] = {{"name", vtext("auto")}};
+  oplog_op op = {.type = "user", .kind = OPLOG_OP_CREATE, .row = {f, 1}};
+  int64_t id;
+  OK(db, oplog_tx_begin(db, "users"));
+  OK(db, oplog_tx_apply(db, &op));
+  int64_t rowid = oplog_tx_last_rowid(db);
+  OK(db, oplog_tx_commit(db, NULL, 0, &id));
+  CHECK(rowid == 1);
+  oplog_entry *e;
+  OK(db, oplog_entry_get(db, id, &e));
+  CHECK(e->ops[0].row.nfields == 2 && strcmp(e->ops[0].row.fields[1].name, "id") == 0 &&
+        e->ops[0].row.fields[1].value.u.i == rowid);
+  oplog_entry_free(e);
+  oplog_close(db);
+}
+
+/* Everything as it was: live rows, entries, metadata, ticket. */
+static int unchanged(const char *p, int64_t users, int64_t entries, int64_t meta, int64_t ticket) {
+  return count_rows(p, "SELECT count(*) FROM users") == users &&
+         count_rows(p, "SELECT count(*) FROM oplog_entries") == entries &&
+         count_rows(p, "SELECT count(*) FROM oplog_metadata") == meta &&
+         count_rows(p, "SELECT version FROM oplog_ticket WHERE name = 'users'") == ticket;
+}
+
+static void tx_errors_roll_back(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  CHECK(write_user(db, 1, "ann", 30) == 1);
+  char *p = tpath("a.db");
+  CHECK(unchanged(p, 1, 1, 2, 2));
+  oplog_field ok[] = {{"id", vint(2)}, {"name", vtext("bob")}};
+  oplog_op create = {.type = "user", .kind = OPLOG_OP_CREATE, .row = {ok, 2}};
+  struct {
+    oplog_op op;
+    int code;
+  } bad[10];
+  oplog_field f_upd[] = {{"id", vint(1)}, {"age", vint(5)}};
+  const char *age[] = {"age"}, *nope[] = {"nope"}, *idm[] = {"id"};
+  oplog_field f_unknown_col[] = {{"id", vint(3)}, {"nope", vint(1)}};
+  oplog_field f_dup[] = {{"id", vint(1)}, {"name", vtext("ann")}};
+  oplog_field f_missing[] = {{"id", vint(42)}, {"age", vint(5)}};
+  unsigned char badutf[] = {'a', 0xff, 'b'};
+  oplog_field f_utf[] = {{"id", vint(9)}, {"name", {.type = OPLOG_TEXT, .u.b = {badutf, 3}}}};
+  int n = 0;
+  bad[n].op = (oplog_op){.type = "user", .kind = OPLOG_OP_UPDATE, .row = {f_upd, 2}}; /* no mask, no nulls */
+  bad[n++].code = OPLOG_INVALID_ARGUMENT;
+  bad[n].op = (oplog_op){.type = "user", .kind = OPLOG_OP_UPDATE, .row = {f_upd, 2}, .mask = age, .nmask = 1, .nulls = age, .nnulls = 1};
+  bad[n++].code = OPLOG_INVALID_ARGUMENT; /* column in both */
+  bad[n].op = (oplog_op){.type = "user", .kind = OPLOG_OP_UPDATE, .row = {f_upd, 2}, .mask = nope, .nmask = 1};
+  bad[n++].code = OPLOG_INVALID_ARGUMENT;
+  bad[n].op = (oplog_op){.type = "user", .kind = OPLOG_OP_UPDATE, .row = {f_upd, 2}, .nulls = idm, .nnulls = 1};
+  bad[n++].code = OPLOG_INVALID_ARGUMENT; /* key column */
+  bad[n].op = (oplog_op){.type = "nosuch", .kind = OPLOG_OP_CREATE, .row = {ok, 2}};
+  bad[n++].code = OPLOG_INVALID_ARGUMENT;
+  bad[n].op = (oplog_op){.type = "user", .kind = OPLOG_OP_CREATE, .row = {f_unknown_col, 2}};
+  bad[n++].code = OPLOG_INVALID_ARGUMENT;
+  bad[n].op = (oplog_op){.type = "user", .kind = OPLOG_OP_CREATE, .row = {f_dup, 2}};
+  bad[n++].code = OPLOG_CONSTRAINT;
+  bad[n].op = (oplog_op){.type = "user", .kind = OPLOG_OP_UPDATE, .row = {f_missing, 2}, .mask = age, .nmask = 1};
+  bad[n++].code = OPLOG_NOT_FOUND;
+  bad[n].op = (oplog_op){.type = "user", .kind = OPLOG_OP_CREATE, .row = {f_utf, 2}};
+  bad[n++].code = OPLOG_INVALID_ARGUMENT;
+  for (int i = 0; i < n; i++) {
+    OK(db, oplog_tx_begin(db, "users"));
+    OK(db, oplog_tx_apply(db, &create)); /* a good op first: it must go too */
+    CHECK_RC(db, oplog_tx_apply(db, &bad[i].op), bad[i].code);
+    CHECK(!oplog_tx_active(db));
+    CHECK_RC(db, oplog_tx_commit(db, NULL, 0, NULL), OPLOG_INVALID_ARGUMENT);
+    CHECK(unchanged(p, 1, 1, 2, 2));
+  }
+  /* explicit rollback */
+  OK(db, oplog_tx_begin(db, "users"));
+  OK(db, oplog_tx_apply(db, &create));
+  OK(db, oplog_tx_rollback(db));
+  CHECK(unchanged(p, 1, 1, 2, 2));
+  /* bad metadata at commit rolls back too */
+  OK(db, oplog_tx_begin(db, "users"));
+  OK(db, oplog_tx_apply(db, &create));
+  oplog_meta badmd[] = {{"", "x"}};
+  CHECK_RC(db, oplog_tx_commit(db, badmd, 1, NULL), OPLOG_INVALID_ARGUMENT);
+  CHECK(unchanged(p, 1, 1, 2, 2));
+  /* empty aggregate, unknown aggregate, nesting */
+  CHECK_RC(db, oplog_tx_begin(db, ""), OPLOG_INVALID_ARGUMENT);
+  CHECK_RC(db, oplog_tx_begin(db, "nosuch"), OPLOG_NOT_FOUND);
+  OK(db, oplog_tx_begin(db, "users"));
+  CHECK_RC(db, oplog_tx_begin(db, "users"), OPLOG_INVALID_ARGUMENT);
+  CHECK(strstr(oplog_errmsg(db), "nesting"));
+  CHECK_RC(db, oplog_begin(db), OPLOG_INVALID_ARGUMENT);
+  int64_t id = -1;
+  OK(db, oplog_tx_commit(db, NULL, 0, &id)); /* no ops: no entry */
+  CHECK(id == 0);
+  CHECK(unchanged(p, 1, 1, 2, 2));
+  oplog_close(db);
+}
+
+static void type_bound_to_aggregate(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  static const oplog_column cols[] = {{"sku", "TEXT PRIMARY KEY"}, {"qty", "INTEGER"}};
+  oplog_type_spec s = {"item", NULL, "stock", cols, 2, NULL, 0};
+  OK(db, oplog_define(db, &s));
+  oplog_field f[] = {{"sku", vtext("a-1")}, {"qty", vint(3)}};
+  oplog_op op = {.type = "item", .kind = OPLOG_OP_CREATE, .row = {f, 2}};
+  OK(db, oplog_tx_begin(db, "users"));
+  CHECK_RC(db, oplog_tx_apply(db, &op), OPLOG_INVALID_ARGUMENT);
+  OK(db, oplog_tx_begin(db, "stock"));
+  OK(db, oplog_tx_apply(db, &op));
+  OK(db, oplog_tx_commit(db, NULL, 0, NULL));
+  CHECK(count_rows(tpath("a.db"), "SELECT qty FROM item") == 3);
+  oplog_close(db);
+}
+
+static void ticket_conflict_two_handles(void) {
+  oplog_db *a = open_plain("a.db");
+  CHECK(a);
+  OK(a, define_user(a));
+  oplog_db *b = open_plain("a.db");
+  CHECK(b);
+  int64_t va, vb;
+  OK(a, oplog_ticket(a, "users", &va));
+  OK(b, oplog_ticket(b, "users", &vb));
+  CHECK(va == vb);
+  oplog_field f[] = {{"id", vint(1)}, {"name", vtext("x")}};
+  oplog_op op = {.type = "user", .kind = OPLOG_OP_CREATE, .row = {f, 2}};
+  oplog_meta md[] = {{"who", "a"}};
+  oplog_entry_write w = {"users", va, md, 1, &op, 1};
+  int64_t id;
+  OK(a, oplog_begin(a));
+  OK(a, oplog_write_entry(a, &w, &id));
+  OK(a, oplog_commit(a));
+  CHECK(id == 1);
+  md[0].value = "b";
+  w.ticket = vb;
+  OK(b, oplog_begin(b));
+  CHECK_RC(b, oplog_write_entry(b, &w, &id), OPLOG_TICKET_CONFLICT);
+  OK(b, oplog_commit(b));
+  char *p = tpath("a.db");
+  CHECK(count_rows(p, "SELECT count(*) FROM oplog_entries") == 1);
+  CHECK(count_rows(p, "SELECT count(*) FROM oplog_metadata WHERE value = 'b'") == 0);
+  CHECK(count_rows(p, "SELECT version FROM oplog_ticket") == 2);
+  CHECK(count_rows(p, "SELECT count(*) FROM users") == 0); /* low level: live tables untouched */
+  /* write_entry outside begin, or with no ops */
+  CHECK_RC(b, oplog_write_entry(b, &w, &id), OPLOG_INVALID_ARGUMENT);
+  OK(b, oplog_begin(b));
+  oplog_entry_write empty = {"users", 2, NULL, 0, NULL, 0};
+  CHECK_RC(b, oplog_write_entry(b, &empty, &id), OPLOG_INVALID_ARGUMENT);
+  w.ticket = 2;
+  OK(b, oplog_write_entry(b, &w, &id));
+  OK(b, oplog_rollback(b));
+  CHECK(count_rows(p, "SELECT count(*) FROM oplog_entries") == 1);
+  CHECK(count_rows(p, "SELECT version FROM oplog_ticket") == 2);
+  oplog_close(a);
+  oplog_close(b);
+}
+
+static void entries_are_immutable(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  CHECK(write_user(db, 1, "ann", 30) == 1);
+  oplog_close(db);
+  char *p = tpath("a.db");
+  CHECK(exec_raw(p, "UPDATE oplog_entries SET aggregate = 'x'") != 0);
+  CHECK(exec_raw(p, "DELETE FROM oplog_entries") != 0);
+  CHECK(exec_raw(p, "UPDATE oplog_metadata SET value = 'mallory'") != 0);
+  CHECK(exec_raw(p, "DELETE FROM oplog_metadata") != 0);
+  CHECK(count_rows(p, "SELECT count(*) FROM oplog_entries WHERE aggregate = 'users'") == 1);
+  CHECK(count_rows(p, "SELECT count(*) FROM oplog_metadata WHERE value = 'alice'") == 1);
+}
+
+static int collect(oplog_db *db, const oplog_filter *f, int64_t *ids, int max) {
+  oplog_iter *it;
+  if (oplog_entries(db, f, &it)) return -1;
+  const oplog_entry *e;
+  int n = 0;
+  while (oplog_iter_next(it, &e) == OPLOG_OK && e) {
+    if (n < max) ids[n] = e->id;
+    n++;
+  }
+  oplog_iter_close(it);
+  return n;
+}
+
+static void entries_filters(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  static const oplog_column cols[] = {{"sku", "TEXT PRIMARY KEY"}};
+  oplog_type_spec s = {"item", NULL, "stock", cols, 1, NULL, 0};
+  OK(db, oplog_define(db, &s));
+  for (int i = 1; i <= 10; i++) {
+    char name[16], sku[16];
+    snprintf(name, sizeof name, "u%d", i);
+    snprintf(sku, sizeof sku, "s%d", i);
+    if (i % 2) {
+      CHECK(write_user(db, i, name, i) > 0);
+    } else {
+      oplog_field f[] = {{"sku", vtext(sku)}};
+      oplog_op op = {.type = "item", .kind = OPLOG_OP_CREATE, .row = {f, 1}};
+      oplog_meta md[] = {{"actor", i == 4 ? "bob" : "alice"}, {"batch", NULL}};
+      OK(db, oplog_tx_begin(db, "stock"));
+      OK(db, oplog_tx_apply(db, &op));
+      OK(db, oplog_tx_commit(db, md, 2, NULL));
+    }
+  }
+  int64_t ids[16];
+  oplog_filter all = {0};
+  CHECK(collect(db, &all, ids, 16) == 10 && ids[0] == 1 && ids[9] == 10);
+  oplog_filter agg = {.aggregate = "stock"};
+  CHECK(collect(db, &agg, ids, 16) == 5 && ids[0] == 2 && ids[4] == 10);
+  oplog_filter range = {.since = 3, .upto = 6};
+  CHECK(collect(db, &range, ids, 16) == 3 && ids[0] == 4 && ids[2] == 6);
+  oplog_filter rev = {.reverse = 1, .limit = 2};
+  CHECK(collect(db, &rev, ids, 16) == 2 && ids[0] == 10 && ids[1] == 9);
+  oplog_meta bob[] = {{"actor", "bob"}};
+  oplog_filter mf = {.metadata = bob, .nmetadata = 1};
+  CHECK(collect(db, &mf, ids, 16) == 1 && ids[0] == 4);
+  oplog_meta both[] = {{"actor", "alice"}, {"batch", NULL}};
+  oplog_filter mf2 = {.metadata = both, .nmetadata = 2, .since = 5};
+  CHECK(collect(db, &mf2, ids, 16) == 3 && ids[0] == 6);
+  oplog_meta signup[] = {{"reason", "signup"}, {"actor", "alice"}};
+  oplog_filter mf3 = {.aggregate = "users", .metadata = signup, .nmetadata = 2};
+  CHECK(collect(db, &mf3, ids, 16) == 5);
+  oplog_filter neg = {.since = -1};
+  oplog_iter *it;
+  CHECK_RC(db, oplog_entries(db, &neg, &it), OPLOG_INVALID_ARGUMENT);
+  /* the metadata filter is answered from the (key, value, entry_id) index */
+  CHECK(count_rows(tpath("a.db"),
+                   "SELECT count(*) FROM sqlite_schema WHERE name = 'oplog_metadata_key_value'") == 1);
+  oplog_close(db);
+}
+
+static void decode_unknown_type(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  CHECK(write_user(db, 1, "ann", 30) == 1);
+  oplog_close(db);
+  CHECK(exec_raw(tpath("a.db"), "DELETE FROM oplog_type_columns; DELETE FROM oplog_types") == 0);
+  db = open_plain("a.db");
+  CHECK(db);
+  oplog_entry *e;
+  CHECK_RC(db, oplog_entry_get(db, 1, &e), OPLOG_NOT_FOUND);
+  CHECK(strstr(oplog_errmsg(db), "user"));
+  oplog_close(db);
+}
+
+static void entries_stream_flat_memory(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  OK(db, oplog_tx_begin(db, "users"));
+  for (int i = 1; i <= 2000; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "u%d", i);
+    oplog_field f[] = {{"id", vint(i)}, {"name", vtext(name)}};
+    oplog_op op = {.type = "user", .kind = OPLOG_OP_CREATE, .row = {f, 2}};
+    OK(db, oplog_tx_apply(db, &op));
+    if (i % 100 == 0) {
+      OK(db, oplog_tx_commit(db, NULL, 0, NULL));
+      if (i < 2000) OK(db, oplog_tx_begin(db, "users"));
+    }
+  }
+  oplog_iter *it;
+  OK(db, oplog_entries(db, NULL, &it));
+  const oplog_entry *e;
+  int n = 0;
+  sqlite3_int64 after_first = 0;
+  while (oplog_iter_next(it, &e) == OPLOG_OK && e) {
+    if (++n == 2) after_first = sqlite3_memory_used();
+    CHECK(e->nops == 100);
+  }
+  CHECK(n == 20);
+  /* the iterator's memory after 20 entries is what it was after one */
+  CHECK(sqlite3_memory_used() <= after_first + 4096);
+  oplog_iter_close(it);
+  oplog_close(db);
+}
+
+static void values_types_and_blob_affinity(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  static const oplog_column cols[] = {{"k", "INTEGER PRIMARY KEY"}, {"r", "REAL"}, {"b", "BLOB"},
+                                      {"t", "TEXT"}, {"flag", "BOOLEAN"}, {"any", ""}};
+  oplog_column c[6];
+  memcpy(c, cols, sizeof c);
+  c[5].decl = "";
+  oplog_type_spec s = {"v", NULL, NULL, c, 6, NULL, 0};
+  CHECK_RC(db, oplog_define(db, &s), OPLOG_INVALID_ARGUMENT); /* empty decl */
+  c[5].decl = "ANY";
+  OK(db, oplog_define(db, &s));
+  oplog_field f[] = {{"k", vint(INT64_MAX)}, {"r", vreal(0.5)},      {"b", vtext("bytes")},
+                     {"t", vtext("héllo")}, {"flag", {.type = OPLOG_BOOLEAN, .u.i = 1}}, {"any", vnull()}};
+  oplog_op op = {.type = "v", .kind = OPLOG_OP_CREATE, .row = {f, 6}};
+  int64_t id;
+  OK(db, oplog_tx_begin(db, "v"));
+  OK(db, oplog_tx_apply(db, &op));
+  OK(db, oplog_tx_commit(db, NULL, 0, &id));
+  char *p = tpath("a.db");
+  CHECK(count_rows(p, "SELECT typeof(b) = 'blob' AND typeof(t) = 'text' AND flag = 1 AND any IS NULL FROM v") == 1);
+  oplog_entry *e;
+  OK(db, oplog_entry_get(db, id, &e));
+  CHECK(e->ops[0].row.fields[0].value.type == OPLOG_INTEGER && e->ops[0].row.fields[0].value.u.i == INT64_MAX);
+  CHECK(e->ops[0].row.fields[1].value.type == OPLOG_REAL && e->ops[0].row.fields[1].value.u.r == 0.5);
+  CHECK(e->ops[0].row.fields[2].value.type == OPLOG_BLOB);
+  CHECK(e->ops[0].row.fields[3].value.type == OPLOG_TEXT);
+  CHECK(e->ops[0].row.fields[4].value.type == OPLOG_BOOLEAN && e->ops[0].row.fields[4].value.u.i == 1);
+  CHECK(e->ops[0].row.fields[5].value.type == OPLOG_NULL);
+  oplog_entry_free(e);
+  /* text with a NUL byte cannot be logged as protobuf string */
+  oplog_field nul[] = {{"k", vint(2)}, {"t", {.type = OPLOG_TEXT, .u.b = {"a\0b", 3}}}};
+  oplog_op op2 = {.type = "v", .kind = OPLOG_OP_CREATE, .row = {nul, 2}};
+  OK(db, oplog_tx_begin(db, "v"));
+  CHECK_RC(db, oplog_tx_apply(db, &op2), OPLOG_INVALID_ARGUMENT);
+  CHECK(count_rows(p, "SELECT count(*) FROM v") == 1);
+  oplog_close(db);
+}
+
+static void stats_and_head(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  int64_t id;
+  unsigned char h[32], zero[32] = {0};
+  OK(db, oplog_head(db, &id, h));
+  CHECK(id == 0 && memcmp(h, zero, 32) == 0);
+  OK(db, define_user(db));
+  CHECK(write_user(db, 1, "a", 1) == 1);
+  CHECK(write_user(db, 2, "b", 1) == 2);
+  OK(db, oplog_head(db, &id, h));
+  CHECK(id == 2 && memcmp(h, zero, 32) != 0);
+  oplog_stats st;
+  OK(db, oplog_get_stats(db, &st, NULL, NULL));
+  CHECK(st.entries == 2 && st.bytes > 0 && st.keys == 0);
+  oplog_close(db);
+}
+
+static const struct test_case cases[] = {
+    {"open_creates_wal_schema", open_creates_wal_schema},
+    {"open_errors", open_errors},
+    {"schema_too_new", schema_too_new},
+    {"readonly_refuses_writes", readonly_refuses_writes},
+    {"define_idempotent_and_conflict", define_idempotent_and_conflict},
+    {"define_stores_catalog", define_stores_catalog},
+    {"invalid_names_rejected", invalid_names_rejected},
+    {"tx_ops_roundtrip", tx_ops_roundtrip},
+    {"tx_rowid_key_logged", tx_rowid_key_logged},
+    {"tx_errors_roll_back", tx_errors_roll_back},
+    {"type_bound_to_aggregate", type_bound_to_aggregate},
+    {"ticket_conflict_two_handles", ticket_conflict_two_handles},
+    {"entries_are_immutable", entries_are_immutable},
+    {"entries_filters", entries_filters},
+    {"decode_unknown_type", decode_unknown_type},
+    {"entries_stream_flat_memory", entries_stream_flat_memory},
+    {"values_types_and_blob_affinity", values_types_and_blob_affinity},
+    {"stats_and_head", stats_and_head},
+    {NULL, NULL}};
+
+int main(int argc, char **argv) { return test_main(argc, argv, cases); }

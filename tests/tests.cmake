@@ -19,6 +19,7 @@ else()
   set(OPLOG_LUA_TEST_ENV ${OPLOG_TEST_ENV})
 endif()
 
-foreach(area c spec cli reliability bench)
+set(OPLOG_TEST_AREAS "c;spec;cli;reliability;bench" CACHE STRING "Test areas to build")
+foreach(area ${OPLOG_TEST_AREAS})
   include(${CMAKE_SOURCE_DIR}/tests/${area}/tests.cmake OPTIONAL)
 endforeach()

@@ -1,0 +1,298 @@
+/* test_crypto.c — encryption at rest (issue 3): key sources, wrong and
+ * missing keys, row-bound ciphertexts, rotation, rekey, keygen. */
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+
+static const unsigned char KEY[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                      17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+static const unsigned char KEY2[32] = {9};
+
+static oplog_db *open_src(const char *name, oplog_key_source src, int *rc) {
+  oplog_open_opts o = {0};
+  o.key = src;
+  o.sync = OPLOG_SYNC_NORMAL;
+  oplog_db *db = NULL;
+  *rc = oplog_open(tpath(name), &o, &db);
+  return db;
+}
+
+/* Writes a marker through a transaction and reads it back. */
+static int roundtrip(oplog_db *db, int64_t id) {
+  if (define_user(db)) return 0;
+  char name[32];
+  snprintf(name, sizeof name, "SECRET-MARKER-%lld", (long long)id);
+  int64_t eid = write_user(db, id, name, 42);
+  if (!eid) return 0;
+  oplog_entry *e;
+  if (oplog_entry_get(db, eid, &e)) return 0;
+  int ok = strcmp(e->ops[0].row.fields[1].value.u.b.p, name) == 0;
+  oplog_entry_free(e);
+  return ok;
+}
+
+static void key_sources_roundtrip(void) {
+  int rc;
+  /* raw key */
+  oplog_db *db = open_src("raw.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  CHECK(roundtrip(db, 1));
+  oplog_close(db);
+  /* key file, hex (as keygen writes it) */
+  char err[256];
+  CHECK(oplog_keygen(tpath("k.hex"), err, sizeof err) == OPLOG_OK);
+  db = open_src("hex.db", (oplog_key_source){.key_file = tpath("k.hex")}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  CHECK(roundtrip(db, 1));
+  oplog_close(db);
+  db = open_src("hex.db", (oplog_key_source){.key_file = tpath("k.hex")}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  oplog_close(db);
+  /* key file, 32 raw bytes */
+  FILE *f = fopen(tpath("k.bin"), "wb");
+  CHECK(f && fwrite(KEY, 1, 32, f) == 32);
+  fclose(f);
+  db = open_src("bin.db", (oplog_key_source){.key_file = tpath("k.bin")}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  CHECK(roundtrip(db, 1));
+  oplog_close(db);
+  /* the raw key file and the raw key are the same root key */
+  db = open_src("bin.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  oplog_close(db);
+  /* passphrase, with small limits */
+  oplog_key_source pass = {.passphrase = "correct horse", .kdf_ops = 1, .kdf_mem = 8192};
+  db = open_src("pass.db", pass, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  CHECK(roundtrip(db, 1));
+  oplog_close(db);
+  CHECK(count_rows(tpath("pass.db"), "SELECT value FROM oplog_config WHERE name = 'kdf_mem'") == 8192);
+  oplog_key_source pass2 = {.passphrase = "correct horse"}; /* limits come from the file */
+  db = open_src("pass.db", pass2, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  oplog_close(db);
+  /* a bad key file */
+  f = fopen(tpath("k.bad"), "w");
+  fputs("not a key\n", f);
+  fclose(f);
+  db = open_src("bad.db", (oplog_key_source){.key_file = tpath("k.bad")}, &rc);
+  CHECK_RC(db, rc, OPLOG_INVALID_ARGUMENT);
+  oplog_close(db);
+  db = open_src("bad.db", (oplog_key_source){.key_file = tpath("nope")}, &rc);
+  CHECK_RC(db, rc, OPLOG_NOT_FOUND);
+  oplog_close(db);
+  db = open_src("bad.db", (oplog_key_source){.key = KEY, .key_len = 16}, &rc);
+  CHECK_RC(db, rc, OPLOG_INVALID_ARGUMENT);
+  oplog_close(db);
+}
+
+static void wrong_and_missing_key(void) {
+  int rc;
+  oplog_db *db = open_src("a.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  CHECK(roundtrip(db, 1));
+  oplog_close(db);
+  db = open_src("a.db", (oplog_key_source){.key = KEY2, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_WRONG_KEY);
+  oplog_close(db);
+  db = open_src("a.db", (oplog_key_source){.no_encryption = 1}, &rc);
+  CHECK_RC(db, rc, OPLOG_KEY_REQUIRED);
+  oplog_close(db);
+  db = open_src("a.db", (oplog_key_source){.passphrase = "x", .kdf_ops = 1, .kdf_mem = 8192}, &rc);
+  CHECK_RC(db, rc, OPLOG_WRONG_KEY);
+  oplog_close(db);
+  /* no key at all: the chain is readable, the data is not */
+  db = open_src("a.db", (oplog_key_source){0}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  oplog_entry *e;
+  CHECK_RC(db, oplog_entry_get(db, 1, &e), OPLOG_KEY_REQUIRED);
+  CHECK_RC(db, oplog_tx_begin(db, "users"), OPLOG_KEY_REQUIRED);
+  oplog_verify_result vr;
+  OK(db, oplog_verify(db, NULL, NULL, NULL, &vr));
+  CHECK(vr.ok && vr.entries == 1);
+  int64_t id;
+  unsigned char h[32];
+  OK(db, oplog_head(db, &id, h));
+  CHECK(id == 1);
+  oplog_close(db);
+  /* a plaintext file refuses a key */
+  db = open_plain("plain.db");
+  CHECK(db);
+  oplog_close(db);
+  db = open_src("plain.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_WRONG_KEY);
+  CHECK(strstr(oplog_errmsg(db), "not encrypted"));
+  oplog_close(db);
+}
+
+/* Tampering done with SQL, as an attacker with the file would. */
+static int tamper(const char *sql) {
+  char buf[1024];
+  snprintf(buf, sizeof buf,
+           "DROP TRIGGER oplog_entries_no_update; %s; CREATE TRIGGER oplog_entries_no_update BEFORE UPDATE ON "
+           "oplog_entries BEGIN SELECT RAISE(ABORT, 'oplog_entries is append-only'); END;",
+           sql);
+  return exec_raw(tpath("a.db"), buf);
+}
+
+static int read_code(int64_t id, char *msg, size_t n) {
+  int rc;
+  oplog_db *db = open_src("a.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+  if (rc) {
+    oplog_close(db);
+    return -1;
+  }
+  oplog_entry *e = NULL;
+  rc = oplog_entry_get(db, id, &e);
+  snprintf(msg, n, "%s", oplog_errmsg(db));
+  oplog_entry_free(e);
+  oplog_close(db);
+  return rc;
+}
+
+static void tampering_fails_decryption(void) {
+  static const char *attacks[] = {
+      "UPDATE oplog_entries SET data = CAST(substr(data, 1, 30) || x'00' || substr(data, 32) AS BLOB) WHERE id = 1",
+      "UPDATE oplog_entries SET data = CAST(x'00' || substr(data, 2) AS BLOB) WHERE id = 1", /* nonce */
+      "UPDATE oplog_entries SET aggregate = 'groups' WHERE id = 1",
+      "UPDATE oplog_entries SET key_id = 2 WHERE id = 1",
+      /* swap data between rows 1 and 2 */
+      "UPDATE oplog_entries SET data = (SELECT data FROM oplog_entries WHERE id = 2) WHERE id = 1",
+  };
+  for (size_t i = 0; i < sizeof attacks / sizeof *attacks; i++) {
+    unlink(tpath("a.db"));
+    unlink(tpath("a.db-wal"));
+    unlink(tpath("a.db-shm"));
+    int rc;
+    oplog_db *db = open_src("a.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+    CHECK_RC(db, rc, OPLOG_OK);
+    CHECK(roundtrip(db, 1));
+    CHECK(write_user(db, 2, "other", 1) == 2);
+    if (i == 3) {
+      int64_t k;
+      OK(db, oplog_rotate_key(db, &k)); /* key 2 exists: the id change alone must fail */
+    }
+    oplog_close(db);
+    char msg[256];
+    CHECK(read_code(1, msg, sizeof msg) == OPLOG_OK);
+    CHECK(tamper(attacks[i]) == 0);
+    CHECK(read_code(1, msg, sizeof msg) == OPLOG_DECRYPT_FAILED);
+    CHECK(strstr(msg, "entry 1"));
+  }
+}
+
+static void rotate_and_read_old(void) {
+  int rc;
+  oplog_db *db = open_src("a.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  CHECK(roundtrip(db, 1));
+  int64_t k;
+  OK(db, oplog_rotate_key(db, &k));
+  CHECK(k == 2);
+  CHECK(write_user(db, 2, "after", 1) == 2);
+  oplog_close(db);
+  CHECK(count_rows(tpath("a.db"), "SELECT key_id FROM oplog_entries WHERE id = 1") == 1);
+  CHECK(count_rows(tpath("a.db"), "SELECT key_id FROM oplog_entries WHERE id = 2") == 2);
+  CHECK(count_rows(tpath("a.db"), "SELECT count(*) FROM oplog_keys WHERE state = 'active'") == 1);
+  db = open_src("a.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  oplog_entry *e;
+  OK(db, oplog_entry_get(db, 1, &e));
+  oplog_entry_free(e);
+  OK(db, oplog_entry_get(db, 2, &e));
+  oplog_entry_free(e);
+  oplog_stats st;
+  OK(db, oplog_get_stats(db, &st, NULL, NULL));
+  CHECK(st.keys == 2);
+  oplog_close(db);
+}
+
+static void rekey_then_reopen(void) {
+  int rc;
+  oplog_db *db = open_src("a.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  CHECK(roundtrip(db, 1));
+  int64_t k;
+  OK(db, oplog_rotate_key(db, &k));
+  CHECK(write_user(db, 2, "b", 1) == 2);
+  OK(db, oplog_rekey(db, &(oplog_key_source){.passphrase = "new pass", .kdf_ops = 1, .kdf_mem = 8192}));
+  CHECK(write_user(db, 3, "c", 1) == 3);
+  CHECK_RC(db, oplog_rekey(db, &(oplog_key_source){.no_encryption = 1}), OPLOG_INVALID_ARGUMENT);
+  oplog_close(db);
+  db = open_src("a.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_WRONG_KEY);
+  oplog_close(db);
+  db = open_src("a.db", (oplog_key_source){.passphrase = "new pass"}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  for (int i = 1; i <= 3; i++) {
+    oplog_entry *e;
+    OK(db, oplog_entry_get(db, i, &e));
+    oplog_entry_free(e);
+  }
+  OK(db, oplog_rekey(db, &(oplog_key_source){.key = KEY2, .key_len = 32}));
+  oplog_close(db);
+  db = open_src("a.db", (oplog_key_source){.key = KEY2, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  oplog_verify_result vr;
+  OK(db, oplog_verify(db, &(oplog_verify_opts){.replay = 1}, NULL, NULL, &vr));
+  CHECK(vr.ok && vr.entries == 3);
+  oplog_close(db);
+  CHECK(count_rows(tpath("a.db"), "SELECT count(*) FROM oplog_config WHERE name LIKE 'kdf%'") == 0);
+}
+
+static void no_plaintext_in_entries(void) {
+  int rc;
+  oplog_db *db = open_src("a.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  CHECK(roundtrip(db, 1));
+  for (int i = 2; i < 50; i++) {
+    char n[32];
+    snprintf(n, sizeof n, "SECRET-MARKER-%d", i);
+    CHECK(write_user(db, i, n, i) == i);
+  }
+  oplog_close(db);
+  CHECK(count_rows(tpath("a.db"), "SELECT count(*) FROM oplog_entries") >= 1);
+  CHECK(count_rows(tpath("a.db"), "SELECT count(*) FROM oplog_entries WHERE instr(data, 'SECRET-MARKER') > 0 "
+                                  "OR instr(CAST(data AS BLOB), CAST('SECRET' AS BLOB)) > 0") == 0);
+  /* in plaintext mode the marker is visible: the scan above can find it */
+  db = open_plain("p.db");
+  CHECK(db);
+  CHECK(roundtrip(db, 1));
+  oplog_close(db);
+  CHECK(count_rows(tpath("p.db"), "SELECT count(*) FROM oplog_entries WHERE instr(CAST(data AS BLOB), "
+                                  "CAST('SECRET-MARKER' AS BLOB)) > 0") == 1);
+}
+
+static void keygen_file(void) {
+  char err[256];
+  CHECK(oplog_keygen(tpath("k"), err, sizeof err) == OPLOG_OK);
+  struct stat st;
+  CHECK(stat(tpath("k"), &st) == 0 && (st.st_mode & 0777) == 0600 && st.st_size == 65);
+  FILE *f = fopen(tpath("k"), "r");
+  char buf[80] = {0};
+  CHECK(f && fgets(buf, sizeof buf, f));
+  fclose(f);
+  CHECK(strlen(buf) == 65 && buf[64] == '\n' && strspn(buf, "0123456789abcdef") == 64);
+  CHECK(oplog_keygen(tpath("k"), err, sizeof err) == OPLOG_IO);
+  CHECK(strstr(err, "exists"));
+  char err2[256];
+  CHECK(oplog_keygen(tpath("k2"), err2, sizeof err2) == OPLOG_OK);
+  FILE *g = fopen(tpath("k2"), "r");
+  char buf2[80] = {0};
+  CHECK(g && fgets(buf2, sizeof buf2, g));
+  fclose(g);
+  CHECK(strcmp(buf, buf2) != 0);
+}
+
+static const struct test_case cases[] = {
+    {"key_sources_roundtrip", key_sources_roundtrip},
+    {"wrong_and_missing_key", wrong_and_missing_key},
+    {"tampering_fails_decryption", tampering_fails_decryption},
+    {"rotate_and_read_old", rotate_and_read_old},
+    {"rekey_then_reopen", rekey_then_reopen},
+    {"no_plaintext_in_entries", no_plaintext_in_entries},
+    {"keygen_file", keygen_file},
+    {NULL, NULL}};
+
+int main(int argc, char **argv) { return test_main(argc, argv, cases); }

@@ -2,7 +2,7 @@
 # Run from the source directory so that .busted (lpath for support.lua) applies.
 find_program(BUSTED busted REQUIRED)
 set(OPLOG_SPECS
-  module open define transaction lowlevel read replay_verify keys handles testing)
+  module open define transaction lowlevel read replay_verify keys testing)
 foreach(spec ${OPLOG_SPECS})
   add_test(NAME lua.${spec}
     COMMAND ${BUSTED} --lua=${LUA_INTERP} -o plainTerminal

@@ -6,16 +6,19 @@
 
 #include "internal.h"
 
+/* sqlite3_malloc guarantees 8-byte alignment, enough for every type an
+ * entry holds (pointers, int64_t, double). */
+#define ARENA_ALIGN 8
 struct arena_chunk {
   arena_chunk *next;
   size_t size, used;
-  max_align_t data[];
+  uint64_t data[];
 };
 
 #define ARENA_MIN 8192
 
 void *arena_alloc(arena *a, size_t n) {
-  n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+  n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
   arena_chunk *c = a->head;
   if (!c || c->size - c->used < n) {
     size_t size = n > ARENA_MIN ? n : ARENA_MIN;

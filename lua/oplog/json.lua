@@ -12,25 +12,31 @@
 --   tables -> arrays when their keys are exactly 1..n (n > 0) or when marked
 --   with json.array(t); objects otherwise (an empty table is an object unless
 --   marked). Object keys come out sorted, or in the order given with
---   json.ordered(t, {keys...}).
+--   json.ordered(t, {keys...}). Both markers set t's metatable.
 local json = {}
 
 json.null = setmetatable({}, { __tostring = function() return "null" end })
 
-local ARRAY = setmetatable({}, { __mode = "k" })
-local ORDER = setmetatable({}, { __mode = "k" })
+-- Markers live in metatables (not weak tables): cheap to set and to test
+-- on the many short-lived tables of a dump.
+local ARRAY_MT = { __name = "oplog.json.array" }
+local ORDER_MTS = setmetatable({}, { __mode = "k" }) -- key list -> metatable
 
--- Marks t (possibly empty) as a JSON array. Returns t.
+-- Marks t (possibly empty, without a metatable) as a JSON array. Returns t.
 function json.array(t)
-  ARRAY[t] = true
-  return t
+  return setmetatable(t, ARRAY_MT)
 end
 
--- Gives the order in which t's keys are written; keys of t not in the list
--- follow, sorted. Returns t.
+-- Gives the order in which t's keys are written (t must have no metatable);
+-- keys of t not in the list follow, sorted. Returns t. Reuse one list for
+-- many tables: the marker is made once per list.
 function json.ordered(t, keys)
-  ORDER[t] = keys
-  return t
+  local mt = ORDER_MTS[keys]
+  if not mt then
+    mt = { __name = "oplog.json.ordered", order = keys }
+    ORDER_MTS[keys] = mt
+  end
+  return setmetatable(t, mt)
 end
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -63,6 +69,7 @@ function json.is_utf8(s)
 end
 
 local function quote(s)
+  if not s:find('[%c"\\]') then return '"' .. s .. '"' end
   return '"' .. s:gsub('[%c"\\]', function(c)
     return ESC[c] or string.format("\\u%04x", c:byte())
   end) .. '"'
@@ -75,14 +82,17 @@ local function number(v)
   if v ~= v or v == math.huge or v == -math.huge then
     return "null"
   end
-  local s = string.format("%.14g", v)
+  -- the shortest of 15, 16 or 17 digits that reads back as the same double
+  local s = string.format("%.15g", v)
+  if tonumber(s) ~= v then s = string.format("%.16g", v) end
   if tonumber(s) ~= v then s = string.format("%.17g", v) end
   if not s:find("[%.eEn]") then s = s .. ".0" end
   return s
 end
 
-local function is_array(t)
-  if ARRAY[t] then return true end
+local function is_array(t, mt)
+  if mt == ARRAY_MT then return true end
+  if mt ~= nil and mt.order then return false end
   local n = #t
   if n == 0 then return false end
   local count = 0
@@ -101,10 +111,25 @@ end
 
 local encode
 
+-- Encoded object keys, cached: the same few column and field names come
+-- back on every line of a dump.
+local KEYS, nkeys = {}, 0
+local function key_json(k)
+  local s = KEYS[k]
+  if s then return s end
+  local out = {}
+  encode(keystr(k), out, nil, {})
+  s = table.concat(out) .. ":"
+  if nkeys >= 4096 then KEYS, nkeys = {}, 0 end
+  KEYS[k], nkeys = s, nkeys + 1
+  return s
+end
+
 local function encode_table(t, out, null, seen)
   if seen[t] then error("oplog.json: cannot encode a cyclic table") end
   seen[t] = true
-  if is_array(t) then
+  local mt = getmetatable(t)
+  if is_array(t, mt) then
     out[#out + 1] = "["
     for i = 1, #t do
       if i > 1 then out[#out + 1] = "," end
@@ -112,22 +137,37 @@ local function encode_table(t, out, null, seen)
     end
     out[#out + 1] = "]"
   else
-    local keys, done = {}, {}
-    for _, k in ipairs(ORDER[t] or {}) do
-      if t[k] ~= nil then keys[#keys + 1] = k; done[k] = true end
-    end
-    local rest = {}
-    for k in pairs(t) do
-      if not done[k] then rest[#rest + 1] = k end
-    end
-    table.sort(rest, function(a, b) return keystr(a) < keystr(b) end)
-    table.move(rest, 1, #rest, #keys + 1, keys)
     out[#out + 1] = "{"
-    for i, k in ipairs(keys) do
-      if i > 1 then out[#out + 1] = "," end
-      encode(keystr(k), out, null, seen)
-      out[#out + 1] = ":"
-      encode(t[k], out, null, seen)
+    local first, written = true, 0
+    local order = mt and mt.order
+    if order then
+      for _, k in ipairs(order) do
+        local v = t[k]
+        if v ~= nil then
+          if not first then out[#out + 1] = "," end
+          first = false
+          out[#out + 1] = key_json(k)
+          encode(v, out, null, seen)
+          written = written + 1
+        end
+      end
+    end
+    local total = 0
+    for _ in pairs(t) do total = total + 1 end
+    if total > written then
+      local listed = {}
+      for _, k in ipairs(order or {}) do listed[k] = true end
+      local rest = {}
+      for k in pairs(t) do
+        if not listed[k] then rest[#rest + 1] = k end
+      end
+      table.sort(rest, function(a, b) return keystr(a) < keystr(b) end)
+      for _, k in ipairs(rest) do
+        if not first then out[#out + 1] = "," end
+        first = false
+        out[#out + 1] = key_json(k)
+        encode(t[k], out, null, seen)
+      end
     end
     out[#out + 1] = "}"
   end
@@ -143,7 +183,9 @@ function encode(v, out, null, seen)
   elseif tv == "number" then
     out[#out + 1] = number(v)
   elseif tv == "string" then
-    if json.is_utf8(v) then
+    if not v:find('[%c"\\\128-\255]') then
+      out[#out + 1] = '"' .. v .. '"' -- plain ASCII: the common case, kept fast
+    elseif json.is_utf8(v) then
       out[#out + 1] = quote(v)
     else
       out[#out + 1] = '{"base64":"' .. json.base64(v) .. '"}'

@@ -61,6 +61,11 @@ function H.run(args, opts)
     parts[#parts + 1] = "-u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4"
   end
   parts[#parts + 1] = "-u OPLOG_KEY_FILE"
+  if os.getenv("ASAN_OPTIONS") and (opts.bin or H.BIN) ~= "lua5.4" then
+    -- Under the sanitizer build the test env turns leak checks off for the
+    -- uninstrumented lua5.4; the oplog binary is instrumented: check it.
+    parts[#parts + 1] = "-u LD_PRELOAD ASAN_OPTIONS=detect_leaks=1"
+  end
   for k, v in pairs(opts.env or {}) do
     if v == false then
       parts[#parts + 1] = "-u " .. k

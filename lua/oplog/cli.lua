@@ -825,6 +825,10 @@ function cli.main(argv)
   end)
   if ok then return status end
   local text = describe(status)
+  if type(status) == "table" and status.code == "key_required" and commands[argv[1]] then
+    -- Say how to give the key, which the library cannot know.
+    text = text .. " (give --key-file PATH or --passphrase-env VAR, or set OPLOG_KEY_FILE)"
+  end
   if not text:match("^oplog: ") then text = "oplog: error: " .. text end
   io.stderr:write(text, "\n")
   return 2

@@ -90,6 +90,7 @@ print(string.format("1. provisioned %s at %s: %s", DEVICE.device, DEVICE.site, p
 local acks, errs = dir .. "/acks.txt", dir .. "/writer.err"
 local script = debug.getinfo(1, "S").source:gsub("^@", "")
 assert(os.execute(string.format([[
+: >%s
 %s %s --writer %s %s >%s 2>%s &
 pid=$!
 n=0
@@ -98,7 +99,7 @@ while [ "$(grep -c . %s)" -lt 20 ] && [ $n -lt 1500 ] && kill -0 $pid 2>/dev/nul
 done
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
-true]], interpreter(), q(script), q(path), q(keyfile), q(acks), q(errs), q(acks))))
+true]], q(acks), interpreter(), q(script), q(path), q(keyfile), q(acks), q(errs), q(acks))))
 local acked = 0
 for line in io.lines(acks) do acked = tonumber(line:match("^committed (%d+)$")) or acked end
 if acked < 20 then

@@ -21,8 +21,11 @@ local function usage(fmt, ...)
   fail("invalid_argument", fmt, ...)
 end
 
+-- Writes to stdout; a failed write (a full disk, a closed pipe) stops the
+-- command instead of going on for nothing.
 local function out(...)
-  io.stdout:write(...)
+  local ok, err = io.stdout:write(...)
+  if not ok then fail("io", "writing output: %s", err) end
 end
 
 ------------------------------------------------------------------ help texts

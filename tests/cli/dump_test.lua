@@ -120,6 +120,12 @@ H.test("a plaintext log dumps with or without --no-encryption", function()
   H.eq(H.ok(H.oplog("dump", pdb, "--json")), a, "dump without a key option")
 end)
 
+H.test("a failed write (full disk) stops dump with an io error", function()
+  local r = H.oplog("dump", db, "--key-file", key, "--json", { stdout = "/dev/full" })
+  H.status(r, 2, "io")
+  H.has(r.err, "writing output", "stderr", r)
+end)
+
 H.test("dump only reads: the file is unchanged", function()
   local before = H.read_file(db)
   H.ok(H.oplog("dump", db, "--key-file", key, "--json"))

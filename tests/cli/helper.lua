@@ -48,7 +48,8 @@ end
 
 -- Runs a command line. args: list of arguments after the program.
 -- opts: bin (default OPLOG_BIN), env (table; false unsets), cwd, stdin
--- (text), clean_env (unset LUA_PATH/LUA_CPATH/OPLOG_KEY_FILE first).
+-- (text), stdout (a path instead of a scratch file), clean_env (unset
+-- LUA_PATH/LUA_CPATH first).
 -- Returns { code, out, err }.
 local scratch
 function H.run(args, opts)
@@ -80,7 +81,8 @@ function H.run(args, opts)
     stdin = scratch .. "/stdin"
     H.write_file(stdin, opts.stdin)
   end
-  local cmd = table.concat(parts, " ") .. " <" .. sh_quote(stdin) .. " >" .. sh_quote(scratch .. "/out")
+  local cmd = table.concat(parts, " ") .. " <" .. sh_quote(stdin) .. " >"
+    .. sh_quote(opts.stdout or (scratch .. "/out"))
     .. " 2>" .. sh_quote(scratch .. "/err")
   local _, how, code = os.execute(cmd)
   if how == "signal" then code = 128 + code end

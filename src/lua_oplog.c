@@ -860,7 +860,7 @@ static int tx_update(lua_State *L) {
   init_op(&op, type, OPLOG_OP_UPDATE, d, nf);
   op.mask = d->names;
   op.nmask = nmask;
-  op.nulls = d->names + nmask;
+  op.nulls = d->names ? d->names + nmask : NULL; /* no arithmetic on NULL */
   op.nnulls = nn - nmask;
   tx_apply(L, t, &op);
   return 0;
@@ -1089,11 +1089,11 @@ static int db_write_entry(lua_State *L) {
     op->nnulls = nn - u0;
     lua_pop(L, 1);
   }
-  for (i = 0; i < n; i++) {
+  for (i = 0; i < n; i++) { /* offsets to pointers; the buffers may be NULL when unused */
     oplog_op *op = &d->ops[i];
-    op->row.fields = d->fields + (uintptr_t)op->row.fields;
-    op->mask = (const char *const *)d->names + (uintptr_t)op->mask;
-    op->nulls = (const char *const *)d->names + (uintptr_t)op->nulls;
+    op->row.fields = d->fields ? d->fields + (uintptr_t)op->row.fields : NULL;
+    op->mask = d->names ? (const char *const *)d->names + (uintptr_t)op->mask : NULL;
+    op->nulls = d->names ? (const char *const *)d->names + (uintptr_t)op->nulls : NULL;
   }
   w.ops = d->ops;
   w.nops = n;

@@ -414,37 +414,44 @@ local function entry_text(e, orders)
   return table.concat(lines, "\n")
 end
 
-local ENTRY_KEYS = { "id", "aggregate", "created", "key_id", "metadata", "ops" }
-local OP_KEYS = { "type", "op", "row", "mask", "nulls" }
-
+-- One entry as one line of JSON, written field by field (a dump may hold
+-- millions of entries): {"id","aggregate","created","key_id","metadata",
+-- "ops":[{"type","op","row","mask","nulls"}]}.
 local function entry_json(e, orders)
+  local null = oplog.null
+  local o = { '{"id":', string.format("%d", e.id), ',"aggregate":' }
+  json.write(o, e.aggregate)
+  o[#o + 1] = ',"created":'
+  json.write(o, e.created)
+  o[#o + 1] = ',"key_id":'
+  json.write(o, e.key_id)
+  o[#o + 1] = ',"metadata":'
   local meta = {}
   for k, vals in pairs(e.metadata or {}) do
     if type(vals) ~= "table" then vals = { vals } end
-    local list = {}
-    for i, v in ipairs(vals) do list[i] = v end
-    meta[k] = json.array(list)
+    meta[k] = json.array({ table.unpack(vals) })
   end
-  local ops = {}
+  json.write(o, meta)
+  o[#o + 1] = ',"ops":['
   for i, op in ipairs(e.ops or {}) do
-    local row = {}
-    for k, v in pairs(op.row or {}) do row[k] = v end
-    ops[i] = json.ordered({
-      type = op.type,
-      op = op.op,
-      row = json.ordered(row, orders[op.type] or {}),
-      mask = json.array({ table.unpack(op.mask or {}) }),
-      nulls = json.array({ table.unpack(op.nulls or {}) }),
-    }, OP_KEYS)
+    if i > 1 then o[#o + 1] = "," end
+    o[#o + 1] = '{"type":'
+    json.write(o, op.type)
+    o[#o + 1] = ',"op":'
+    json.write(o, op.op)
+    o[#o + 1] = ',"row":'
+    local row = op.row or {}
+    local order = orders[op.type]
+    if order and getmetatable(row) == nil then row = json.ordered(row, order) end
+    json.write(o, row, null)
+    o[#o + 1] = ',"mask":'
+    json.write(o, json.array({ table.unpack(op.mask or {}) }))
+    o[#o + 1] = ',"nulls":'
+    json.write(o, json.array({ table.unpack(op.nulls or {}) }))
+    o[#o + 1] = "}"
   end
-  return json.encode(json.ordered({
-    id = e.id,
-    aggregate = e.aggregate,
-    created = e.created,
-    key_id = e.key_id or json.null,
-    metadata = meta,
-    ops = json.array(ops),
-  }, ENTRY_KEYS), { null = oplog.null })
+  o[#o + 1] = "]}"
+  return table.concat(o)
 end
 
 ------------------------------------------------------------------ commands

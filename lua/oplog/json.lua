@@ -197,6 +197,13 @@ function encode(v, out, null, seen)
   end
 end
 
+-- Appends the JSON of v to the list of strings `out` (for callers that
+-- build a line piece by piece; table.concat(out) gives the text).
+function json.write(out, v, null)
+  encode(v, out, null, {})
+  return out
+end
+
 -- Encodes v as one line of JSON. opts.null: another value to write as null
 -- (the `oplog` command passes oplog.null).
 function json.encode(v, opts)

@@ -435,7 +435,7 @@ int oplog_define(oplog_db *db, const oplog_type_spec *spec) {
   size_t nkey = 0;
   int rc = spec_check(db, &s, key_idx, &nkey);
   if (rc) return rc;
-  if ((rc = db_exec(db, "BEGIN IMMEDIATE"))) return rc;
+  if ((rc = db_begin(db, 1))) return rc;
   if ((rc = catalog_load(db))) goto fail; /* someone else may have defined it */
   const type_def *old = find_loaded(db, s.name);
   if (old) {
@@ -443,7 +443,7 @@ int oplog_define(oplog_db *db, const oplog_type_spec *spec) {
       rc = db_error(db, OPLOG_TYPE_CONFLICT, "type %s is already defined differently", s.name);
       goto fail;
     }
-    return db_exec(db, "COMMIT");
+    return db_commit(db);
   }
   type_def *t = type_build(&s, key_idx, nkey);
   if (!t) {
@@ -454,11 +454,11 @@ int oplog_define(oplog_db *db, const oplog_type_spec *spec) {
   if (!rc) rc = target_create(db, t, "main", "", 0);
   type_free(t);
   if (!rc) rc = ticket_ensure(db, s.aggregate);
-  if (!rc) rc = db_exec(db, "COMMIT");
+  if (!rc) rc = db_commit(db);
   if (rc) goto fail;
   return catalog_load(db);
 fail:
-  sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+  db_rollback(db);
   return rc;
 }
 

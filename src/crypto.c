@@ -505,7 +505,7 @@ int oplog_rotate_key(oplog_db *db, int64_t *new_id) {
   db_clear_error(db);
   int rc = key_admin_check(db);
   if (rc) return rc;
-  if ((rc = db_exec(db, "BEGIN IMMEDIATE"))) return rc;
+  if ((rc = db_begin(db, 1))) return rc;
   if ((rc = keyring_load(db))) goto fail; /* see keys rotated elsewhere */
   int64_t id = 0;
   for (size_t i = 0; i < db->kr.nkeys; i++)
@@ -519,14 +519,14 @@ int oplog_rotate_key(oplog_db *db, int64_t *new_id) {
   crypto_aead_xchacha20poly1305_ietf_keygen(key);
   rc = db_exec(db, "UPDATE oplog_keys SET state = 'retired' WHERE state = 'active'");
   if (!rc) rc = insert_key(db, id, key, "active");
-  if (!rc) rc = db_exec(db, "COMMIT");
+  if (!rc) rc = db_commit(db);
   sodium_free(key); /* sodium_free wipes */
   if (rc) goto fail;
   if ((rc = keyring_load(db))) return rc;
   if (new_id) *new_id = id;
   return OPLOG_OK;
 fail:
-  sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+  db_rollback(db);
   keyring_load(db);
   return rc;
 }
@@ -541,7 +541,7 @@ int oplog_rekey(oplog_db *db, const oplog_key_source *src) {
     return db_error(db, OPLOG_INVALID_ARGUMENT, "rekey needs exactly one of key_file, key or passphrase");
   unsigned char *root = sodium_malloc(OPLOG_KEY_BYTES);
   if (!root) return db_error(db, OPLOG_NOMEM, "out of memory");
-  if ((rc = db_exec(db, "BEGIN IMMEDIATE"))) goto done;
+  if ((rc = db_begin(db, 1))) goto done;
   if ((rc = keyring_load(db)) || (rc = new_root(db, src, root))) goto fail;
   /* Re-wrap every key in this one transaction: a crash leaves the old
    * root key or the new one working, never neither. */
@@ -563,11 +563,11 @@ int oplog_rekey(oplog_db *db, const oplog_key_source *src) {
     sqlite3_reset(s);
   }
   sqlite3_finalize(s);
-  if (rc || (rc = db_exec(db, "COMMIT"))) goto fail;
+  if (rc || (rc = db_commit(db))) goto fail;
   memcpy(db->kr.root, root, OPLOG_KEY_BYTES);
   goto done;
 fail:
-  sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+  db_rollback(db);
 done:
   sodium_free(root);
   return rc;

@@ -80,6 +80,10 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_META_GET] = "SELECT key, value FROM oplog_metadata WHERE entry_id = ?1 ORDER BY seq",
     [ST_ENTRY_GET] =
         "SELECT id, created, aggregate, key_id, data FROM oplog_entries WHERE id = ?1",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_BEGIN_READ] = "BEGIN",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
 };
 
 sqlite3_stmt *db_stmt(oplog_db *db, int which) {
@@ -98,6 +102,24 @@ sqlite3_stmt *db_stmt(oplog_db *db, int which) {
   return s;
 }
 
+static int step_once(oplog_db *db, int which) {
+  sqlite3_stmt *s = db_stmt(db, which);
+  if (!s) return db->code;
+  int r = sqlite3_step(s);
+  sqlite3_reset(s);
+  return r == SQLITE_DONE ? OPLOG_OK : db_sqlerr(db, r);
+}
+
+int db_begin(oplog_db *db, int write) { return step_once(db, write ? ST_BEGIN : ST_BEGIN_READ); }
+
+int db_commit(oplog_db *db) { return step_once(db, ST_COMMIT); }
+
+void db_rollback(oplog_db *db) {
+  if (!db->sql || sqlite3_get_autocommit(db->sql)) return;
+  /* the caller's error stays: this runs on failure paths */
+  sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+}
+
 static int config_new(const oplog_open_opts *o) {
   const oplog_key_source *k = &o->key;
   return (k->key_file != NULL) + (k->key != NULL) + (k->passphrase != NULL) +
@@ -109,7 +131,7 @@ static int config_new(const oplog_open_opts *o) {
  * crash leaves either nothing or a complete, keyed file. */
 static int migrate(oplog_db *db, const oplog_key_source *src) {
   int target = schema_level();
-  int rc = db_exec(db, "BEGIN IMMEDIATE");
+  int rc = db_begin(db, 1);
   if (rc) return rc;
   sqlite3_stmt *s = NULL;
   int level = 0;
@@ -136,10 +158,10 @@ static int migrate(oplog_db *db, const oplog_key_source *src) {
     if ((rc = db_exec(db, sql))) goto fail;
   }
   if (is_new && (rc = crypto_open(db, src, 1))) goto fail;
-  if ((rc = db_exec(db, "COMMIT"))) goto fail;
+  if ((rc = db_commit(db))) goto fail;
   return is_new ? -1 : OPLOG_OK;
 fail:
-  sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+  db_rollback(db);
   return rc;
 }
 
@@ -225,8 +247,7 @@ int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
 
 int oplog_close(oplog_db *db) {
   if (!db) return OPLOG_OK;
-  if (db->sql && !sqlite3_get_autocommit(db->sql))
-    sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+  db_rollback(db);
   stmt_cache_clear(&db->live);
   for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(db->st[i]);
   catalog_free(db);
@@ -251,7 +272,7 @@ int oplog_begin(oplog_db *db) {
   db_clear_error(db);
   if (db->tx != TX_NONE) return db_error(db, OPLOG_INVALID_ARGUMENT, "a transaction is already open on this handle (no nesting)");
   if (db->readonly) return db_error(db, OPLOG_READONLY, "the file is open read-only");
-  int rc = db_exec(db, "BEGIN IMMEDIATE");
+  int rc = db_begin(db, 1);
   if (rc) return rc;
   db->tx = TX_LOW;
   return OPLOG_OK;
@@ -261,11 +282,11 @@ int oplog_commit(oplog_db *db) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
   db_clear_error(db);
   if (db->tx != TX_LOW) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction opened with begin");
-  int rc = db_exec(db, "COMMIT");
+  int rc = db_commit(db);
   if (rc) {
     /* SQLite keeps the transaction open on a busy COMMIT; we do not keep
      * half-states: roll back so that the caller sees all or nothing. */
-    sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+    db_rollback(db);
   }
   db->tx = TX_NONE;
   return rc;
@@ -276,7 +297,7 @@ int oplog_rollback(oplog_db *db) {
   db_clear_error(db);
   if (db->tx != TX_LOW) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction opened with begin");
   db->tx = TX_NONE;
-  if (!sqlite3_get_autocommit(db->sql)) return db_exec(db, "ROLLBACK");
+  if (!sqlite3_get_autocommit(db->sql)) return step_once(db, ST_ROLLBACK);
   return OPLOG_OK;
 }
 

@@ -168,9 +168,18 @@ enum {
   ST_META_INSERT,
   ST_META_GET,
   ST_ENTRY_GET,
+  ST_BEGIN,
+  ST_BEGIN_READ,
+  ST_COMMIT,
+  ST_ROLLBACK,
   ST__COUNT
 };
 sqlite3_stmt *db_stmt(oplog_db *db, int which); /* NULL: error set */
+/* BEGIN IMMEDIATE (write) or BEGIN (read), COMMIT, and a ROLLBACK that
+ * keeps the handle's error and is a no-op outside a transaction. */
+int db_begin(oplog_db *db, int write);
+int db_commit(oplog_db *db);
+void db_rollback(oplog_db *db);
 
 /* ---------------------------------------------------------------- the handle */
 enum { TX_NONE, TX_HIGH, TX_LOW };

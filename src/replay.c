@@ -123,12 +123,12 @@ int oplog_replay(oplog_db *db, const oplog_replay_opts *o, oplog_replay_result *
     if (r != SQLITE_DONE) return db_sqlerr(db, r);
     schema = "oplog_replica";
   }
-  rc = db_exec(db, o->into && db->readonly ? "BEGIN" : "BEGIN IMMEDIATE");
+  rc = db_begin(db, !(o->into && db->readonly));
   if (!rc) {
     rc = replay_run(db, schema, o->suffix ? o->suffix : "", &f, o->fresh, o->progress, o->progress_ctx, out);
-    if (!rc) rc = db_exec(db, "COMMIT");
+    if (!rc) rc = db_commit(db);
     if (rc) {
-      sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+      db_rollback(db);
       memset(out, 0, sizeof *out);
     }
   }

@@ -19,7 +19,7 @@ static int aggregate_check(oplog_db *db, const char *aggregate) {
 
 /* Ends the high-level transaction, undoing everything; keeps db's error. */
 static int tx_abort(oplog_db *db, int rc) {
-  if (!sqlite3_get_autocommit(db->sql)) sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+  db_rollback(db);
   db->tx = TX_NONE;
   queue_reset(&db->q);
   return rc;
@@ -38,7 +38,7 @@ int oplog_tx_begin(oplog_db *db, const char *aggregate) {
   if (!copy) return db_error(db, OPLOG_NOMEM, "out of memory");
   memcpy(copy, aggregate, n + 1);
   db->tx_aggregate = copy;
-  if ((rc = db_exec(db, "BEGIN IMMEDIATE"))) return rc;
+  if ((rc = db_begin(db, 1))) return rc;
   db->tx = TX_HIGH;
   queue_reset(&db->q);
   db->tx_last_rowid = 0;
@@ -99,7 +99,7 @@ int oplog_tx_commit(oplog_db *db, const oplog_meta *md, size_t nmd, int64_t *ent
   int rc = OPLOG_OK;
   if (db->q.nops)
     rc = entry_write(db, db->tx_aggregate, db->tx_ticket, md, nmd, db->q.data.p, db->q.data.n, &id);
-  if (!rc) rc = db_exec(db, "COMMIT");
+  if (!rc) rc = db_commit(db);
   if (rc) return tx_abort(db, rc);
   db->tx = TX_NONE;
   queue_reset(&db->q);

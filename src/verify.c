@@ -225,7 +225,7 @@ int oplog_verify(oplog_db *db, const oplog_verify_opts *o, oplog_problem_fn fn, 
     return db_error(db, OPLOG_KEY_REQUIRED, "verify with replay needs the key");
   verify_ctx v = {db, fn, ctx, out, o->progress, o->progress_ctx, 0, 0};
   /* One read transaction: every phase sees the same snapshot. */
-  int rc = db_exec(db, "BEGIN");
+  int rc = db_begin(db, 0);
   if (rc) return rc;
   if (o->progress) {
     oplog_filter all = {0};
@@ -241,8 +241,8 @@ int oplog_verify(oplog_db *db, const oplog_verify_opts *o, oplog_problem_fn fn, 
   }
   if (!rc && o->replay) rc = verify_replay(&v);
   if (rc) {
-    sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+    db_rollback(db);
     return rc;
   }
-  return db_exec(db, "COMMIT");
+  return db_commit(db);
 }

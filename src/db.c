@@ -254,6 +254,8 @@ int oplog_close(oplog_db *db) {
   crypto_close(db);
   queue_reset(&db->q);
   buf_free(&db->q.data);
+  buf_free(&db->q.texts);
+  buf_free(&db->q.row);
   buf_free(&db->scratch);
   if (db->scratch2.p) sodium_memzero(db->scratch2.p, db->scratch2.cap);
   buf_free(&db->scratch2);

@@ -104,6 +104,8 @@ int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op,
 typedef struct queue {
   buf data;
   size_t nops;
+  buf texts; /* one operation's NUL-terminated texts */
+  buf row;   /* one operation's encoded Row */
 } queue;
 int queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, const int *cols);
 void queue_reset(queue *q);

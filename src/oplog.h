@@ -230,6 +230,12 @@ int oplog_tx_apply(oplog_db *db, const oplog_op *op);
 /* *entry_id is 0 when no operation was queued (nothing is written then). */
 int oplog_tx_commit(oplog_db *db, const oplog_meta *metadata, size_t nmetadata,
                     int64_t *entry_id);
+/* Writes the operations queued so far as one entry (redeeming the ticket)
+ * and keeps the transaction open for the next entry: many entries, one
+ * SQLite commit (one fsync). The entries become durable at
+ * oplog_tx_commit and vanish with everything else on rollback. */
+int oplog_tx_entry(oplog_db *db, const oplog_meta *metadata, size_t nmetadata,
+                   int64_t *entry_id);
 int oplog_tx_rollback(oplog_db *db);
 /* 1 while a high-level transaction is open on db. */
 int oplog_tx_active(oplog_db *db);

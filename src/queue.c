@@ -27,8 +27,14 @@ int queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, con
   Oplog__V1__Field fields[OPLOG_MAX_COLUMNS];
   Oplog__V1__Value values[OPLOG_MAX_COLUMNS];
   Oplog__V1__Field *fptr[OPLOG_MAX_COLUMNS];
-  char *texts[OPLOG_MAX_COLUMNS]; /* protobuf-c packs strings by strlen */
-  size_t ntexts = 0;
+  /* protobuf-c packs strings by strlen: texts get NUL-terminated copies in
+   * q->texts, reserved once so that pointers into it stay valid */
+  size_t text_bytes = 0;
+  for (size_t i = 0; i < nf; i++)
+    if (value_stored_type(t, cols[i], &op->row.fields[i].value) == OPLOG_TEXT)
+      text_bytes += op->row.fields[i].value.u.b.n + 1;
+  q->texts.n = 0;
+  if (buf_reserve(&q->texts, text_bytes)) return db_error(db, OPLOG_NOMEM, "out of memory");
   int rc = OPLOG_OK;
   for (size_t i = 0; i < nf; i++) {
     const oplog_field *f = &op->row.fields[i];
@@ -58,17 +64,12 @@ int queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, con
     case OPLOG_TEXT: {
       size_t n = f->value.u.b.n;
       if (n && memchr(f->value.u.b.p, 0, n)) {
-        rc = db_error(db, OPLOG_INVALID_ARGUMENT, "text of %s contains a NUL byte: use a BLOB column", f->name);
-        goto out;
+        return db_error(db, OPLOG_INVALID_ARGUMENT, "text of %s contains a NUL byte: use a BLOB column", f->name);
       }
-      char *s = sqlite3_malloc64(n + 1);
-      if (!s) {
-        rc = db_error(db, OPLOG_NOMEM, "out of memory");
-        goto out;
-      }
+      char *s = (char *)q->texts.p + q->texts.n;
       if (n) memcpy(s, f->value.u.b.p, n);
       s[n] = 0;
-      texts[ntexts++] = s;
+      q->texts.n += n + 1;
       v->kind_case = OPLOG__V1__VALUE__KIND_TEXT_VALUE;
       v->text_value = s;
       break;
@@ -98,11 +99,9 @@ int queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, con
     any.null_mask = &nulls;
   }
   size_t rowlen = oplog__v1__row__get_packed_size(&row);
-  uint8_t *rowbuf = sqlite3_malloc64(rowlen ? rowlen : 1);
-  if (!rowbuf) {
-    rc = db_error(db, OPLOG_NOMEM, "out of memory");
-    goto out;
-  }
+  q->row.n = 0;
+  if (buf_reserve(&q->row, rowlen)) return db_error(db, OPLOG_NOMEM, "out of memory");
+  uint8_t *rowbuf = q->row.p;
   oplog__v1__row__pack(&row, rowbuf);
   any.value.data = rowbuf;
   any.value.len = rowlen;
@@ -117,9 +116,6 @@ int queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, con
     q->data.n += h + anylen;
     q->nops++;
   }
-  sqlite3_free(rowbuf);
-out:
-  for (size_t i = 0; i < ntexts; i++) sqlite3_free(texts[i]);
   return rc;
 }
 

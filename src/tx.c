@@ -90,19 +90,40 @@ int oplog_tx_apply(oplog_db *db, const oplog_op *op) {
   return rc ? tx_abort(db, rc) : OPLOG_OK;
 }
 
+/* Writes the queued operations as one entry; the next one redeems the
+ * following ticket version. */
+static int tx_flush(oplog_db *db, const oplog_meta *md, size_t nmd, int64_t *id) {
+  *id = 0;
+  if (!db->q.nops) return OPLOG_OK;
+  int rc = entry_write(db, db->tx_aggregate, db->tx_ticket, md, nmd, db->q.data.p, db->q.data.n, id);
+  if (rc) return rc;
+  db->tx_ticket++;
+  queue_reset(&db->q);
+  return OPLOG_OK;
+}
+
+int oplog_tx_entry(oplog_db *db, const oplog_meta *md, size_t nmd, int64_t *entry_id) {
+  if (!db) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  if (entry_id) *entry_id = 0;
+  if (db->tx != TX_HIGH) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction is open (oplog_tx_begin)");
+  int64_t id;
+  int rc = tx_flush(db, md, nmd, &id);
+  if (rc) return tx_abort(db, rc);
+  if (entry_id) *entry_id = id;
+  return OPLOG_OK;
+}
+
 int oplog_tx_commit(oplog_db *db, const oplog_meta *md, size_t nmd, int64_t *entry_id) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
   db_clear_error(db);
   if (entry_id) *entry_id = 0;
   if (db->tx != TX_HIGH) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction is open (oplog_tx_begin)");
-  int64_t id = 0;
-  int rc = OPLOG_OK;
-  if (db->q.nops)
-    rc = entry_write(db, db->tx_aggregate, db->tx_ticket, md, nmd, db->q.data.p, db->q.data.n, &id);
+  int64_t id;
+  int rc = tx_flush(db, md, nmd, &id);
   if (!rc) rc = db_commit(db);
   if (rc) return tx_abort(db, rc);
   db->tx = TX_NONE;
-  queue_reset(&db->q);
   if (entry_id) *entry_id = id;
   return OPLOG_OK;
 }

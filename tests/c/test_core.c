@@ -532,7 +532,47 @@ static void stats_and_head(void) {
   oplog_close(db);
 }
 
+/* Many entries in one SQLite transaction: each redeems its own ticket
+ * version; a rollback takes them all. */
+static void tx_entry_batches(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  char *p = tpath("a.db");
+  for (int round = 0; round < 2; round++) {
+    OK(db, oplog_tx_begin(db, "users"));
+    for (int i = 1; i <= 3; i++) {
+      char name[16];
+      snprintf(name, sizeof name, "r%du%d", round, i);
+      oplog_field f[] = {{"id", vint(round * 10 + i)}, {"name", vtext(name)}};
+      oplog_op op = {.type = "user", .kind = OPLOG_OP_CREATE, .row = {f, 2}};
+      OK(db, oplog_tx_apply(db, &op));
+      oplog_meta md[] = {{"n", name}};
+      int64_t id;
+      OK(db, oplog_tx_entry(db, md, 1, &id));
+      CHECK(id == i);
+    }
+    int64_t none = -1;
+    OK(db, oplog_tx_entry(db, NULL, 0, &none)); /* nothing queued: no entry */
+    CHECK(none == 0);
+    if (round == 0) {
+      OK(db, oplog_tx_rollback(db));
+      CHECK(unchanged(p, 0, 0, 0, 1));
+    } else {
+      int64_t last;
+      OK(db, oplog_tx_commit(db, NULL, 0, &last));
+      CHECK(last == 0);
+    }
+  }
+  CHECK(unchanged(p, 3, 3, 3, 4));
+  oplog_verify_result vr;
+  OK(db, oplog_verify(db, &(oplog_verify_opts){.replay = 1}, NULL, NULL, &vr));
+  CHECK(vr.ok && vr.entries == 3);
+  oplog_close(db);
+}
+
 static const struct test_case cases[] = {
+    {"tx_entry_batches", tx_entry_batches},
     {"open_creates_wal_schema", open_creates_wal_schema},
     {"open_errors", open_errors},
     {"schema_too_new", schema_too_new},

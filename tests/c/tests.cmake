@@ -10,6 +10,8 @@ foreach(suite core crypto chain)
   target_link_libraries(test_${suite} PRIVATE oplog_testutil)
   # case names are the strings in the file's `cases` table
   file(READ ${src} text)
+  string(FIND "${text}" "test_case cases[]" at)
+  string(SUBSTRING "${text}" ${at} -1 text)
   string(REGEX MATCHALL "\\{\"[a-z0-9_]+\", [a-z0-9_]+\\}" entries "${text}")
   foreach(e ${entries})
     string(REGEX REPLACE "\\{\"([a-z0-9_]+)\".*" "\\1" name "${e}")

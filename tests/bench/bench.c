@@ -1146,9 +1146,9 @@ int main(int argc, char **argv) {
     C.big_n = 2000;
   } else {
     C.rounds = 3;
-    C.w1_n = 100000;
-    C.w1f_n = 10000;
-    C.w2_tx = 10000;
+    C.w1_n = 40000;
+    C.w1f_n = 1000;
+    C.w2_tx = 3000;
     C.big_n = 1000000;
   }
   if (rounds > 0) C.rounds = rounds < 16 ? rounds : 16;

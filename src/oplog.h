@@ -96,7 +96,9 @@ typedef struct oplog_open_opts {
  */
 int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **db);
 
-/* Rolls back any open transaction, wipes keys, frees everything. NULL ok. */
+/* Rolls back any open transaction, wipes keys, frees everything. NULL ok.
+ * Close every iterator of the handle first (as with sqlite3_finalize
+ * before sqlite3_close): an iterator must not outlive its handle. */
 int oplog_close(oplog_db *db);
 
 /* Message of the last failure on db ("not an error" after success). */
@@ -248,7 +250,10 @@ int64_t oplog_tx_last_rowid(oplog_db *db);
  * After Boundary's WriteEntryWith: the caller brackets one or more
  * oplog_write_entry calls with oplog_begin / oplog_commit. Live tables are
  * not touched. A stale ticket fails with OPLOG_TICKET_CONFLICT and leaves
- * nothing of that entry; the surrounding transaction stays open.
+ * nothing of that entry; the surrounding transaction stays open — unless
+ * SQLite itself ended it (I/O error, disk full, out of memory), after which
+ * the next write_entry or commit fails and begin starts afresh. A failed
+ * oplog_commit has rolled everything back.
  */
 int oplog_begin(oplog_db *db);
 int oplog_commit(oplog_db *db);

@@ -146,6 +146,12 @@ int oplog_write_entry(oplog_db *db, const oplog_entry_write *w, int64_t *entry_i
   if (!w) return db_error(db, OPLOG_INVALID_ARGUMENT, "entry is NULL");
   if (db->tx != TX_LOW)
     return db_error(db, OPLOG_INVALID_ARGUMENT, "write_entry runs between begin and commit");
+  if (sqlite3_get_autocommit(db->sql)) {
+    /* SQLite rolled the transaction back after an earlier I/O or memory
+     * error: writing now would commit on its own, outside the caller's. */
+    db->tx = TX_NONE;
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "the transaction was rolled back by an earlier error; begin again");
+  }
   int rc = aggregate_check(db, w->aggregate);
   if (rc || (rc = key_check(db))) return rc;
   if (w->nops == 0 || !w->ops) return db_error(db, OPLOG_INVALID_ARGUMENT, "an entry needs at least one operation");
@@ -164,8 +170,11 @@ int oplog_write_entry(oplog_db *db, const oplog_entry_write *w, int64_t *entry_i
   rc = entry_write(db, w->aggregate, w->ticket, w->metadata, w->nmetadata, db->q.data.p, db->q.data.n, &id);
   queue_reset(&db->q);
   if (rc) {
-    sqlite3_exec(db->sql, "ROLLBACK TO oplog_write_entry", NULL, NULL, NULL);
-    sqlite3_exec(db->sql, "RELEASE oplog_write_entry", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(db->sql)) {
+      sqlite3_exec(db->sql, "ROLLBACK TO oplog_write_entry", NULL, NULL, NULL);
+      sqlite3_exec(db->sql, "RELEASE oplog_write_entry", NULL, NULL, NULL);
+    }
+    if (sqlite3_get_autocommit(db->sql)) db->tx = TX_NONE; /* SQLite ended it */
     return rc;
   }
   if ((rc = db_exec(db, "RELEASE oplog_write_entry"))) return rc;

@@ -74,6 +74,7 @@ struct ltx {
   int open;    /* only inside its transaction function */
   int aborted; /* the core rolled back after a failed operation */
   int code;    /* ... with this code; the message is uservalue 2 */
+  int64_t last_id; /* last entry written by tx:entry */
 };
 
 /* ------------------------------------------------------------------ errors */
@@ -798,19 +799,23 @@ static ltx *check_tx(lua_State *L) {
   return t;
 }
 
-static void tx_apply(lua_State *L, ltx *t, const oplog_op *op) {
+/* Raises the core's error; if the core rolled the transaction back, the
+ * tx remembers it so that later calls and the end of fn raise it too. */
+static int tx_fail(lua_State *L, ltx *t, int rc) {
   oplog_db *db = t->d->db;
-  int rc = oplog_tx_apply(db, op);
-  if (rc != OPLOG_OK) {
-    lua_pushstring(L, oplog_errmsg(db));
-    if (!oplog_tx_active(db)) { /* the core rolled everything back */
-      t->aborted = 1;
-      t->code = rc;
-      lua_pushvalue(L, -1);
-      lua_setiuservalue(L, 1, 2);
-    }
-    raise_msg(L, rc);
+  lua_pushstring(L, oplog_errmsg(db));
+  if (!oplog_tx_active(db)) {
+    t->aborted = 1;
+    t->code = rc;
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 2);
   }
+  return raise_msg(L, rc);
+}
+
+static void tx_apply(lua_State *L, ltx *t, const oplog_op *op) {
+  int rc = oplog_tx_apply(t->d->db, op);
+  if (rc != OPLOG_OK) tx_fail(L, t, rc);
 }
 
 static void init_op(oplog_op *op, const char *type, oplog_op_kind kind, ldb *d, size_t nf) {
@@ -886,6 +891,31 @@ static int tx_items(lua_State *L, oplog_op_kind kind) {
   return 0;
 }
 
+/* tx:entry(metadata): writes the operations queued so far as one entry
+ * (redeeming the next ticket version) and goes on in the same SQLite
+ * transaction: many entries, one commit. Returns its id, or nil when
+ * nothing was queued. */
+static int tx_entry(lua_State *L) {
+  ltx *t = check_tx(L);
+  size_t nmeta = 0;
+  int64_t id = 0;
+  int rc;
+  lua_settop(L, 2);
+  if (!lua_isnil(L, 2)) {
+    check_type(L, 2, LUA_TTABLE);
+    nmeta = build_meta(L, t->d, 2, 2, "metadata");
+  }
+  rc = oplog_tx_entry(t->d->db, t->d->meta, nmeta, &id);
+  if (rc != OPLOG_OK) return tx_fail(L, t, rc);
+  if (id) {
+    t->last_id = id;
+    lua_pushinteger(L, (lua_Integer)id);
+  } else {
+    lua_pushnil(L);
+  }
+  return 1;
+}
+
 static int tx_create_items(lua_State *L) { return tx_items(L, OPLOG_OP_CREATE_ITEMS); }
 static int tx_delete_items(lua_State *L) { return tx_items(L, OPLOG_OP_DELETE_ITEMS); }
 
@@ -908,6 +938,8 @@ static const char *const TX_OPTS[] = {"metadata", NULL};
  * db:transaction(aggregate, fn, opts): there are no nested transactions
  * (one per handle: a nested call raises invalid_argument). opts.metadata is
  * checked first and read again when fn has returned, so fn may fill it in.
+ * Returns the id of the last entry written (at the end, or else by
+ * tx:entry), nil if none, then what fn returned.
  */
 static int db_transaction(lua_State *L) {
   ldb *d = check_db(L);
@@ -982,6 +1014,7 @@ static int db_transaction(lua_State *L) {
   }
   rc = oplog_tx_commit(d->db, d->meta, nmeta, &id);
   if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  if (!id) id = t->last_id; /* the last entry fn wrote with tx:entry, if any */
   lua_settop(L, 5 + nres);
   if (id)
     lua_pushinteger(L, (lua_Integer)id);
@@ -1573,6 +1606,7 @@ static const luaL_Reg tx_methods[] = {
     {"delete", tx_delete},
     {"create_items", tx_create_items},
     {"delete_items", tx_delete_items},
+    {"entry", tx_entry},
     {NULL, NULL}};
 
 static const luaL_Reg tx_meta[] = {{"__index", NULL}, {"__tostring", tx_tostring}, {NULL, NULL}};

@@ -86,6 +86,67 @@ describe("db:transaction", function()
     assert.equal(db:ticket("notes").version, db:ticket("notes").version)
   end)
 
+  describe("tx:entry", function()
+    it("writes several entries in one transaction, each with its metadata", function()
+      local v = db:ticket("users").version
+      local ids = {}
+      local last, r = db:transaction("users", function(tx)
+        assert.is_nil(tx:entry()) -- nothing queued yet
+        tx:create("user", { id = 1, name = "a" })
+        tx:create("user", { id = 2, name = "b" })
+        ids[1] = tx:entry { batch = "1" }
+        tx:create("user", { id = 3, name = "c" })
+        ids[2] = tx:entry { batch = { "2", "two" } }
+        return "done"
+      end, { metadata = { batch = "unused" } })
+      assert.same({ 1, 2 }, ids)
+      assert.equal(2, last) -- the last entry written
+      assert.equal("done", r)
+      assert.equal(v + 2, db:ticket("users").version)
+      assert.equal(2, #db:entry(1).ops)
+      assert.same({ batch = { "1" } }, db:entry(1).metadata)
+      assert.same({ batch = { "2", "two" } }, db:entry(2).metadata)
+      assert.same({}, S.collect(db, { metadata = { batch = "unused" } }))
+    end)
+
+    it("operations after the last tx:entry form the final entry", function()
+      local id = db:transaction("users", function(tx)
+        tx:create("user", { id = 1, name = "a" })
+        tx:entry()
+        tx:create("user", { id = 2, name = "b" })
+      end, { metadata = { final = true } })
+      assert.equal(2, id)
+      assert.same({ final = {} }, db:entry(2).metadata)
+      assert.same({}, db:entry(1).metadata)
+    end)
+
+    it("an error after tx:entry rolls back every entry of the transaction", function()
+      local before = snapshot(db)
+      assert.has_error(function()
+        db:transaction("users", function(tx)
+          tx:create("user", { id = 1, name = "a" })
+          tx:entry()
+          tx:create("user", { id = 2, name = "b" })
+          tx:entry()
+          error("late")
+        end)
+      end, "late")
+      assert.same(before, snapshot(db))
+      assert.is_false(S.exists(db, "user", 1))
+    end)
+
+    it("checks its metadata", function()
+      local e
+      db:transaction("users", function(tx)
+        tx:create("user", { id = 1, name = "a" })
+        e = S.err("invalid_argument", tx.entry, tx, { k = 1 })
+        S.err("invalid_argument", tx.entry, tx, "k")
+      end)
+      assert.truthy(e.message:find("bad argument #1 to 'entry'", 1, true), e.message)
+      assert.equal(1, #db:entry(1).ops)
+    end)
+  end)
+
   it("stores metadata: a string, a list, key only (true or {})", function()
     local id = db:transaction("users", function(tx)
       tx:create("user", { id = 1, name = "a" })
@@ -258,7 +319,7 @@ describe("db:transaction", function()
       tx:create("user", { id = 1, name = "a" })
     end)
     assert.equal("oplog.tx (closed)", tostring(saved))
-    for _, m in ipairs { "create", "update", "delete", "create_items", "delete_items" } do
+    for _, m in ipairs { "create", "update", "delete", "create_items", "delete_items", "entry" } do
       local e = S.err("closed", saved[m], saved, "user", { id = 1 }, { "name" })
       assert.truthy(e.message:find("oplog.tx", 1, true))
     end

@@ -22,7 +22,11 @@
  *  - Lua errors must never unwind through the core's C frames: callbacks
  *    from the core (types, stats, keys, verify problems, progress) run
  *    their Lua work under lua_pcall, stop the core with a non-zero return
- *    on error and re-raise once the core has returned.
+ *    on error and re-raise once the core has returned. While replay or
+ *    verify runs, a progress function may not use (or close) that handle:
+ *    invalid_argument.
+ *  - Transactions do not nest (one per handle; invalid_argument), and fn
+ *    runs under lua_pcall, so it cannot yield across db:transaction.
  */
 #include <stdarg.h>
 #include <stdint.h>

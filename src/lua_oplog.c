@@ -25,8 +25,9 @@
  *    on error and re-raise once the core has returned. While replay or
  *    verify runs, a progress function may not use (or close) that handle:
  *    invalid_argument.
- *  - Transactions do not nest (one per handle; invalid_argument), and fn
- *    runs under lua_pcall, so it cannot yield across db:transaction.
+ *  - Transactions do not nest (one per handle; invalid_argument). fn runs
+ *    under lua_pcallk, so it may yield (the transaction stays open, holding
+ *    the write lock, until fn ends).
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -923,6 +924,18 @@ static int tx_entry(lua_State *L) {
 static int tx_create_items(lua_State *L) { return tx_items(L, OPLOG_OP_CREATE_ITEMS); }
 static int tx_delete_items(lua_State *L) { return tx_items(L, OPLOG_OP_DELETE_ITEMS); }
 
+/* A tx is collected while open only when fn yielded and its coroutine was
+ * dropped: roll back so the handle and the write lock are freed. */
+static int tx_gc(lua_State *L) {
+  ltx *t = luaL_testudata(L, 1, TX_MT);
+  if (t && t->open) {
+    t->open = 0;
+    if (t->d->tx == t) t->d->tx = NULL;
+    if (t->d->db && oplog_tx_active(t->d->db)) oplog_tx_rollback(t->d->db);
+  }
+  return 0;
+}
+
 static int tx_tostring(lua_State *L) {
   ltx *t = luaL_checkudata(L, 1, TX_MT);
   lua_pushstring(L, t->open && t->d->db ? "oplog.tx (open)" : "oplog.tx (closed)");
@@ -945,13 +958,13 @@ static const char *const TX_OPTS[] = {"metadata", NULL};
  * Returns the id of the last entry written (at the end, or else by
  * tx:entry), nil if none, then what fn returned.
  */
+static int tx_finish(lua_State *L, int status, lua_KContext ctx);
+
 static int db_transaction(lua_State *L) {
   ldb *d = check_db(L);
   const char *agg = check_string(L, 2, NULL);
   ltx *t;
-  int status, nres, rc;
-  int64_t id = 0;
-  size_t nmeta = 0;
+  int rc;
   if (!is_callable(L, 3)) arg_error(L, 3, "function expected, got %s", luaL_typename(L, 3));
   lua_settop(L, 4);
   if (opt_table(L, 4, TX_OPTS)) {
@@ -976,11 +989,22 @@ static int db_transaction(lua_State *L) {
   d->tx = t;
   lua_pushvalue(L, 3);
   lua_pushvalue(L, 5);
-  status = lua_pcall(L, 1, LUA_MULTRET, 0);
-  nres = lua_gettop(L) - 5;
+  /* With a continuation, fn may yield (coroutine schedulers). */
+  return tx_finish(L, lua_pcallk(L, 1, LUA_MULTRET, 0, 0, tx_finish), 0);
+}
+
+/* The end of db:transaction, after fn returned, raised or (resumed after a
+ * yield) finished: the stack holds db, aggregate, fn, opts, tx, results. */
+static int tx_finish(lua_State *L, int status, lua_KContext ctx) {
+  ldb *d = lua_touserdata(L, 1);
+  ltx *t = lua_touserdata(L, 5);
+  int nres = lua_gettop(L) - 5, rc;
+  int64_t id = 0;
+  size_t nmeta = 0;
+  (void)ctx;
   t->open = 0;
   if (d->tx == t) d->tx = NULL;
-  if (status != LUA_OK) {
+  if (status != LUA_OK && status != LUA_YIELD) {
     if (d->db && oplog_tx_active(d->db)) oplog_tx_rollback(d->db);
     return lua_error(L); /* the original error value */
   }
@@ -1613,7 +1637,8 @@ static const luaL_Reg tx_methods[] = {
     {"entry", tx_entry},
     {NULL, NULL}};
 
-static const luaL_Reg tx_meta[] = {{"__index", NULL}, {"__tostring", tx_tostring}, {NULL, NULL}};
+static const luaL_Reg tx_meta[] = {
+    {"__index", NULL}, {"__gc", tx_gc}, {"__tostring", tx_tostring}, {NULL, NULL}};
 
 static const luaL_Reg iter_methods[] = {{"close", iter_close}, {NULL, NULL}};
 

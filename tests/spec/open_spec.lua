@@ -295,11 +295,12 @@ describe("oplog.open", function()
     it("garbage collection of an unclosed handle closes it", function()
       local path, key_file = new_file()
       local weak = setmetatable({}, { __mode = "v" })
-      do
+      local function open_and_drop()
         local db = oplog.open(path, { key_file = key_file })
         db:begin() -- holds the write lock
         weak[1] = db
       end
+      open_and_drop()
       local b = oplog.open(path, { key_file = key_file, busy_timeout = 0 })
       collectgarbage()
       collectgarbage()

@@ -140,11 +140,11 @@ describe("reading entries", function()
     end)
 
     it("keeps its db alive while reachable", function()
-      local f
-      do
-        local h = testing.reopen(path)
-        f = h:entries()
+      local function entries_of_a_new_handle()
+        local h = testing.reopen(path) -- reachable only through the iterator
+        return (h:entries())
       end
+      local f = entries_of_a_new_handle()
       collectgarbage()
       collectgarbage()
       assert.equal(1, f().id)

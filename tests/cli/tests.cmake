@@ -15,7 +15,7 @@ foreach(t ${OPLOG_CLI_TESTS})
   add_test(NAME cli.${t}
     COMMAND ${LUA_INTERP} ${CMAKE_SOURCE_DIR}/tests/cli/${t}_test.lua)
   set_tests_properties(cli.${t} PROPERTIES
-    ENVIRONMENT "${OPLOG_CLI_ENV}" LABELS cli TIMEOUT 300)
+    ENVIRONMENT "${OPLOG_CLI_ENV}" LABELS cli TIMEOUT 120)
 endforeach()
 
 # Each example runs twice, as `lua5.4 examples/X.lua` and as
@@ -25,5 +25,5 @@ foreach(e quickstart edge_device admin)
   add_test(NAME example.${e}
     COMMAND ${LUA_INTERP} ${CMAKE_SOURCE_DIR}/tests/cli/example_test.lua ${e})
   set_tests_properties(example.${e} PROPERTIES
-    ENVIRONMENT "${OPLOG_CLI_ENV}" LABELS example TIMEOUT 300)
+    ENVIRONMENT "${OPLOG_CLI_ENV}" LABELS example TIMEOUT 120)
 endforeach()

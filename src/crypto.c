@@ -114,11 +114,12 @@ static int root_from_source(oplog_db *db, const oplog_key_source *src, unsigned 
   }
   size_t plen = src->passphrase_len ? src->passphrase_len : strlen(src->passphrase);
   if (plen == 0) return db_error(db, OPLOG_INVALID_ARGUMENT, "passphrase must not be empty");
-  if (ops < crypto_pwhash_OPSLIMIT_MIN || mem < crypto_pwhash_MEMLIMIT_MIN ||
-      ops > crypto_pwhash_OPSLIMIT_MAX)
+  if (ops < crypto_pwhash_OPSLIMIT_MIN || ops > crypto_pwhash_OPSLIMIT_MAX ||
+      mem < crypto_pwhash_MEMLIMIT_MIN || mem > crypto_pwhash_MEMLIMIT_MAX)
     return db_error(db, OPLOG_INVALID_ARGUMENT,
-                    "kdf limits out of range: ops >= %u, mem >= %u bytes",
-                    (unsigned)crypto_pwhash_OPSLIMIT_MIN, (unsigned)crypto_pwhash_MEMLIMIT_MIN);
+                    "kdf limits out of range: ops from %u to %u, mem from %u to %llu bytes",
+                    (unsigned)crypto_pwhash_OPSLIMIT_MIN, (unsigned)crypto_pwhash_OPSLIMIT_MAX,
+                    (unsigned)crypto_pwhash_MEMLIMIT_MIN, (unsigned long long)crypto_pwhash_MEMLIMIT_MAX);
   if (crypto_pwhash(root, OPLOG_KEY_BYTES, src->passphrase, plen, salt, ops, mem,
                     crypto_pwhash_ALG_ARGON2ID13) != 0)
     return db_error(db, OPLOG_NOMEM, "Argon2id needs %llu bytes of memory it could not get", (unsigned long long)mem);

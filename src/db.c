@@ -73,8 +73,8 @@ static const char *const stmt_sql[ST__COUNT] = {
         "UPDATE oplog_ticket SET version = version + 1 WHERE name = ?1 AND version = ?2",
     [ST_TICKET_ENSURE] = "INSERT OR IGNORE INTO oplog_ticket (name, version) VALUES (?1, 1)",
     [ST_HEAD] = "SELECT id, hash FROM oplog_entries ORDER BY id DESC LIMIT 1",
-    [ST_ENTRY_INSERT] = "INSERT INTO oplog_entries (id, created, aggregate, key_id, data, "
-                        "prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_ENTRY_INSERT] = ("INSERT INTO oplog_entries (id, created, aggregate, key_id, data, "
+                         "prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
     [ST_META_INSERT] =
         "INSERT INTO oplog_metadata (entry_id, seq, key, value) VALUES (?1, ?2, ?3, ?4)",
     [ST_META_GET] = "SELECT key, value FROM oplog_metadata WHERE entry_id = ?1 ORDER BY seq",

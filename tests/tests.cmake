@@ -14,9 +14,10 @@ if(OPLOG_SANITIZE)
   # lua5.4 itself is not instrumented: preload the runtime for Lua-driven tests.
   execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
     OUTPUT_VARIABLE ASAN_RT OUTPUT_STRIP_TRAILING_WHITESPACE)
-  set(OPLOG_LUA_TEST_ENV ${OPLOG_TEST_ENV} "LD_PRELOAD=${ASAN_RT}" "ASAN_OPTIONS=detect_leaks=0")
+  # quoted: the list's elements hold escaped ';' (LUA_PATH) that must stay
+  set(OPLOG_LUA_TEST_ENV "${OPLOG_TEST_ENV};LD_PRELOAD=${ASAN_RT};ASAN_OPTIONS=detect_leaks=0")
 else()
-  set(OPLOG_LUA_TEST_ENV ${OPLOG_TEST_ENV})
+  set(OPLOG_LUA_TEST_ENV "${OPLOG_TEST_ENV}")
 endif()
 
 set(OPLOG_TEST_AREAS "c;spec;cli;reliability;bench;install" CACHE STRING "Test areas to build")

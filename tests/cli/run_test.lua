@@ -53,6 +53,27 @@ H.test("users' own modules resolve through package.path", function()
   H.eq(H.ok(r), "hello from a user module\n", "via ./?.lua", r)
 end)
 
+H.test("users' C modules load through package.cpath", function()
+  local cdir = dir .. "/cmod"
+  H.sh("mkdir -p " .. H.quote(cdir))
+  H.write_file(cdir .. "/hello.c", [[
+#include <lauxlib.h>
+#include <lua.h>
+static int hi(lua_State *L) { lua_pushfstring(L, "hi %s", luaL_checkstring(L, 1)); return 1; }
+int luaopen_hello(lua_State *L) {
+  lua_newtable(L);
+  lua_pushcfunction(L, hi);
+  lua_setfield(L, -2, "hi");
+  return 1;
+}
+]])
+  H.sh("cc -shared -fPIC -I/usr/include/lua5.4 -o " .. H.quote(cdir .. "/hello.so") .. " "
+    .. H.quote(cdir .. "/hello.c"))
+  local r = H.oplog("run", "-", { stdin = "print(require('hello').hi('device'))",
+    env = { LUA_CPATH = cdir .. "/?.so" } })
+  H.eq(H.ok(r), "hi device\n", "C module", r)
+end)
+
 H.test("os.exit sets the exit status", function()
   H.eq(H.oplog("run", script("exit3.lua", "io.write('bye') os.exit(3)")).code, 3, "os.exit(3)")
   local r = H.oplog("run", script("exit_true.lua", "io.write('bye') os.exit(true)"))

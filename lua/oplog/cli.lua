@@ -313,12 +313,9 @@ end
 
 ------------------------------------------------------------------ formatting
 
+-- Stored times are unix milliseconds.
 local function utc(ms)
-  if type(ms) ~= "number" then return tostring(ms) end
-  -- Stored times are unix milliseconds; a value too small for that is
-  -- taken as seconds.
-  if ms < 1e11 then ms = ms * 1000 end
-  ms = math.tointeger(ms) or math.floor(ms)
+  if math.type(ms) ~= "integer" then return tostring(ms) end
   return os.date("!%Y-%m-%dT%H:%M:%S", ms // 1000) .. string.format(".%03dZ", ms % 1000)
 end
 
@@ -336,10 +333,7 @@ local function show(v)
   if v == nil or v == oplog.null then return "NULL" end
   local t = type(v)
   if t == "string" then return show_string(v) end
-  if t == "number" then
-    if math.type(v) == "integer" then return tostring(v) end
-    return string.format("%.17g", v)
-  end
+  if t == "number" then return json.number(v) end -- shortest exact form
   return tostring(v)
 end
 

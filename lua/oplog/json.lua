@@ -75,7 +75,11 @@ local function quote(s)
   end) .. '"'
 end
 
-local function number(v)
+local number
+-- The JSON text of a number (also used for human-readable output).
+function json.number(v) return number(v) end
+
+function number(v)
   if math.type(v) == "integer" then
     return string.format("%d", v)
   end

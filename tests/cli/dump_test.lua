@@ -66,6 +66,9 @@ H.test("--json: BLOB bytes that are not UTF-8 come out as base64", function()
   H.eq(type(row.firmware), "table", "blob is an object")
   H.eq(row.firmware.base64, "AAEC/v8=", "blob base64")
   H.eq(row.serial, "SN-ü1", "UTF-8 text stays a string")
+  H.eq(math.type(row.volts), "float", "a REAL stays a float")
+  local r = H.oplog("dump", db, "--key-file", key, "--json", "--aggregate", "devices")
+  H.has(r.out, '"volts":3%.0}', "REAL 3.0 written as 3.0", r)
 end)
 
 H.test("filters: --aggregate, --since, --upto, --meta", function()
@@ -91,7 +94,7 @@ H.test("human output: a header per entry and a line per operation", function()
   H.has(out, '\n  update +user {id=2, name="robert"}  mask=name  nulls=email\n', "update line", r)
   H.has(out, "aggregate=devices  key=%d+  flagged source=factory\n", "key-only metadata, sorted", r)
   H.has(out, 'serial="SN%-ü1"', "UTF-8 text", r)
-  H.has(out, "firmware=x'000102feff'", "blob in hex", r)
+  H.has(out, "firmware=x'000102feff', volts=3%.0}", "blob in hex, REAL as 3.0", r)
   H.has(out, "\n  delete +user {id=1}\n$", "last entry", r)
   local n = 0
   for _ in out:gmatch("entry %d+  ") do n = n + 1 end

@@ -199,7 +199,8 @@ db:define("user", { columns = { { "id", "INTEGER PRIMARY KEY" }, { "name", "TEXT
   { "email", "TEXT" } }, aggregate = "users" })
 db:define("role", { columns = { { "user_id", "INTEGER PRIMARY KEY" }, { "role", "TEXT" } },
   aggregate = "users" })
-db:define("device", { columns = { { "serial", "TEXT PRIMARY KEY" }, { "firmware", "BLOB" } },
+db:define("device", { columns = { { "serial", "TEXT PRIMARY KEY" }, { "firmware", "BLOB" },
+  { "volts", "REAL" } },
   aggregate = "devices" })
 db:transaction("users", function(tx)
   tx:create("user", { id = 1, name = "alice", email = "alice@example.org" })
@@ -210,7 +211,7 @@ db:transaction("users", function(tx)
   tx:create("user", { id = 3, name = "carol", email = oplog.null })
 end, { metadata = { source = "web" } })
 db:transaction("devices", function(tx)
-  tx:create("device", { serial = "SN-ü1", firmware = "\0\1\2\254\255" })
+  tx:create("device", { serial = "SN-ü1", firmware = "\0\1\2\254\255", volts = 3.0 })
 end, { metadata = { source = "factory", flagged = true } })
 db:transaction("users", function(tx)
   tx:update("user", { id = 2, name = "robert" }, { "name" }, { "email" })

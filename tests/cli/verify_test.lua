@@ -60,6 +60,52 @@ H.test("--head: the current head passes, another hash is a problem (exit 1)", fu
   H.eq(v.problems[1].kind, "head_mismatch", "kind", r)
 end)
 
+H.test("--head recorded earlier still passes after the log grew", function()
+  local dir = H.tmpdir()
+  local db, key = H.fixture(dir)
+  local old = H.ok(H.oplog("head", db)):match(" (%x+)")
+  H.write_file(dir .. "/append.lua", [[
+local db <close> = oplog.open(arg[1], { key_file = arg[2] })
+db:transaction("users", function(tx) tx:create("user", { id = 50, name = "erin" }) end)
+]])
+  H.ok(H.oplog("run", dir .. "/append.lua", db, key))
+  local r = H.oplog("verify", db, "--head", old)
+  H.has(H.ok(r), "ok, 6 entries checked %(hash chain, head%)", "summary", r)
+end)
+
+H.test("verify and dump while another process writes", function()
+  local dir = H.tmpdir()
+  local db, key = H.fixture(dir)
+  H.write_file(dir .. "/writer.lua", [[
+local db <close> = oplog.open(arg[1], { key_file = arg[2] })
+for i = 1, 400 do
+  db:transaction("users", function(tx) tx:create("user", { id = 1000 + i, name = "w" .. i }) end)
+end
+db:close()
+print("done")
+]])
+  local cmd = H.quote(H.BIN) .. " run " .. H.quote(dir .. "/writer.lua") .. " " .. H.quote(db)
+    .. " " .. H.quote(key)
+  H.sh(cmd .. " >" .. H.quote(dir .. "/writer.out") .. " 2>&1 &")
+  local last = 0
+  for _ = 1, 8 do
+    local r = H.oplog("verify", db, "--key-file", key, "--json")
+    local v = H.decode(H.ok(r), r)
+    H.eq(v.ok, true, "verify during writes", r)
+    H.check(v.entries >= last, "entries went back", r)
+    last = v.entries
+    local d = H.oplog("dump", db, "--key-file", key, "--json", "--since", tostring(v.entries - 3))
+    H.decode_lines(H.ok(d), d)
+  end
+  -- wait for the writer (at most a minute), then everything is there
+  H.sh("n=0; until grep -q done " .. H.quote(dir .. "/writer.out") .. " || [ $n -ge 1200 ]; do "
+    .. "sleep 0.05; n=$((n + 1)); done")
+  H.eq(H.read_file(dir .. "/writer.out"), "done\n", "writer output")
+  local v = H.decode(H.ok(H.oplog("verify", db, "--key-file", key, "--json", "--replay")))
+  H.eq(v.entries, 405, "entries after the writer")
+  H.eq(v.ok, true, "ok after the writer")
+end)
+
 H.test("a tampered entry is reported with its id (exit 1)", function()
   local dir = H.tmpdir()
   local db, key = H.fixture(dir)

@@ -1,0 +1,446 @@
+/*
+ * rel_fuzz_rows.c — fuzz target: hostile rows, values, metadata and type
+ * definitions through the write paths.
+ *
+ * The input is a small program: each step picks (from the bytes) an
+ * operation kind (also invalid ones), a type name, field names (valid
+ * columns, wrong case, quotes and SQL, non-UTF-8, empty, very long), values
+ * of every type (non-UTF-8 text, embedded NULs, INT64 extremes, NaN, huge
+ * blobs, invalid type tags), masks and null lists; then metadata (huge,
+ * many pairs, hostile keys). It runs through oplog_tx_* (committed or
+ * rolled back), through oplog_write_entry (always rolled back, as that
+ * path leaves live tables alone), and sometimes through oplog_define with
+ * hostile names and declarations.
+ *
+ * Checked: every code is a clean one; a failed call leaves no transaction
+ * open; a committed entry reads back with exactly the operations and
+ * metadata that were accepted; the schema keeps its oplog tables and
+ * triggers (no SQL injection through a name or declaration); and every 64
+ * inputs verify with replay finds the log and the live tables equal.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz_target.h"
+#include "rel_common.h"
+
+typedef struct src {
+  const uint8_t *p;
+  size_t n, i;
+} src;
+
+static unsigned u8(src *s) { return s->i < s->n ? s->p[s->i++] : 0; }
+static uint64_t u64(src *s) {
+  uint64_t v = 0;
+  for (int k = 0; k < 8; k++) v = v << 8 | u8(s);
+  return v;
+}
+/* A byte string taken from the input (at most max bytes). */
+static size_t bytes(src *s, const uint8_t **out, size_t max) {
+  size_t n = u8(s);
+  if (n > max) n = max;
+  if (n > s->n - s->i) n = s->n - s->i;
+  *out = s->p + s->i;
+  s->i += n;
+  return n;
+}
+
+static struct {
+  char *dir, *path;
+  oplog_db *db;
+  int64_t runs, entries;
+  char big[1 << 21]; /* a 2 MiB blob, made once */
+} F;
+
+static const char *const NAMES[] = {
+    "id", "name", "data", "score", "flag", "k", "v", "a", "b", "c", "ID", "Name", "",
+    "id\"", "x'; DROP TABLE oplog_entries; --", "name]", "`", "\xff\xfe", "n\xc3",
+    "rowid", "oplog_entries", "_rowid_", "data data", "sc\"\"ore",
+    "an_exceedingly_long_column_name_that_goes_on_and_on_and_on_and_on_and_on_and_on_and_on"
+    "_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on",
+};
+#define NNAMES (sizeof NAMES / sizeof NAMES[0])
+
+static const char *const TYPES[] = {"t1", "t2", "t3", "T1", "", "t1'--", "nope", "oplog_types",
+                                    "t2\" OR 1=1", "\xc3\x28"};
+#define NTYPES (sizeof TYPES / sizeof TYPES[0])
+
+static const char *const AGGS[] = {"agg", "agg2", "", "agg'; --", "missing", "\xff"};
+#define NAGGS (sizeof AGGS / sizeof AGGS[0])
+
+static const char *const DECLS[] = {"TEXT",
+                                    "INTEGER PRIMARY KEY",
+                                    "BLOB NOT NULL DEFAULT x'00'",
+                                    "TEXT); DROP TABLE oplog_entries; --",
+                                    "INTEGER, evil TEXT",
+                                    "TEXT CHECK (1) ); CREATE TABLE pwn(x",
+                                    "",
+                                    "REAL /* comment",
+                                    "TEXT COLLATE nocase",
+                                    "\"",
+                                    "INTEGER REFERENCES oplog_entries(id)"};
+#define NDECLS (sizeof DECLS / sizeof DECLS[0])
+
+static void define_base(oplog_db *db) {
+  static const oplog_column c1[] = {{"id", "INTEGER PRIMARY KEY"},
+                                    {"name", "TEXT"},
+                                    {"data", "BLOB"},
+                                    {"score", "REAL"},
+                                    {"flag", "INTEGER"}};
+  static const oplog_column c2[] = {{"k", "TEXT PRIMARY KEY NOT NULL"},
+                                    {"v", "BLOB"},
+                                    {"name", "TEXT NOT NULL DEFAULT ''"}};
+  static const oplog_column c3[] = {
+      {"a", "TEXT NOT NULL"}, {"b", "INTEGER NOT NULL"}, {"c", "TEXT UNIQUE"}};
+  static const char *const key3[] = {"a", "b"};
+  oplog_type_spec t1 = {"t1", NULL, "agg", c1, 5, NULL, 0};
+  oplog_type_spec t2 = {"t2", NULL, "agg", c2, 3, NULL, 0};
+  oplog_type_spec t3 = {"t3", "t3_rows", "agg2", c3, 3, key3, 2};
+  REL_OK(db, oplog_define(db, &t1));
+  REL_OK(db, oplog_define(db, &t2));
+  REL_OK(db, oplog_define(db, &t3));
+}
+
+static void reset_db(void) {
+  if (F.db) oplog_close(F.db);
+  rel_remove_db(F.path);
+  oplog_open_opts o = rel_opts(rel_key);
+  o.sync = OPLOG_SYNC_NORMAL;
+  F.db = NULL;
+  REL_CHECK(oplog_open(F.path, &o, &F.db) == OPLOG_OK, "open");
+  define_base(F.db);
+  F.entries = 0;
+}
+
+static void setup(void) {
+  if (F.db) return;
+  F.dir = rel_mkdtemp("fuzz-rows");
+  F.path = strdup(rel_path(F.dir, "rows.db"));
+  for (size_t i = 0; i < sizeof F.big; i++) F.big[i] = (char)(i * 31 + (i >> 11));
+  reset_db();
+}
+
+/* Storage for one program's strings: names and values point into the
+ * input or into these buffers, valid until the next input. */
+typedef struct prog {
+  oplog_op ops[8];
+  oplog_field fields[8][8];
+  const char *lists[8][2][4];
+  char namebuf[8][8][40];
+  int accepted[8];
+  size_t nops;
+  oplog_meta md[64];
+  char mdbuf[64][2][40];
+  size_t nmd;
+  char *hugemeta;
+} prog;
+
+/* A name: from the pool, or raw input bytes (NUL-terminated copy). */
+static const char *pick_name(src *s, char *buf, size_t cap) {
+  unsigned c = u8(s);
+  if (c < 200) return NAMES[c % NNAMES];
+  const uint8_t *b;
+  size_t n = bytes(s, &b, cap - 1);
+  memcpy(buf, b, n);
+  buf[n] = 0;
+  return buf;
+}
+
+static void pick_value(src *s, oplog_value *v) {
+  unsigned t = u8(s);
+  const uint8_t *b;
+  switch (t % 11) {
+    case 0: v->type = OPLOG_NULL; break;
+    case 1: v->type = OPLOG_INTEGER; v->u.i = (int64_t)u64(s); break;
+    case 2: {
+      static const int64_t edge[] = {INT64_MIN, INT64_MAX, 0, -1, 1};
+      v->type = OPLOG_INTEGER;
+      v->u.i = edge[u8(s) % 5];
+      break;
+    }
+    case 3: {
+      static const double edge[] = {0.0, -0.0, 1e308, -1e-308, 3.5};
+      v->type = OPLOG_REAL;
+      unsigned k = u8(s) % 8;
+      v->u.r = k < 5 ? edge[k] : k == 5 ? NAN : k == 6 ? INFINITY : -INFINITY;
+      break;
+    }
+    case 4: /* text straight from the input: may be invalid UTF-8 or hold NULs */
+      v->type = OPLOG_TEXT;
+      v->u.b.n = bytes(s, &b, 255);
+      v->u.b.p = b;
+      break;
+    case 5: v->type = OPLOG_TEXT; v->u.b.p = "caf\xc3\xa9 \"q\" 'r'"; v->u.b.n = 14; break;
+    case 6:
+      v->type = OPLOG_BLOB;
+      v->u.b.n = bytes(s, &b, 255);
+      v->u.b.p = b;
+      break;
+    case 7: /* huge */
+      v->type = u8(s) & 1 ? OPLOG_BLOB : OPLOG_TEXT;
+      v->u.b.p = F.big;
+      v->u.b.n = sizeof F.big >> (u8(s) % 8);
+      break;
+    case 8: v->type = OPLOG_BOOLEAN; v->u.i = u8(s) % 3; break; /* 2 is not a boolean */
+    case 9: v->type = (oplog_value_type)(6 + u8(s)); v->u.i = 0; break; /* bad tag */
+    default: v->type = OPLOG_BLOB; v->u.b.p = NULL; v->u.b.n = 0; break;
+  }
+}
+
+static void build(src *s, prog *g) {
+  memset(g, 0, sizeof *g);
+  g->nops = 1 + u8(s) % 8;
+  for (size_t i = 0; i < g->nops; i++) {
+    oplog_op *op = &g->ops[i];
+    op->type = TYPES[u8(s) % NTYPES];
+    op->kind = (oplog_op_kind)(u8(s) % 7); /* 0 and 6 are invalid */
+    size_t nf = u8(s) % 9;
+    for (size_t j = 0; j < nf; j++) {
+      g->fields[i][j].name = pick_name(s, g->namebuf[i][j], sizeof g->namebuf[i][j]);
+      pick_value(s, &g->fields[i][j].value);
+    }
+    op->row.fields = nf ? g->fields[i] : (u8(s) & 1 ? NULL : g->fields[i]);
+    op->row.nfields = nf;
+    for (int l = 0; l < 2; l++) {
+      size_t nl = u8(s) % 5;
+      for (size_t j = 0; j < nl; j++) g->lists[i][l][j] = NAMES[u8(s) % NNAMES];
+      if (l == 0) {
+        op->mask = g->lists[i][0];
+        op->nmask = nl;
+      } else {
+        op->nulls = g->lists[i][1];
+        op->nnulls = nl;
+      }
+    }
+  }
+  unsigned m = u8(s);
+  g->nmd = m % 16;
+  for (size_t i = 0; i < g->nmd; i++) {
+    g->md[i].key = pick_name(s, g->mdbuf[i][0], sizeof g->mdbuf[i][0]);
+    unsigned c = u8(s);
+    g->md[i].value = c % 4 == 0 ? NULL : pick_name(s, g->mdbuf[i][1], sizeof g->mdbuf[i][1]);
+  }
+  if (m >= 240 && g->nmd < 64) { /* huge metadata: a 256 KiB value */
+    g->hugemeta = malloc(1 << 18);
+    memset(g->hugemeta, 'm', (1 << 18) - 1);
+    g->hugemeta[(1 << 18) - 1] = 0;
+    g->md[g->nmd].key = "huge";
+    g->md[g->nmd++].value = g->hugemeta;
+  }
+}
+
+static int clean_write_code(int rc) {
+  return rc == OPLOG_OK || rc == OPLOG_INVALID_ARGUMENT || rc == OPLOG_NOT_FOUND ||
+         rc == OPLOG_CONSTRAINT;
+}
+
+static int same_bytes(const oplog_value *a, const oplog_value *b) {
+  return a->u.b.n == b->u.b.n && (a->u.b.n == 0 || !memcmp(a->u.b.p, b->u.b.p, a->u.b.n));
+}
+
+/* The logged value must carry what was written (TEXT may come back as
+ * BLOB on a BLOB column, BOOLEAN as INTEGER: same content). */
+static int same_value(const oplog_value *in, const oplog_value *out) {
+  int in_bytes = in->type == OPLOG_TEXT || in->type == OPLOG_BLOB;
+  int out_bytes = out->type == OPLOG_TEXT || out->type == OPLOG_BLOB;
+  if (in_bytes || out_bytes) return in_bytes && out_bytes && same_bytes(in, out);
+  if (in->type == OPLOG_REAL || out->type == OPLOG_REAL)
+    return in->type == out->type &&
+           (in->u.r == out->u.r || (isnan(in->u.r) && isnan(out->u.r)));
+  if (in->type == OPLOG_NULL || out->type == OPLOG_NULL) return in->type == out->type;
+  if (in->type == OPLOG_BOOLEAN) return (in->u.i != 0) == (out->u.i != 0);
+  return in->u.i == out->u.i;
+}
+
+static void check_roundtrip(prog *g, int64_t id) {
+  oplog_entry *e = NULL;
+  int rc = oplog_entry_get(F.db, id, &e);
+  FUZZ_CHECK(rc == OPLOG_OK, "committed entry %" PRId64 " unreadable: %s: %s", id,
+             oplog_code_name(rc), oplog_errmsg(F.db));
+  size_t k = 0;
+  for (size_t i = 0; i < g->nops; i++) {
+    if (!g->accepted[i]) continue;
+    FUZZ_CHECK(k < e->nops, "entry %" PRId64 " lost operation %zu", id, i);
+    const oplog_op *in = &g->ops[i], *out = &e->ops[k++];
+    FUZZ_CHECK(!strcmp(in->type, out->type), "op %zu type %s logged as %s", i, in->type,
+               out->type);
+    FUZZ_CHECK(in->kind == out->kind, "op %zu kind %d logged as %d", i, in->kind, out->kind);
+    for (size_t j = 0; j < in->row.nfields; j++) {
+      const oplog_field *fi = &in->row.fields[j];
+      const oplog_field *fo = NULL;
+      for (size_t x = 0; x < out->row.nfields; x++)
+        if (!strcmp(out->row.fields[x].name, fi->name)) fo = &out->row.fields[x];
+      FUZZ_CHECK(fo != NULL, "op %zu: field '%s' missing from the log", i, fi->name);
+      FUZZ_CHECK(same_value(&fi->value, &fo->value),
+                 "op %zu: field '%s' logged with another value (type %d -> %d)", i, fi->name,
+                 fi->value.type, fo->value.type);
+    }
+  }
+  FUZZ_CHECK(k == e->nops, "entry %" PRId64 " has %zu ops, %zu accepted", id, e->nops, k);
+  FUZZ_CHECK(e->nmetadata == g->nmd, "metadata: %zu pairs written, %zu read", g->nmd,
+             e->nmetadata);
+  for (size_t i = 0; i < g->nmd; i++) {
+    FUZZ_CHECK(!strcmp(e->metadata[i].key, g->md[i].key), "metadata key %zu differs", i);
+    FUZZ_CHECK((e->metadata[i].value == NULL) == (g->md[i].value == NULL) &&
+                   (!g->md[i].value || !strcmp(e->metadata[i].value, g->md[i].value)),
+               "metadata value %zu differs", i);
+  }
+  oplog_entry_free(e);
+}
+
+static void hostile_define(src *s) {
+  oplog_column cols[4];
+  char nb[4][40];
+  size_t nc = 1 + u8(s) % 4;
+  for (size_t i = 0; i < nc; i++) {
+    cols[i].name = pick_name(s, nb[i], sizeof nb[i]);
+    cols[i].decl = DECLS[u8(s) % NDECLS];
+  }
+  char tn[40], tb[40];
+  oplog_type_spec t = {pick_name(s, tn, sizeof tn), u8(s) & 1 ? NULL : pick_name(s, tb, sizeof tb),
+                       AGGS[u8(s) % NAGGS], cols, nc, NULL, 0};
+  int rc = oplog_define(F.db, &t);
+  FUZZ_CHECK(rc == OPLOG_OK || rc == OPLOG_INVALID_ARGUMENT || rc == OPLOG_TYPE_CONFLICT ||
+                 rc == OPLOG_CONSTRAINT || rc == OPLOG_SQL,
+             "define: %s: %s", oplog_code_name(rc), oplog_errmsg(F.db));
+}
+
+/* The oplog schema objects are all still there (nothing was injected). */
+static void check_schema(void) {
+  int64_t n = rel_query_int(F.path,
+                            "SELECT count(*) FROM sqlite_schema WHERE name IN ('oplog_entries',"
+                            "'oplog_metadata','oplog_ticket','oplog_keys','oplog_types',"
+                            "'oplog_entries_no_update','oplog_entries_no_delete',"
+                            "'oplog_metadata_no_update','oplog_metadata_no_delete')");
+  FUZZ_CHECK(n == 9, "oplog schema objects damaged: %" PRId64 " of 9 left", n);
+  FUZZ_CHECK(rel_query_int(F.path, "SELECT count(*) FROM sqlite_schema WHERE name = 'pwn' OR "
+                                   "name = 'evil'") == 0,
+             "a declaration injected SQL");
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  setup();
+  F.runs++;
+  src s = {data, size, 0};
+  unsigned mode = u8(&s);
+  if (mode % 8 == 7) hostile_define(&s);
+  prog g;
+  build(&s, &g);
+  const char *agg = AGGS[u8(&s) % NAGGS];
+  if (mode & 0x10) {
+    /* Low level: always rolled back, it leaves live tables alone. */
+    int64_t ticket = 0;
+    int rc = oplog_ticket(F.db, agg, &ticket);
+    FUZZ_CHECK(rc == OPLOG_OK || rc == OPLOG_NOT_FOUND || rc == OPLOG_INVALID_ARGUMENT,
+               "ticket: %s", oplog_code_name(rc));
+    if (mode & 0x20) ticket += (int64_t)(u8(&s) % 3) - 1; /* stale or future */
+    rc = oplog_begin(F.db);
+    FUZZ_CHECK(rc == OPLOG_OK, "begin: %s: %s", oplog_code_name(rc), oplog_errmsg(F.db));
+    oplog_entry_write w = {agg, ticket, g.md, g.nmd, g.ops, g.nops};
+    int64_t id = 0;
+    rc = oplog_write_entry(F.db, &w, &id);
+    FUZZ_CHECK(clean_write_code(rc) || rc == OPLOG_TICKET_CONFLICT, "write_entry: %s: %s",
+               oplog_code_name(rc), oplog_errmsg(F.db));
+    rc = oplog_rollback(F.db);
+    FUZZ_CHECK(rc == OPLOG_OK, "rollback: %s: %s", oplog_code_name(rc), oplog_errmsg(F.db));
+  } else {
+    int rc = oplog_tx_begin(F.db, agg);
+    FUZZ_CHECK(rc == OPLOG_OK || rc == OPLOG_NOT_FOUND || rc == OPLOG_INVALID_ARGUMENT,
+               "tx_begin: %s: %s", oplog_code_name(rc), oplog_errmsg(F.db));
+    if (rc == OPLOG_OK) {
+      int failed = 0;
+      for (size_t i = 0; i < g.nops && !failed; i++) {
+        rc = oplog_tx_apply(F.db, &g.ops[i]);
+        FUZZ_CHECK(clean_write_code(rc), "tx_apply: %s: %s", oplog_code_name(rc),
+                   oplog_errmsg(F.db));
+        g.accepted[i] = rc == OPLOG_OK;
+        if (rc) {
+          /* The header's promise: a failed call has rolled back. */
+          FUZZ_CHECK(!oplog_tx_active(F.db), "transaction still open after a failed apply");
+          failed = 1;
+        }
+      }
+      if (!failed && (mode & 0x40)) {
+        FUZZ_CHECK(oplog_tx_rollback(F.db) == OPLOG_OK, "tx_rollback");
+      } else if (!failed) {
+        int64_t id = -1;
+        rc = oplog_tx_commit(F.db, g.md, g.nmd, &id);
+        FUZZ_CHECK(rc == OPLOG_OK || rc == OPLOG_INVALID_ARGUMENT, "tx_commit: %s: %s",
+                   oplog_code_name(rc), oplog_errmsg(F.db));
+        FUZZ_CHECK(!oplog_tx_active(F.db), "transaction still open after commit");
+        if (rc == OPLOG_OK && id > 0) {
+          F.entries++;
+          check_roundtrip(&g, id);
+        }
+      }
+    }
+  }
+  free(g.hugemeta);
+  if (F.runs % 64 == 0) {
+    check_schema();
+    FUZZ_CHECK(rel_verify(F.db, 1, "fuzz-rows"), "log and live tables disagree");
+    if (F.entries > 300) reset_db();
+  }
+  return 0;
+}
+
+static void put(uint8_t *b, size_t *n, unsigned v) { b[(*n)++] = (uint8_t)v; }
+
+void rel_fuzz_seeds(void (*add)(const uint8_t *p, size_t n)) {
+  uint8_t b[256];
+  size_t n;
+  /* A valid create of t1 (id, name) committed with one metadata pair. */
+  n = 0;
+  put(b, &n, 0x00); /* mode: high level, commit */
+  put(b, &n, 0);    /* nops = 1 */
+  put(b, &n, 0);    /* type t1 */
+  put(b, &n, 1);    /* create */
+  put(b, &n, 2);    /* 2 fields */
+  put(b, &n, 0);    /* "id" */
+  put(b, &n, 1);    /* integer */
+  for (int i = 0; i < 7; i++) put(b, &n, 0);
+  put(b, &n, 42);
+  put(b, &n, 1);    /* "name" */
+  put(b, &n, 5);    /* fixed text */
+  put(b, &n, 0);    /* no mask */
+  put(b, &n, 0);    /* no nulls */
+  put(b, &n, 1);    /* 1 metadata pair */
+  put(b, &n, 6);    /* key "k" */
+  put(b, &n, 1);
+  put(b, &n, 7);    /* value "v" */
+  put(b, &n, 0);    /* aggregate "agg" */
+  add(b, n);
+  /* The same through the low level path, with a stale ticket. */
+  b[0] = 0x30;
+  add(b, n);
+  /* A hostile define first. */
+  b[0] = 0x07;
+  add(b, n);
+  /* Non-UTF-8 text in a create. */
+  n = 0;
+  put(b, &n, 0x00);
+  put(b, &n, 0);
+  put(b, &n, 0);
+  put(b, &n, 1);
+  put(b, &n, 1);
+  put(b, &n, 1); /* "name" */
+  put(b, &n, 4); /* text from input */
+  put(b, &n, 3);
+  put(b, &n, 0xc3);
+  put(b, &n, 0x28);
+  put(b, &n, 0xff);
+  add(b, n);
+}
+
+void rel_fuzz_cleanup(void) {
+  if (!F.db) return;
+  oplog_close(F.db);
+  rel_rmdir_all(F.dir);
+  free(F.dir);
+  free(F.path);
+  F.db = NULL;
+}

@@ -179,7 +179,8 @@ Usage: oplog head DB [KEY-OPTION]
 Prints the id and the hash (64 hex characters) of the newest entry,
 separated by a space: "<id> <hex>". An empty log prints id 0 and a hash of
 zeros. Keep the output elsewhere and give it to `oplog verify --head` later
-to detect a log cut short. Needs no key.
+to detect a log cut short (a head recorded earlier still passes once more
+entries were written). Needs no key.
 ]]
 
 HELP.keys = [[

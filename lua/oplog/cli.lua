@@ -102,7 +102,10 @@ Runs the Lua 5.4 script SCRIPT ("-" reads it from standard input) as
 global `arg` holds the script name at arg[0], ARGS at arg[1]..arg[n], and
 the command line before the script at negative indices; the script also
 gets ARGS as `...`. os.exit(status) sets the exit status; an error raised by
-the script is printed on stderr with a traceback and exits with 2.
+the script is printed on stderr with a traceback and exits with 2. Users'
+modules load through package.path and package.cpath (LUA_PATH, LUA_CPATH)
+as usual. Unlike lua5.4, there are no interpreter options (-e, -l, -i) and
+LUA_INIT is not run.
 ]]
 
 HELP.dump = [[

@@ -99,4 +99,19 @@ H.test("a missing file is not_found and is not created", function()
   end
 end)
 
+H.test("every command that opens a log refuses a wrong key", function()
+  local dir = H.tmpdir()
+  local db = H.fixture(dir)
+  local wrong = dir .. "/wrong.key"
+  H.ok(H.oplog("keygen", wrong))
+  for _, c in ipairs({ { "dump" }, { "verify" }, { "stats" }, { "head" }, { "keys", "list" },
+    { "keys", "rotate" }, { "replay", "--suffix", "_r" } }) do
+    local args = { c[1], db, "--key-file", wrong }
+    table.move(c, 2, #c, #args + 1, args)
+    local r = H.run(args)
+    H.status(r, 2, "wrong_key")
+    H.eq(r.out, "", c[1] .. " stdout", r)
+  end
+end)
+
 H.done()

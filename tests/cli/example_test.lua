@@ -51,4 +51,18 @@ H.test(name .. " with oplog run", function()
   EXPECT[name](r)
 end)
 
+if name == "quickstart" then
+  H.test("quickstart DIR keeps a log the command reads", function()
+    local dir = H.tmpdir() .. "/kept"
+    local r = H.run({ "run", script, dir })
+    H.has(H.ok(r), "Kept in ", "stdout", r)
+    local db, key = dir .. "/shop.oplog", dir .. "/shop.key"
+    r = H.oplog("verify", db, "--key-file", key, "--replay")
+    H.has(H.ok(r), "ok, 3 entries checked %(hash chain, decryption, replay%)", "verify", r)
+    local es = H.decode_lines(H.ok(H.oplog("dump", db, "--key-file", key, "--json",
+      "--meta", "user=alice")))
+    H.eq(#es, 2, "alice's entries")
+  end)
+end
+
 H.done()

@@ -22,9 +22,10 @@ local function open(path, keyfile)
   return oplog.open(path, { key_file = keyfile, sync = "full" })
 end
 
--- One reading: the entry's id doubles as the reading's sequence number.
+-- One reading per entry: reading n is entry n + 1 (entry 1 provisioned the
+-- device).
 local function log_reading(db, boot)
-  local seq = db:head().id + 1
+  local seq = db:head().id
   local celsius = 18 + (seq * 7 % 40) / 10
   local id = db:transaction("telemetry", function(tx)
     tx:create("reading", { seq = seq, sensor = "temp0", celsius = celsius })
@@ -32,7 +33,7 @@ local function log_reading(db, boot)
       battery_mv = 3900 - seq }, { "last_seq", "battery_mv" })
   end, { metadata = { device = DEVICE.device, site = DEVICE.site,
     firmware = DEVICE.firmware, boot = tostring(boot) } })
-  assert(id == seq, "the entry id is the sequence number")
+  assert(id == seq + 1, "reading n is entry n + 1")
   return seq
 end
 
@@ -112,12 +113,13 @@ print(string.format("2. boot 1: the writer acknowledged reading %d, then the pow
 --    most the one being written at the cut is there too, and then whole.
 local db <close> = open(path, keyfile)
 local head = db:head().id
-assert(head >= acked, "an acknowledged reading was lost")
-assert(head <= acked + 1, "more readings than the writer could have committed")
+local readings = head - 1
+assert(readings >= acked, "an acknowledged reading was lost")
+assert(readings <= acked + 1, "more readings than the writer could have committed")
 local report = db:verify({ replay = true })
 assert(report.ok, "the log verifies after the power cut")
-print(string.format("3. boot 2: %d entries, chain intact, live tables equal a replay of the log%s",
-  report.entries, head > acked and " (the reading in flight at the cut was committed)" or ""))
+print(string.format("3. boot 2: %d readings, chain intact, live tables equal a replay of the log%s",
+  readings, readings > acked and " (the reading in flight at the cut was committed)" or ""))
 
 -- The device carries on where it stopped.
 for _ = 1, 3 do log_reading(db, 2) end
@@ -127,10 +129,10 @@ print("4. the last entries:")
 local shown, last_boot = 0, nil
 for e in db:entries({ reverse = true, limit = 6 }) do
   local r = e.ops[1].row
-  print(string.format("   #%-3d %s  %s@%s fw %s boot %s  %s = %.1f C", e.id,
-    os.date("!%H:%M:%S", e.created // 1000), e.metadata.device[1], e.metadata.site[1],
+  print(string.format("   entry %-3d reading %-3d %s  %s@%s fw %s boot %s  %s = %.1f C", e.id,
+    r.seq, os.date("!%H:%M:%S", e.created // 1000), e.metadata.device[1], e.metadata.site[1],
     e.metadata.firmware[1], e.metadata.boot[1], r.sensor, r.celsius))
-  assert(r.seq == e.id, "reading " .. r.seq .. " in entry " .. e.id)
+  assert(r.seq == e.id - 1, "reading " .. r.seq .. " in entry " .. e.id)
   last_boot = last_boot or e.metadata.boot[1]
   shown = shown + 1
 end
@@ -140,7 +142,7 @@ for e in db:entries({ metadata = { device = DEVICE.device, boot = "1" } }) do
   n = n + 1
   assert(e.id == n + 1, "boot 1 readings are contiguous")
 end
-assert(n == head - 1, "every boot 1 reading carries the device metadata")
+assert(n == readings, "every boot 1 reading carries the device metadata")
 report = db:verify({ replay = true })
 assert(report.ok and report.entries == head + 3, "the log verifies after boot 2")
 print(string.format("5. verified %d entries: ok (%d readings of boot 1, 3 of boot 2)",

@@ -836,6 +836,9 @@ function cli.main(argv)
   if type(status) == "table" and status.code == "key_required" and commands[argv[1]] then
     -- Say how to give the key, which the library cannot know.
     text = text .. " (give --key-file PATH or --passphrase-env VAR, or set OPLOG_KEY_FILE)"
+  elseif type(status) == "table" and status.code == "wrong_key" and commands[argv[1]]
+    and tostring(status.message):find("not encrypted") then
+    text = text .. " (give --no-encryption)"
   end
   if not text:match("^oplog: ") then text = "oplog: error: " .. text end
   io.stderr:write(text, "\n")

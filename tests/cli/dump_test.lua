@@ -121,6 +121,10 @@ H.test("a plaintext log dumps with or without --no-encryption", function()
   H.eq(ids(es), "1,2,3,4,5", "plaintext ids")
   H.eq(es[1].key_id, 0, "key_id of a plaintext entry")
   H.eq(H.ok(H.oplog("dump", pdb, "--json")), a, "dump without a key option")
+  -- a key given for a plaintext log is refused, with a hint
+  local r = H.oplog("dump", pdb, { env = { OPLOG_KEY_FILE = key } })
+  H.status(r, 2, "wrong_key")
+  H.has(r.err, "%-%-no%-encryption", "hint", r)
 end)
 
 H.test("a failed write (full disk) stops dump with an io error", function()

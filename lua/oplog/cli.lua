@@ -518,9 +518,9 @@ function commands.dump(args)
   if o.meta then
     filter.metadata = {}
     for _, kv in ipairs(o.meta) do
+      if kv == "" or kv:sub(1, 1) == "=" then usage("dump: --meta wants K=V or K, not %q", kv) end
       local k, v = kv:match("^([^=]+)=(.*)$")
       if not k then k, v = kv, true end
-      if k == "" then usage("dump: --meta wants K=V, not %q", kv) end
       if filter.metadata[k] ~= nil then usage("dump: --meta %s given twice", k) end
       filter.metadata[k] = v
     end
@@ -553,7 +553,7 @@ function commands.dump(args)
   end
   bar:finish()
   if n == 0 and not o.json then
-    io.stderr:write("oplog: no entries match\n")
+    io.stderr:write("dump: no entries match\n") -- a note, not an error: exit status 0
   end
   return 0
 end

@@ -60,6 +60,8 @@ H.test("bad flags: unknown, missing value, value on a flag, repeated, extra args
     { { "dump", "x.db", "--since", "abc" }, "%-%-since wants an entry id" },
     { { "dump", "x.db", "--upto=-1" }, "%-%-upto wants an entry id" },
     { { "dump", "x.db", "--json=yes" }, "%-%-json takes no value" },
+    { { "dump", "x.db", "--meta", "=v" }, "%-%-meta wants K=V or K" },
+    { { "dump", "x.db", "--meta", "k=1", "--meta", "k=2" }, "%-%-meta k given twice" },
     { { "dump", "x.db", "--aggregate", "a", "--aggregate=b" }, "given twice" },
     { { "dump" }, "missing DB" },
     { { "dump", "x.db", "y.db" }, "unexpected argument \"y.db\"" },

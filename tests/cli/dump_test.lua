@@ -101,7 +101,7 @@ H.test("human output: a header per entry and a line per operation", function()
   H.eq(n, 5, "entries printed")
   r = H.oplog("dump", db, "--key-file", key, "--aggregate", "nobody")
   H.eq(H.ok(r), "", "stdout with no match")
-  H.has(r.err, "no entries match", "stderr with no match", r)
+  H.eq(r.err, "dump: no entries match\n", "stderr with no match", r)
 end)
 
 H.test("key errors: none, wrong, plaintext", function()

@@ -50,7 +50,8 @@ An encrypted, hash-chained operation log in one SQLite file.
 
 Commands:
   keygen KEYFILE            write a new random root key to KEYFILE
-  init DB KEY-OPTION        create a new, empty log file
+  init DB KEY-OPTION [--kdf-ops N] [--kdf-mem MIB]
+                            create a new, empty log file
   run SCRIPT [ARGS...]      run a Lua script with the oplog module loaded
   dump DB [--aggregate A] [--since ID] [--upto ID] [--meta K=V]... [--json]
                             print entries
@@ -83,15 +84,22 @@ newline, with file mode 0600. Refuses to overwrite an existing file. Keep
 the key safe: without it an encrypted log cannot be read.
 ]]
 
+local KDF_OPTIONS = [[
+With --passphrase-env, the Argon2id limits (stored in the file, used by
+every later open) may be lowered for small devices:
+  --kdf-ops N            passes (default 2)
+  --kdf-mem MIB          memory in MiB (default 64)
+]]
+
 HELP.init = [[
-Usage: oplog init DB KEY-OPTION
+Usage: oplog init DB KEY-OPTION [--kdf-ops N] [--kdf-mem MIB]
 
 Creates DB as a new, empty log (SQLite, WAL mode) protected by the chosen
 key; a key option is required (--no-encryption for a plaintext log). Refuses
 a DB that already exists and is not empty: to add the log to an existing
 SQLite file, open it with oplog.open from Lua.
 
-]] .. KEY_OPTIONS
+]] .. KEY_OPTIONS .. KDF_OPTIONS
 
 HELP.run = [[
 Usage: oplog run SCRIPT [ARGS...]
@@ -195,8 +203,9 @@ Usage: oplog keys DB [KEY-OPTION] list
            used for new entries; retired). Needs no key.
   rotate   creates a new active data key; older entries stay readable.
   rekey    re-wraps every data key under a new root key, given after
-           `rekey` as --key-file PATH or --passphrase-env VAR. Afterwards
-           only the new root key opens DB.
+           `rekey` as --key-file PATH or --passphrase-env VAR (with
+           --kdf-ops N, --kdf-mem MIB as for init). Afterwards only the new
+           root key opens DB.
 Key options before the action give the current root key.
 
 ]] .. KEY_OPTIONS
@@ -207,6 +216,13 @@ local KEY_SPEC = {
   ["--key-file"] = { key = "key_file", value = true },
   ["--passphrase-env"] = { key = "passphrase_env", value = true },
   ["--no-encryption"] = { key = "no_encryption" },
+}
+
+-- Argon2id limits for a NEW passphrase (init, keys rekey): small devices
+-- may need less than the default 64 MiB.
+local KDF_SPEC = {
+  ["--kdf-ops"] = { key = "kdf_ops", value = true },
+  ["--kdf-mem"] = { key = "kdf_mem", value = true },
 }
 
 local function with_keys(spec)
@@ -306,6 +322,26 @@ local function key_choice(cmd, o, use_env)
     end
   end
   return nil
+end
+
+-- Adds o's --kdf-ops/--kdf-mem (MiB) to key, which must be a passphrase.
+local function add_kdf(cmd, o, key)
+  if not (o.kdf_ops or o.kdf_mem) then return key end
+  if not (key and key.passphrase) then
+    usage("%s: --kdf-ops and --kdf-mem go with --passphrase-env", cmd)
+  end
+  local kdf = {}
+  for name, f in pairs({ kdf_ops = { "ops", 1 }, kdf_mem = { "mem", 1024 * 1024 } }) do
+    local v = o[name]
+    if v then
+      if not v:match("^%d+$") or tonumber(v) < 1 then
+        usage("%s: --%s wants a positive integer, not %q", cmd, (name:gsub("_", "-")), v)
+      end
+      kdf[f[1]] = math.tointeger(tonumber(v)) * f[2]
+    end
+  end
+  key.kdf = kdf
+  return key
 end
 
 -- Opens an existing log: mode "read" opens it read-only.
@@ -467,7 +503,7 @@ function commands.keygen(args)
 end
 
 function commands.init(args)
-  local o = parse("init", args, 2, with_keys())
+  local o = parse("init", args, 2, with_keys(KDF_SPEC))
   if o.help then out(HELP.init) return 0 end
   local path = positionals("init", o, { "DB" })
   local key, how = key_choice("init", o, true)
@@ -475,6 +511,7 @@ function commands.init(args)
     usage("init: choose a key: --key-file PATH, --passphrase-env VAR or --no-encryption "
       .. "(see oplog init --help)")
   end
+  key = add_kdf("init", o, key)
   local f = io.open(path, "rb")
   local existed = f ~= nil
   if f then
@@ -732,6 +769,8 @@ function commands.keys(args)
     local n = parse("keys rekey", args, next_i, {
       ["--key-file"] = KEY_SPEC["--key-file"],
       ["--passphrase-env"] = KEY_SPEC["--passphrase-env"],
+      ["--kdf-ops"] = KDF_SPEC["--kdf-ops"],
+      ["--kdf-mem"] = KDF_SPEC["--kdf-mem"],
     })
     if n.help then out(HELP.keys) return 0 end
     if #n.pos > 0 then usage("keys: unexpected argument %q after rekey", n.pos[1]) end
@@ -739,6 +778,7 @@ function commands.keys(args)
     if not new then
       usage("keys: rekey needs the new root key: --key-file PATH or --passphrase-env VAR")
     end
+    new = add_kdf("keys rekey", n, new)
     local db <close> = open_db(path, key, "write")
     db:rekey(new)
     out("re-wrapped every data key of ", path, " under the new root key (", how, ")\n")

@@ -71,6 +71,30 @@ H.test("init with a passphrase from the environment", function()
   H.check(not H.read_file(dir .. "/other.oplog"), "init created a file without a key")
 end)
 
+H.test("init --kdf-ops/--kdf-mem store lower Argon2id limits for small devices", function()
+  local dir = H.tmpdir()
+  local db = dir .. "/small.oplog"
+  local env = { OPLOG_TEST_PASS = "tiny device" }
+  H.ok(H.oplog("init", db, "--passphrase-env", "OPLOG_TEST_PASS", "--kdf-ops", "1",
+    "--kdf-mem=8", { env = env }))
+  local p = io.popen("sqlite3 " .. H.quote(db) .. " \"SELECT name, value FROM oplog_config "
+    .. "WHERE name IN ('kdf_ops', 'kdf_mem') ORDER BY name\"")
+  H.eq(p:read("a"), "kdf_mem|8388608\nkdf_ops|1\n", "stored limits")
+  p:close()
+  H.ok(H.oplog("verify", db, "--passphrase-env", "OPLOG_TEST_PASS", { env = env }))
+  H.status(H.oplog("dump", db, "--passphrase-env", "OPLOG_TEST_PASS",
+    { env = { OPLOG_TEST_PASS = "wrong" } }), 2, "wrong_key")
+  -- only with a passphrase, and only positive integers
+  local r = H.oplog("init", dir .. "/k.oplog", "--no-encryption", "--kdf-mem", "8")
+  H.status(r, 2, "invalid_argument")
+  H.has(r.err, "go with %-%-passphrase%-env", "stderr", r)
+  r = H.oplog("init", dir .. "/k.oplog", "--passphrase-env", "OPLOG_TEST_PASS", "--kdf-ops", "0",
+    { env = env })
+  H.status(r, 2, "invalid_argument")
+  H.has(r.err, "%-%-kdf%-ops wants a positive integer, not \"0\"", "stderr", r)
+  H.check(not H.read_file(dir .. "/k.oplog"), "a refused init created a file")
+end)
+
 H.test("init --no-encryption creates a plaintext log", function()
   local dir = H.tmpdir()
   local db = dir .. "/plain.oplog"

@@ -67,8 +67,12 @@ H.test("rekey to a passphrase, and a wrong current key changes nothing", functio
   H.status(r, 2, "wrong_key")
   H.ok(H.oplog("dump", db, "--key-file", key))
   r = H.oplog("keys", db, "--key-file", key, "rekey", "--passphrase-env", "NEW_PASS",
-    { env = env })
+    "--kdf-mem", "8", { env = env })
   H.ok(r)
+  local p = io.popen("sqlite3 " .. H.quote(db)
+    .. " \"SELECT value FROM oplog_config WHERE name = 'kdf_mem'\"")
+  H.eq(p:read("a"), "8388608\n", "the new passphrase's memory limit")
+  p:close()
   H.ok(H.oplog("verify", db, "--passphrase-env", "NEW_PASS", { env = env }))
   H.status(H.oplog("dump", db, "--key-file", key), 2, "wrong_key")
   r = H.oplog("keys", db, "--passphrase-env", "NEW_PASS", "rekey", "--passphrase-env", "UNSET_PASS",

@@ -650,7 +650,7 @@ static size_t base_ad(unsigned char ad[64], int64_t id, int64_t key_id, const ch
  * are not needed by W3-W5). Then the W3 baseline copy: the same rows with
  * data replaced by blobs of the same length that the bench encrypts itself,
  * since the core's additional-data layout is its own business. */
-static double child_build(long n) {
+SIDE static double child_build(long n) {
   double t0 = now();
   rm_db(g_ds);
   oplog_db *db = ol_open(g_ds, OPLOG_SYNC_NORMAL, 1);
@@ -732,7 +732,7 @@ static double child_build(long n) {
 }
 
 /* W3 oplog: iterate every entry (read, decrypt, decode). */
-static double child_w3_oplog(long n) {
+SIDE static double child_w3_oplog(long n) {
   oplog_db *db = ol_open(g_ds, OPLOG_SYNC_NORMAL, 1);
   oplog_filter f;
   memset(&f, 0, sizeof f);
@@ -755,7 +755,7 @@ static double child_w3_oplog(long n) {
 }
 
 /* W3 baseline: scan the copy's blobs and decrypt them with libsodium. */
-static double child_w3_base(long n) {
+SIDE static double child_w3_base(long n) {
   sqlite3 *s = sq_open(g_base, OPLOG_SYNC_NORMAL);
   /* what the core's reader needs for decryption: id, aggregate, key id, data */
   sqlite3_stmt *sel = sq_prep(s, "SELECT id, aggregate, key_id, data FROM entries_copy");
@@ -788,7 +788,7 @@ static double child_w3_base(long n) {
 }
 
 /* W4 oplog: replay every operation into <table>_r<round>. */
-static double child_w4_oplog(long n, int round) {
+SIDE static double child_w4_oplog(long n, int round) {
   oplog_db *db = ol_open(g_ds, OPLOG_SYNC_NORMAL, 1);
   char sfx[32];
   snprintf(sfx, sizeof sfx, "_r%d", round);
@@ -808,7 +808,7 @@ static double child_w4_oplog(long n, int round) {
 }
 
 /* W4 baseline: the same rows, one prepared INSERT, one transaction. */
-static double child_w4_base(long n, int round) {
+SIDE static double child_w4_base(long n, int round) {
   sqlite3 *s = sq_open(g_base, OPLOG_SYNC_NORMAL);
   char sql[256];
   snprintf(sql, sizeof sql, "CREATE TABLE item_b%d (" ITEM_COLUMNS ")", round);
@@ -835,7 +835,7 @@ static double child_w4_base(long n, int round) {
 }
 
 /* W5 oplog: verify the chain without the key. */
-static double child_w5_oplog(long n) {
+SIDE static double child_w5_oplog(long n) {
   oplog_db *db = ol_open(g_ds, OPLOG_SYNC_NORMAL, 0);
   oplog_verify_opts o;
   memset(&o, 0, sizeof o);
@@ -873,7 +873,7 @@ static void h_bytes(crypto_generichash_state *h, const void *p, size_t n) {
  * links and stored hashes. A layout change in the core only makes the
  * hashes differ (reported), the work measured stays the same. */
 static long g_w5_mismatch;
-static double child_w5_base(long n) {
+SIDE static double child_w5_base(long n) {
   sqlite3 *s = sq_open(g_ds, OPLOG_SYNC_NORMAL);
   sqlite3_stmt *ent = sq_prep(s,
                               "SELECT id, created, aggregate, key_id, data, prev_hash, hash "
@@ -929,7 +929,7 @@ static double child_w5_base(long n) {
 
 /* Open latency with the key file on the data set: the first open of a fresh
  * process (what every `oplog` command pays) and the median of later ones. */
-static double child_open(double *later_median) {
+SIDE static double child_open(double *later_median) {
   double ts[11];
   for (int i = 0; i < 11; i++) {
     double t0 = now();

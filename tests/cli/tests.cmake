@@ -1,21 +1,13 @@
 # The `oplog` command (cli.*) and the examples (example.*). Each cli test is
 # a lua5.4 script using tests/cli/helper.lua; it runs the binary named by
 # OPLOG_BIN and prints "N passed, N failed".
-# Built from OPLOG_TEST_ENV rather than taking OPLOG_LUA_TEST_ENV as is: the
-# latter is copied unquoted in tests/tests.cmake, which drops the escaped
-# ';' of LUA_PATH/LUA_CPATH (only their first entry survived).
-set(OPLOG_CLI_ENV "${OPLOG_TEST_ENV}")
-if(OPLOG_SANITIZE)
-  list(APPEND OPLOG_CLI_ENV "LD_PRELOAD=${ASAN_RT}" "ASAN_OPTIONS=detect_leaks=0")
-endif()
-
 set(OPLOG_CLI_TESTS basics keygen_init run dump verify replay stats_head keys
   standalone progress modules)
 foreach(t ${OPLOG_CLI_TESTS})
   add_test(NAME cli.${t}
     COMMAND ${LUA_INTERP} ${CMAKE_SOURCE_DIR}/tests/cli/${t}_test.lua)
   set_tests_properties(cli.${t} PROPERTIES
-    ENVIRONMENT "${OPLOG_CLI_ENV}" LABELS cli TIMEOUT 120)
+    ENVIRONMENT "${OPLOG_LUA_TEST_ENV}" LABELS cli TIMEOUT 120)
 endforeach()
 
 # Each example runs twice, as `lua5.4 examples/X.lua` and as
@@ -25,5 +17,5 @@ foreach(e quickstart edge_device admin)
   add_test(NAME example.${e}
     COMMAND ${LUA_INTERP} ${CMAKE_SOURCE_DIR}/tests/cli/example_test.lua ${e})
   set_tests_properties(example.${e} PROPERTIES
-    ENVIRONMENT "${OPLOG_CLI_ENV}" LABELS example TIMEOUT 120)
+    ENVIRONMENT "${OPLOG_LUA_TEST_ENV}" LABELS example TIMEOUT 120)
 endforeach()

@@ -27,6 +27,7 @@ end
 
 local SENTINEL = "user-callback-error"
 local seen_codes = {}
+local seen_example = {}
 
 local function violation(fmt, ...)
   error("VIOLATION: " .. string.format(fmt, ...), 0)
@@ -50,6 +51,7 @@ local function check_error(what, err)
     violation("%s: tostring gives %q", what, s)
   end
   seen_codes[err.code] = (seen_codes[err.code] or 0) + 1
+  if not seen_example[err.code] then seen_example[err.code] = what .. ": " .. err.message end
 end
 
 local ctx -- filled by M.setup
@@ -98,6 +100,28 @@ local function pool_value(r)
   end
 end
 
+-- A value usable as a table key (not nil, not NaN).
+local function key_of(v, default)
+  if v == nil or v ~= v then return default end
+  return v
+end
+
+-- Paths stay inside the scratch directory: a pool string like "x" would
+-- otherwise create files wherever the test runs.
+local function path_value(r, good)
+  local k = r(8)
+  if k == 1 then return ctx.dir end -- a directory
+  if k == 2 then return ctx.dir .. "/missing/dir/x.db" end
+  if k == 3 then return ctx.dir .. "/" .. string.rep("p", 5000) end
+  if k == 4 then
+    local v = pool_value(r)
+    if type(v) == "string" and v ~= "" then return nil end
+    return v -- a wrong type, or ""
+  end
+  if k == 5 then return ctx.dir .. "/k1.key" end -- not a database
+  return good
+end
+
 local function maybe(r, good)
   if r(3) == 1 then return pool_value(r) end
   return good
@@ -112,7 +136,7 @@ local function row(r)
     t[names[r(#names)]] = pool_value(r)
   end
   if r(2) == 1 then t.id = r(1000) end
-  if r(4) == 1 then t[pool_value(r) or 1] = "v" end -- non-string keys
+  if r(4) == 1 then t[key_of(pool_value(r), 1)] = "v" end -- non-string keys
   if r(6) == 1 then t = pool_value(r) end
   return t
 end
@@ -130,7 +154,7 @@ local function opts_table(r, keys)
     local k = keys[r(#keys)]
     t[k] = pool_value(r)
   end
-  if r(8) == 1 then t[pool_value(r) or "x"] = 1 end
+  if r(8) == 1 then t[key_of(pool_value(r), "x")] = 1 end
   if r(8) == 1 then return pool_value(r) end
   return t
 end
@@ -178,12 +202,12 @@ end
 local STEPS -- name -> function(r) returning the call to check
 
 STEPS = {
-  function(r) return "open", oplog.open, maybe(r, ctx.dir .. "/o.db"), opts_table(r,
+  function(r) return "open", oplog.open, path_value(r, ctx.dir .. "/o.db"), opts_table(r,
       { "key", "key_file", "passphrase", "encryption", "readonly", "create", "busy_timeout",
         "sync", "kdf" }) end,
   function(r) return "open2", oplog.open, ctx.path, { key = maybe(r, ctx.key),
       readonly = maybe(r, false), sync = maybe(r, "full"), busy_timeout = maybe(r, 100) } end,
-  function(r) return "keygen", oplog.keygen, maybe(r, ctx.dir .. "/k" .. r(3) .. ".key") end,
+  function(r) return "keygen", oplog.keygen, path_value(r, ctx.dir .. "/k" .. r(3) .. ".key") end,
   function(r) return "define", ctx.db.define, ctx.db, maybe(r, "item"), maybe(r, {
       columns = maybe(r, ctx.columns), table = maybe(r, "items"), aggregate = maybe(r, "items"),
       key = maybe(r, "id") }) end,
@@ -193,7 +217,7 @@ STEPS = {
       maybe(r, tx_body(r)), opts_table(r, { "metadata" }) end,
   function(r) return "transaction_md", ctx.db.transaction, ctx.db, "items", tx_body(r),
       { metadata = { k = maybe(r, "v"), multi = maybe(r, { "a", pool_value(r) }),
-        flag = maybe(r, true), [maybe(r, "x")] = pool_value(r) } } end,
+        flag = maybe(r, true), [key_of(maybe(r, "x"), "x")] = pool_value(r) } } end,
   function(r) return "begin", ctx.db.begin, ctx.db end,
   function(r) return "commit", ctx.db.commit, ctx.db end,
   function(r) return "rollback", ctx.db.rollback, ctx.db end,
@@ -202,17 +226,22 @@ STEPS = {
       ops = maybe(r, { { type = maybe(r, "item"), op = maybe(r, "create"), row = row(r),
         mask = list(r), nulls = list(r) } }) }) end,
   function(r) return "entries", function(db, f)
-      local it = db:entries(f)
+      -- generic-for shape: next function, nil, nil, closing value
+      local it, _, _, obj = db:entries(f)
       for _ = 1, r(4) do
         local e = it()
         if not e then break end
       end
-      if r(3) == 1 then it:close() end
+      local k = r(4)
+      if k == 1 then obj:close()
+      elseif k == 2 then obj:close(); it() -- after close
+      elseif k == 3 then ctx.dangling, ctx.dangling_obj = it, obj -- used in later steps
+      end
       return it
     end, ctx.db, opts_table(r, { "aggregate", "since", "upto", "metadata", "limit", "reverse" }) end,
   function(r) return "entry", ctx.db.entry, ctx.db, maybe(r, r(5)) end,
   function(r) return "replay", ctx.db.replay, ctx.db, maybe(r, { suffix = maybe(r, "_r"),
-      into = maybe(r, nil), fresh = maybe(r, true), aggregate = maybe(r, nil),
+      into = r(3) == 1 and path_value(r, ctx.dir .. "/replica.db") or nil, fresh = maybe(r, true), aggregate = maybe(r, nil),
       since = maybe(r, nil), upto = maybe(r, nil), progress = progress(r) }) end,
   function(r) return "verify", ctx.db.verify, ctx.db, maybe(r, { replay = maybe(r, false),
       head = maybe(r, nil), progress = progress(r) }) end,
@@ -232,6 +261,9 @@ STEPS = {
   function(r) return "method_on_wrong_self", ctx.db[({ "head", "define", "entries", "verify" })[r(4)]],
       pool_value(r), pool_value(r) end,
   function(r) return "is_error", oplog.is_error or function() end, pool_value(r) end,
+  function(r) return "dangling_iter", function()
+      if ctx.dangling then return ctx.dangling() end
+    end end,
 }
 
 -- One step: pick a call, run it under pcall, check the outcome.
@@ -253,6 +285,10 @@ local function step(r)
 end
 
 local function verify_all()
+  -- An open iterator keeps a statement running, and SQLite cannot drop the
+  -- replay's temporary tables under it (reported: "database table is
+  -- locked"): close it first.
+  if ctx.dangling_obj then pcall(ctx.dangling_obj.close, ctx.dangling_obj) end
   local ok, rep = pcall(ctx.db.verify, ctx.db, { replay = true })
   if not ok then violation("verify failed to run: %s", tostring(rep)) end
   if not rep.ok then
@@ -320,6 +356,9 @@ if not REL_FUZZ_HARNESS then
   local codes = {}
   for c, n in pairs(seen_codes) do codes[#codes + 1] = c .. "=" .. n end
   table.sort(codes)
+  if os.getenv("REL_VERBOSE") then
+    for c, ex in pairs(seen_example) do print("  " .. c .. ": e.g. " .. ex) end
+  end
   print(string.format("lua api fuzz: %d calls, every error clean (%s)", runs, table.concat(codes, " ")))
   os.execute("rm -rf '" .. dir .. "'")
 end

@@ -260,6 +260,7 @@ int main(void) {
   free(found);
   free(pids);
   rel_rmdir_all(dir);
+  free((char *)path);
   free(dir);
   return 0;
 }

@@ -97,7 +97,7 @@ static void write_entries(oplog_db *db) {
 
 static void setup(void) {
   if (F.db) return;
-  F.dir = rel_mkdtemp("fuzz-entry");
+  F.dir = rel_mkdtemp_fast("fuzz-entry");
   const char *path = rel_path(F.dir, "fuzz.db");
   oplog_open_opts o = rel_opts(NULL);
   o.sync = OPLOG_SYNC_NORMAL;

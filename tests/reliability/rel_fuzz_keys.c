@@ -27,7 +27,7 @@ static struct {
 
 static void setup(void) {
   if (F.dir) return;
-  F.dir = rel_mkdtemp("fuzz-keys");
+  F.dir = rel_mkdtemp_fast("fuzz-keys");
   F.base = strdup(rel_path(F.dir, "base.db"));
   F.work = strdup(rel_path(F.dir, "work.db"));
   oplog_db *db = rel_open(F.base, rel_key);

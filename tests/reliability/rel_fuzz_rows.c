@@ -53,6 +53,7 @@ static struct {
   char *dir, *path;
   oplog_db *db;
   int64_t runs, entries;
+  int64_t commits, accepted_ops, rejected_ops, ll_written, defines_ok;
   char big[1 << 21]; /* a 2 MiB blob, made once */
 } F;
 
@@ -118,7 +119,7 @@ static void reset_db(void) {
 
 static void setup(void) {
   if (F.db) return;
-  F.dir = rel_mkdtemp("fuzz-rows");
+  F.dir = rel_mkdtemp_fast("fuzz-rows");
   F.path = strdup(rel_path(F.dir, "rows.db"));
   for (size_t i = 0; i < sizeof F.big; i++) F.big[i] = (char)(i * 31 + (i >> 11));
   reset_db();
@@ -139,6 +140,15 @@ typedef struct prog {
   char *hugemeta;
 } prog;
 
+/* The real columns of t1, t2, t3 (key columns first). */
+static const char *const COLS[3][5] = {{"id", "name", "data", "score", "flag"},
+                                       {"k", "v", "name", NULL, NULL},
+                                       {"a", "b", "c", NULL, NULL}};
+static const size_t NCOLS[3] = {5, 3, 3};
+
+/* A column of type ti (0..2) most of the time, else a hostile name. */
+static const char *pick_col(src *s, int ti, char *buf, size_t cap);
+
 /* A name: from the pool, or raw input bytes (NUL-terminated copy). */
 static const char *pick_name(src *s, char *buf, size_t cap) {
   unsigned c = u8(s);
@@ -148,6 +158,14 @@ static const char *pick_name(src *s, char *buf, size_t cap) {
   memcpy(buf, b, n);
   buf[n] = 0;
   return buf;
+}
+
+static const char *pick_col(src *s, int ti, char *buf, size_t cap) {
+  unsigned c = u8(s);
+  size_t nkey = ti == 2 ? 2 : 1;
+  if (ti >= 0 && c < 176) return COLS[ti][nkey + c % (NCOLS[ti] - nkey)];
+  if (ti >= 0 && c < 184) return COLS[ti][0]; /* the key twice */
+  return pick_name(s, buf, cap);
 }
 
 static void pick_value(src *s, oplog_value *v) {
@@ -193,21 +211,55 @@ static void pick_value(src *s, oplog_value *v) {
 
 static void build(src *s, prog *g) {
   memset(g, 0, sizeof *g);
-  g->nops = 1 + u8(s) % 8;
+  unsigned nc = u8(s);
+  g->nops = nc < 128 ? 1 : 1 + nc % 8;
   for (size_t i = 0; i < g->nops; i++) {
     oplog_op *op = &g->ops[i];
-    op->type = TYPES[u8(s) % NTYPES];
-    op->kind = (oplog_op_kind)(u8(s) % 7); /* 0 and 6 are invalid */
-    size_t nf = u8(s) % 9;
-    for (size_t j = 0; j < nf; j++) {
-      g->fields[i][j].name = pick_name(s, g->namebuf[i][j], sizeof g->namebuf[i][j]);
-      pick_value(s, &g->fields[i][j].value);
+    unsigned tc = u8(s);
+    int ti = tc < 208 ? (int)(tc % 3) : -1; /* mostly a real type */
+    op->type = ti >= 0 ? TYPES[ti] : TYPES[3 + tc % (NTYPES - 3)];
+    unsigned kc = u8(s);
+    op->kind = (oplog_op_kind)(kc < 224 ? 1 + kc % 5 : kc % 7); /* 0, 6 invalid */
+    /* The key first (usually), then other columns. */
+    size_t nf = 0;
+    if (ti >= 0 && u8(s) < 224) {
+      size_t nkey = ti == 2 ? 2 : 1;
+      for (size_t j = 0; j < nkey; j++) {
+        g->fields[i][nf].name = COLS[ti][j];
+        oplog_value *v = &g->fields[i][nf++].value;
+        unsigned vc = u8(s);
+        if (ti == 0 || (ti == 2 && j == 1)) {
+          v->type = OPLOG_INTEGER;
+          /* an existing row (for update/delete) or a fresh one (create) */
+          v->u.i = vc < 96 ? (int64_t)(vc % 16)
+                   : vc < 224 ? 1000 + F.runs * 64 + (int64_t)(i * 8 + vc % 8)
+                              : (int64_t)u64(s);
+        } else {
+          v->type = OPLOG_TEXT;
+          static const char *const keys[] = {"a", "b", "c'", "\"d\"", "e;--"};
+          v->u.b.p = keys[vc % 5];
+          v->u.b.n = strlen(keys[vc % 5]);
+        }
+      }
+    }
+    size_t extra = u8(s) % 5;
+    for (size_t j = 0; j < extra && nf < 8; j++, nf++) {
+      g->fields[i][nf].name = pick_col(s, ti, g->namebuf[i][nf], sizeof g->namebuf[i][nf]);
+      pick_value(s, &g->fields[i][nf].value);
     }
     op->row.fields = nf ? g->fields[i] : (u8(s) & 1 ? NULL : g->fields[i]);
     op->row.nfields = nf;
+    /* mask and nulls: columns of the row for an update, noise otherwise */
     for (int l = 0; l < 2; l++) {
-      size_t nl = u8(s) % 5;
-      for (size_t j = 0; j < nl; j++) g->lists[i][l][j] = NAMES[u8(s) % NNAMES];
+      unsigned lc = u8(s);
+      size_t nl = op->kind == OPLOG_OP_UPDATE ? (lc % 3) : (lc < 224 ? 0 : lc % 3);
+      for (size_t j = 0; j < nl; j++) {
+        unsigned c = u8(s);
+        if (ti >= 0 && c < 192)
+          g->lists[i][l][j] = COLS[ti][1 + c % (NCOLS[ti] - 1)];
+        else
+          g->lists[i][l][j] = NAMES[c % NNAMES];
+      }
       if (l == 0) {
         op->mask = g->lists[i][0];
         op->nmask = nl;
@@ -304,6 +356,7 @@ static void hostile_define(src *s) {
   oplog_type_spec t = {pick_name(s, tn, sizeof tn), u8(s) & 1 ? NULL : pick_name(s, tb, sizeof tb),
                        AGGS[u8(s) % NAGGS], cols, nc, NULL, 0};
   int rc = oplog_define(F.db, &t);
+  if (rc == OPLOG_OK) F.defines_ok++;
   FUZZ_CHECK(rc == OPLOG_OK || rc == OPLOG_INVALID_ARGUMENT || rc == OPLOG_TYPE_CONFLICT ||
                  rc == OPLOG_CONSTRAINT || rc == OPLOG_SQL,
              "define: %s: %s", oplog_code_name(rc), oplog_errmsg(F.db));
@@ -330,7 +383,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (mode % 8 == 7) hostile_define(&s);
   prog g;
   build(&s, &g);
-  const char *agg = AGGS[u8(&s) % NAGGS];
+  unsigned ac = u8(&s);
+  /* usually the aggregate of the first operation's type */
+  const char *agg = ac < 208 ? (!strcmp(g.ops[0].type, "t3") ? "agg2" : "agg") : AGGS[ac % NAGGS];
   if (mode & 0x10) {
     /* Low level: always rolled back, it leaves live tables alone. */
     int64_t ticket = 0;
@@ -345,12 +400,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rc = oplog_write_entry(F.db, &w, &id);
     FUZZ_CHECK(clean_write_code(rc) || rc == OPLOG_TICKET_CONFLICT, "write_entry: %s: %s",
                oplog_code_name(rc), oplog_errmsg(F.db));
+    if (rc == OPLOG_OK) F.ll_written++;
     rc = oplog_rollback(F.db);
     FUZZ_CHECK(rc == OPLOG_OK, "rollback: %s: %s", oplog_code_name(rc), oplog_errmsg(F.db));
   } else {
     int rc = oplog_tx_begin(F.db, agg);
     FUZZ_CHECK(rc == OPLOG_OK || rc == OPLOG_NOT_FOUND || rc == OPLOG_INVALID_ARGUMENT,
                "tx_begin: %s: %s", oplog_code_name(rc), oplog_errmsg(F.db));
+    if (rc && getenv("REL_VERBOSE")) fprintf(stderr, "begin: %s\n", oplog_errmsg(F.db));
     if (rc == OPLOG_OK) {
       int failed = 0;
       for (size_t i = 0; i < g.nops && !failed; i++) {
@@ -358,6 +415,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(clean_write_code(rc), "tx_apply: %s: %s", oplog_code_name(rc),
                    oplog_errmsg(F.db));
         g.accepted[i] = rc == OPLOG_OK;
+        if (rc == OPLOG_OK) F.accepted_ops++;
+        else F.rejected_ops++;
+        if (rc && getenv("REL_VERBOSE")) fprintf(stderr, "rejected: %s\n", oplog_errmsg(F.db));
         if (rc) {
           /* The header's promise: a failed call has rolled back. */
           FUZZ_CHECK(!oplog_tx_active(F.db), "transaction still open after a failed apply");
@@ -374,6 +434,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(!oplog_tx_active(F.db), "transaction still open after commit");
         if (rc == OPLOG_OK && id > 0) {
           F.entries++;
+          F.commits++;
           check_roundtrip(&g, id);
         }
       }
@@ -438,6 +499,9 @@ void rel_fuzz_seeds(void (*add)(const uint8_t *p, size_t n)) {
 
 void rel_fuzz_cleanup(void) {
   if (!F.db) return;
+  printf("rows: %" PRId64 " entries committed, %" PRId64 " ops accepted, %" PRId64
+         " rejected, %" PRId64 " low-level entries written, %" PRId64 " hostile defines accepted\n",
+         F.commits, F.accepted_ops, F.rejected_ops, F.ll_written, F.defines_ok);
   oplog_close(F.db);
   rel_rmdir_all(F.dir);
   free(F.dir);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rel_common.h"
@@ -475,14 +476,19 @@ static int in_list(const char *list, const char *name) {
   return 0;
 }
 
-void rel_sweep_run(const rel_injector *inj, const char *only, int64_t stride,
-                   rel_sweep_stats *st) {
-  S = st;
-  cur_inj = inj->name;
-  if (stride < 1) stride = 1;
-  for (int i = 0; i < NSCEN; i++) {
-    const scenario *sc = &SCEN[i];
-    if (only && !in_list(only, sc->name)) continue;
+/* Sweeps one scenario in a forked child, so that a crash or a broken
+ * invariant (rel_die) in one path is reported and the others still run. */
+static void sweep_scenario(const rel_injector *inj, const scenario *sc, int64_t stride) {
+  int fds[2];
+  REL_CHECK(pipe(fds) == 0, "pipe");
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  REL_CHECK(pid >= 0, "fork");
+  if (pid == 0) {
+    close(fds[0]);
+    rel_sweep_stats mine = {0};
+    S = &mine;
     cur_scen = sc->name;
     cur_n = 0;
     int64_t points = run_once(inj, sc, 0);
@@ -496,5 +502,41 @@ void rel_sweep_run(const rel_injector *inj, const char *only, int64_t stride,
         fprintf(stderr, "%s/%s N=%" PRId64 "\n", inj->name, sc->name, n);
       run_once(inj, sc, n);
     }
+    if (write(fds[1], &mine, sizeof mine) != (ssize_t)sizeof mine) _exit(3);
+    _exit(0);
+  }
+  close(fds[1]);
+  rel_sweep_stats got;
+  ssize_t n = read(fds[0], &got, sizeof got);
+  close(fds[0]);
+  int st = 0;
+  REL_CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+  if (n == (ssize_t)sizeof got && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+    S->points += got.points;
+    S->fired_errors += got.fired_errors;
+    S->absorbed += got.absorbed;
+    S->ambiguous += got.ambiguous;
+    S->findings += got.findings;
+    return;
+  }
+  S->findings++;
+  if (WIFSIGNALED(st))
+    fprintf(stderr,
+            "FINDING [%s/%s]: CRASH (signal %d); reproduce with REL_SCENARIOS=%s "
+            "REL_VERBOSE=2 to see the last N, then REL_FIRST=N REL_LAST=N\n",
+            inj->name, sc->name, WTERMSIG(st), sc->name);
+  else
+    fprintf(stderr, "FINDING [%s/%s]: the sweep stopped on a broken invariant (above)\n",
+            inj->name, sc->name);
+}
+
+void rel_sweep_run(const rel_injector *inj, const char *only, int64_t stride,
+                   rel_sweep_stats *st) {
+  S = st;
+  cur_inj = inj->name;
+  if (stride < 1) stride = 1;
+  for (int i = 0; i < NSCEN; i++) {
+    if (only && !in_list(only, SCEN[i].name)) continue;
+    sweep_scenario(inj, &SCEN[i], stride);
   }
 }

@@ -62,6 +62,12 @@ set_tests_properties(rel.powercut rel.iofault rel.diskfull rel.oom rel.concurren
   PROPERTIES ENVIRONMENT "${REL_ENV}" TIMEOUT 300 LABELS reliability)
 set_tests_properties(rel.fuzz_lua PROPERTIES ENVIRONMENT "${REL_LUA_ENV}" TIMEOUT 300
   LABELS reliability)
+# Short deterministic campaigns (a few seconds each, also under ASan).
+set_property(TEST rel.fuzz_entry APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=20000")
+set_property(TEST rel.fuzz_rows APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=20000")
+set_property(TEST rel.fuzz_keys APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=2000")
+set_property(TEST rel.fuzz_lua_c APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=2000")
+set_property(TEST rel.fuzz_lua APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=3000")
 
 # Real libFuzzer targets (clang only): cmake -DOPLOG_FUZZ=ON with CC=clang.
 if(OPLOG_FUZZ)

@@ -210,7 +210,15 @@ typedef struct brow {
 
 static void row_make(int64_t i, brow *r) {
   r->id = i;
-  r->name_len = snprintf(r->name, sizeof r->name, "name-%08lld", (long long)i);
+  /* "name-%08lld" by hand: snprintf would be a visible share of the W4
+   * baseline, which builds its rows on the clock */
+  memcpy(r->name, "name-", 5);
+  int64_t v = i;
+  int nd = 8;
+  for (int64_t t = 100000000; v >= t && nd < 18; t *= 10) nd++;
+  for (int k = nd - 1; k >= 0; k--, v /= 10) r->name[5 + k] = (char)('0' + v % 10);
+  r->name[5 + nd] = 0;
+  r->name_len = 5 + nd;
   r->value = (double)(i % 100000) * 0.25;
   r->note = g_note2 + (i * 7) % 64;
 }

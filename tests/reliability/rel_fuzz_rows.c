@@ -57,12 +57,15 @@ static struct {
   char big[1 << 21]; /* a 2 MiB blob, made once */
 } F;
 
+/* One literal, not two concatenated (clang's -Wstring-concatenation). */
+#define LONG_NAME                                                                          \
+  "an_exceedingly_long_column_name_that_goes_on_and_on_and_on_and_on_and_on_and_on_and_on_" \
+  "and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on"
 static const char *const NAMES[] = {
     "id", "name", "data", "score", "flag", "k", "v", "a", "b", "c", "ID", "Name", "",
     "id\"", "x'; DROP TABLE oplog_entries; --", "name]", "`", "\xff\xfe", "n\xc3",
     "rowid", "oplog_entries", "_rowid_", "data data", "sc\"\"ore",
-    "an_exceedingly_long_column_name_that_goes_on_and_on_and_on_and_on_and_on_and_on_and_on"
-    "_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on_and_on",
+    LONG_NAME,
 };
 #define NNAMES (sizeof NAMES / sizeof NAMES[0])
 

@@ -1044,6 +1044,25 @@ static void side_print(const side *s, const char *unit) {
 
 static double ratio(double a, double b) { return (a > 0 && b > 0) ? a / b : NAN; }
 
+/* The ratio of two sides round by round (they ran back to back, under the
+ * same background load) and its median: a cross-check of best-of-rounds. */
+static void print_paired(const char *label, const side *a, const side *b) {
+  double r[16];
+  int n = 0;
+  for (int i = 0; i < C.rounds && i < 16; i++)
+    if (a->rate[i] > 0 && b->rate[i] > 0) r[n++] = a->rate[i] / b->rate[i];
+  if (!n) return;
+  printf("    per round %s:", label);
+  for (int i = 0; i < n; i++) printf(" %.3f", r[i]);
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && r[j] < r[j - 1]; j--) {
+      double x = r[j];
+      r[j] = r[j - 1];
+      r[j - 1] = x;
+    }
+  printf("  (median %.3f)\n", n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2);
+}
+
 static void print_machine(void) {
   FILE *f = fopen("/proc/cpuinfo", "r");
   char line[512], model[256] = "unknown";
@@ -1134,10 +1153,14 @@ static wres write_workload(const char *label, int sync, long ntx, int per_tx, in
     side_print(&w.same, "rows");
   }
   if (lua) side_print(&w.lua, "rows");
-  if (do_c)
+  if (do_c) {
     printf("    ratio oplog/BARE %.3f   oplog/SAME-SQL %.3f   SAME-SQL/BARE %.3f\n",
            ratio(w.oplog.best, w.bare.best), ratio(w.oplog.best, w.same.best),
            ratio(w.same.best, w.bare.best));
+    print_paired("oplog/BARE", &w.oplog, &w.bare);
+    print_paired("oplog/SAME-SQL", &w.oplog, &w.same);
+  }
+  if (lua) print_paired("Lua/C", &w.lua, &w.oplog);
   fflush(stdout);
   return w;
 }
@@ -1300,6 +1323,7 @@ int main(int argc, char **argv) {
       side_print(&sb, big_w[k].unit);
       *big_w[k].out = ratio(so.best, sb.best);
       printf("    ratio oplog/baseline %.3f\n", *big_w[k].out);
+      print_paired("oplog/baseline", &so, &sb);
       if (so.hwm_kb > max_hwm) max_hwm = so.hwm_kb;
       fflush(stdout);
     }

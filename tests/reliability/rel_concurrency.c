@@ -135,12 +135,19 @@ static int cmp_rec(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* Globals, not locals: the forked workers exit without freeing what the
+ * parent allocated, and valgrind's leak check in each worker must see these
+ * as still reachable. */
+static char *dir;
+static const char *path;
+static pid_t *pids;
+
 int main(void) {
   int64_t nworkers = rel_env_int("REL_WORKERS", 4);
   int64_t ntx = rel_env_int("REL_TX", 500);
   uint64_t seed = (uint64_t)rel_env_int("REL_SEED", 20261121);
-  char *dir = rel_mkdtemp("concurrency");
-  const char *path = strdup(rel_path(dir, "conc.db"));
+  dir = rel_mkdtemp("concurrency");
+  path = strdup(rel_path(dir, "conc.db"));
 
   oplog_db *db = rel_open(path, rel_key);
   int64_t initial[NAGG], id;
@@ -156,7 +163,7 @@ int main(void) {
   int64_t seeded = rel_count_entries(db, NULL);
   oplog_close(db);
 
-  pid_t *pids = calloc((size_t)nworkers, sizeof *pids);
+  pids = calloc((size_t)nworkers, sizeof *pids);
   for (int64_t w = 0; w < nworkers; w++) {
     char lp[64];
     snprintf(lp, sizeof lp, "worker%" PRId64 ".log", w + 1);

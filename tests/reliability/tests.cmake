@@ -42,9 +42,10 @@ target_link_libraries(rel_fuzz_lua PRIVATE PkgConfig::LUA)
 target_compile_definitions(rel_fuzz_lua PRIVATE
   REL_LUA_SCRIPT="${REL_DIR}/lua_api_fuzz.lua")
 
-# Every test gets its own scratch directory under the build tree.
-set(REL_ENV ${OPLOG_TEST_ENV} "TMPDIR=${REL_BIN}/tmp")
-set(REL_LUA_ENV ${OPLOG_LUA_TEST_ENV} "TMPDIR=${REL_BIN}/tmp")
+# Every test gets its own scratch directory under the build tree. Quoted:
+# the elements hold escaped ';' (LUA_PATH) that must stay escaped.
+set(REL_ENV "${OPLOG_TEST_ENV};TMPDIR=${REL_BIN}/tmp")
+set(REL_LUA_ENV "${OPLOG_LUA_TEST_ENV};TMPDIR=${REL_BIN}/tmp")
 file(MAKE_DIRECTORY ${REL_BIN}/tmp)
 
 add_test(NAME rel.powercut COMMAND rel_powercut)

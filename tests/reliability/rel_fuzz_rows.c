@@ -120,12 +120,127 @@ static void reset_db(void) {
   F.entries = 0;
 }
 
+static void check_schema(void);
+
+/* Fixed hostile cases, run once at set-up: each must be a clean error (or
+ * a clean success) and leave no transaction open. */
+static void expect_clean(int rc, const char *what, int allow_ok) {
+  FUZZ_CHECK((allow_ok && rc == OPLOG_OK) || rc == OPLOG_INVALID_ARGUMENT ||
+                 rc == OPLOG_NOT_FOUND || rc == OPLOG_CONSTRAINT,
+             "%s: %s: %s", what, oplog_code_name(rc), oplog_errmsg(F.db));
+  if (oplog_tx_active(F.db)) oplog_tx_rollback(F.db);
+}
+
+static int apply_one(const oplog_op *op) {
+  int rc = oplog_tx_begin(F.db, "agg");
+  if (rc) return rc;
+  rc = oplog_tx_apply(F.db, op);
+  if (rc) return rc;
+  int64_t id;
+  return oplog_tx_commit(F.db, NULL, 0, &id);
+}
+
+static void hostile_fixed(void) {
+  /* a row with 100 fields */
+  oplog_field many[100];
+  char names[100][8];
+  for (int i = 0; i < 100; i++) {
+    snprintf(names[i], sizeof names[i], "c%d", i);
+    many[i].name = i == 0 ? "id" : names[i];
+    many[i].value.type = OPLOG_INTEGER;
+    many[i].value.u.i = i;
+  }
+  oplog_op op = {"t1", OPLOG_OP_CREATE, {many, 100}, NULL, 0, NULL, 0};
+  expect_clean(apply_one(&op), "100 fields", 0);
+  /* NULL pointers where the API takes arrays or names */
+  oplog_field nf[2] = {{"id", {OPLOG_INTEGER, {.i = 77}}}, {NULL, {OPLOG_INTEGER, {.i = 1}}}};
+  oplog_op o2 = {"t1", OPLOG_OP_CREATE, {nf, 2}, NULL, 0, NULL, 0};
+  expect_clean(apply_one(&o2), "NULL field name", 0);
+  oplog_op o3 = {NULL, OPLOG_OP_CREATE, {nf, 1}, NULL, 0, NULL, 0};
+  expect_clean(apply_one(&o3), "NULL type", 0);
+  oplog_op o4 = {"t1", OPLOG_OP_CREATE, {NULL, 3}, NULL, 0, NULL, 0};
+  expect_clean(apply_one(&o4), "NULL fields with a count", 0);
+  oplog_field tf[2] = {{"id", {OPLOG_INTEGER, {.i = 78}}}, {"name", {OPLOG_TEXT, {.b = {NULL, 5}}}}};
+  oplog_op o5 = {"t1", OPLOG_OP_CREATE, {tf, 2}, NULL, 0, NULL, 0};
+  expect_clean(apply_one(&o5), "text with NULL bytes pointer", 0);
+  oplog_field uf[1] = {{"id", {OPLOG_INTEGER, {.i = 1}}}};
+  oplog_op o6 = {"t1", OPLOG_OP_UPDATE, {uf, 1}, NULL, 2, NULL, 0};
+  expect_clean(apply_one(&o6), "mask NULL with a count", 0);
+  /* a 16 MiB blob: accepted or refused cleanly, and then readable */
+  size_t big = 16u << 20;
+  char *b = malloc(big);
+  memset(b, 0xab, big);
+  oplog_field bf[2] = {{"id", {OPLOG_INTEGER, {.i = 79}}}, {"data", {OPLOG_BLOB, {.b = {b, big}}}}};
+  oplog_op o7 = {"t1", OPLOG_OP_CREATE, {bf, 2}, NULL, 0, NULL, 0};
+  expect_clean(apply_one(&o7), "16 MiB blob", 1);
+  free(b);
+  /* 20000 metadata pairs, a 1 MiB metadata value, NULL metadata key */
+  oplog_meta *md = calloc(20000, sizeof *md);
+  char *v = malloc(1 << 20);
+  memset(v, 'v', (1 << 20) - 1);
+  v[(1 << 20) - 1] = 0;
+  for (int i = 0; i < 20000; i++) {
+    md[i].key = i % 2 ? "k" : "it's \"quoted\"; DROP TABLE t1; --";
+    md[i].value = i == 0 ? v : i % 3 ? "x" : NULL;
+  }
+  oplog_field kf[1] = {{"id", {OPLOG_INTEGER, {.i = 80}}}};
+  oplog_op o8 = {"t1", OPLOG_OP_CREATE, {kf, 1}, NULL, 0, NULL, 0};
+  int64_t id = 0;
+  int rc = oplog_tx_begin(F.db, "agg");
+  if (rc == OPLOG_OK) rc = oplog_tx_apply(F.db, &o8);
+  if (rc == OPLOG_OK) rc = oplog_tx_commit(F.db, md, 20000, &id);
+  expect_clean(rc, "huge metadata", 1);
+  if (rc == OPLOG_OK) {
+    oplog_entry *e = NULL;
+    FUZZ_CHECK(oplog_entry_get(F.db, id, &e) == OPLOG_OK && e->nmetadata == 20000 &&
+                   strlen(e->metadata[0].value) == (1 << 20) - 1,
+               "huge metadata does not read back");
+    oplog_entry_free(e);
+  }
+  md[5].key = NULL;
+  oplog_field kf2[1] = {{"id", {OPLOG_INTEGER, {.i = 81}}}};
+  oplog_op o9 = {"t1", OPLOG_OP_CREATE, {kf2, 1}, NULL, 0, NULL, 0};
+  rc = oplog_tx_begin(F.db, "agg");
+  if (rc == OPLOG_OK) rc = oplog_tx_apply(F.db, &o9);
+  if (rc == OPLOG_OK) rc = oplog_tx_commit(F.db, md, 10, &id);
+  expect_clean(rc, "NULL metadata key", 0);
+  free(md);
+  free(v);
+  /* type specs: 65 columns, none, a NULL column name, SQL in names */
+  oplog_column cols[65];
+  char cn[65][8];
+  for (int i = 0; i < 65; i++) {
+    snprintf(cn[i], sizeof cn[i], "c%d", i);
+    cols[i].name = cn[i];
+    cols[i].decl = i == 0 ? "INTEGER PRIMARY KEY" : "TEXT";
+  }
+  oplog_type_spec t = {"wide", NULL, "aggw", cols, 65, NULL, 0};
+  expect_clean(oplog_define(F.db, &t), "65 columns", 0);
+  t.ncolumns = 0;
+  expect_clean(oplog_define(F.db, &t), "no column", 0);
+  t.ncolumns = 2;
+  cols[1].name = NULL;
+  expect_clean(oplog_define(F.db, &t), "NULL column name", 0);
+  cols[1].name = "x\"; DROP TABLE t1; --";
+  expect_clean(oplog_define(F.db, &t), "SQL in a column name", 0);
+  cols[1].name = "c1";
+  cols[1].decl = NULL;
+  expect_clean(oplog_define(F.db, &t), "NULL declaration", 0);
+  static const char *const nokey[] = {"nope"};
+  cols[1].decl = "TEXT";
+  oplog_type_spec t2 = {"wide2", NULL, "aggw", cols, 2, nokey, 1};
+  expect_clean(oplog_define(F.db, &t2), "key naming no column", 0);
+  FUZZ_CHECK(rel_verify(F.db, 1, "hostile"), "log and live tables disagree after hostile cases");
+}
+
 static void setup(void) {
   if (F.db) return;
   F.dir = rel_mkdtemp_fast("fuzz-rows");
   F.path = strdup(rel_path(F.dir, "rows.db"));
   for (size_t i = 0; i < sizeof F.big; i++) F.big[i] = (char)(i * 31 + (i >> 11));
   reset_db();
+  hostile_fixed();
+  check_schema();
 }
 
 /* Storage for one program's strings: names and values point into the

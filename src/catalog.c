@@ -155,11 +155,12 @@ int catalog_load(oplog_db *db) {
     oplog_column cols[OPLOG_MAX_COLUMNS];
     int key_idx[OPLOG_MAX_COLUMNS];
     char *names[OPLOG_MAX_COLUMNS], *decls[OPLOG_MAX_COLUMNS];
-    size_t ncols = 0, nkey = 0;
-    sqlite3_bind_text(cs, 1, (const char *)sqlite3_column_text(ts, 0), -1, SQLITE_TRANSIENT);
+    size_t ncols = 0, nkey = 0, tn;
+    const char *tname = col_bytes(ts, 0, &tn);
+    sqlite3_bind_text(cs, 1, tname, (int)tn, SQLITE_STATIC); /* valid until ts steps */
     while ((r = sqlite3_step(cs)) == SQLITE_ROW && ncols < OPLOG_MAX_COLUMNS) {
-      names[ncols] = sqlite3_mprintf("%s", sqlite3_column_text(cs, 0));
-      decls[ncols] = sqlite3_mprintf("%s", sqlite3_column_text(cs, 1));
+      names[ncols] = col_dup(cs, 0);
+      decls[ncols] = col_dup(cs, 1);
       if (sqlite3_column_type(cs, 2) != SQLITE_NULL) {
         int kp = sqlite3_column_int(cs, 2);
         if (kp >= 1 && kp <= OPLOG_MAX_COLUMNS) {
@@ -174,13 +175,13 @@ int catalog_load(oplog_db *db) {
     }
     if (!rc && r != SQLITE_DONE && r != SQLITE_ROW) rc = db_sqlerr(db, r);
     sqlite3_reset(cs);
+    char *tcols[3] = {NULL, NULL, NULL};
+    for (int i = 0; !rc && i < 3; i++)
+      if (!(tcols[i] = col_dup(ts, i))) rc = db_error(db, OPLOG_NOMEM, "out of memory");
     if (!rc && (ncols == 0 || nkey == 0))
-      rc = db_error(db, OPLOG_CORRUPT, "type %s has no columns or no key in the catalog",
-                    sqlite3_column_text(ts, 0));
+      rc = db_error(db, OPLOG_CORRUPT, "type %s has no columns or no key in the catalog", tcols[0]);
     if (!rc) {
-      oplog_type_spec spec = {(const char *)sqlite3_column_text(ts, 0),
-                              (const char *)sqlite3_column_text(ts, 1),
-                              (const char *)sqlite3_column_text(ts, 2), cols, ncols, NULL, 0};
+      oplog_type_spec spec = {tcols[0], tcols[1], tcols[2], cols, ncols, NULL, 0};
       type_def *t = type_build(&spec, key_idx, nkey);
       type_def **grown = t ? sqlite3_realloc64(types, (ntypes + 1) * sizeof *types) : NULL;
       if (!grown) {
@@ -196,6 +197,7 @@ int catalog_load(oplog_db *db) {
       sqlite3_free(names[i]);
       sqlite3_free(decls[i]);
     }
+    for (int i = 0; i < 3; i++) sqlite3_free(tcols[i]);
   }
   if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
   sqlite3_finalize(ts);
@@ -220,19 +222,12 @@ static const type_def *find_loaded(oplog_db *db, const char *name) {
   return NULL;
 }
 
-const type_def *catalog_find(oplog_db *db, const char *name) {
-  if (!name) return NULL;
-  const type_def *t = find_loaded(db, name);
-  if (t) return t;
-  int code = db->code;
-  char *msg = db->msg;
-  db->msg = NULL;
-  int rc = catalog_load(db);
-  /* keep the caller's error state: a miss is not an error by itself */
-  sqlite3_free(db->msg);
-  db->code = code;
-  db->msg = msg;
-  return rc ? NULL : find_loaded(db, name);
+int catalog_find(oplog_db *db, const char *name, const type_def **out) {
+  *out = name ? find_loaded(db, name) : NULL;
+  if (*out || !name) return OPLOG_OK;
+  int rc = catalog_load(db); /* a failed reload is an error, not a miss */
+  if (!rc) *out = find_loaded(db, name);
+  return rc;
 }
 
 /* Resolves a spec's defaults and checks it; fills key_idx. */
@@ -375,7 +370,14 @@ int target_create(oplog_db *db, const type_def *t, const char *schema, const cha
   sqlite3_bind_text(s, 2, schema, -1, SQLITE_STATIC);
   uint64_t seen = 0;
   while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-    int i = column_index(t, (const char *)sqlite3_column_text(s, 0));
+    char *name = col_dup(s, 0);
+    if (!name) {
+      sqlite3_finalize(s);
+      sqlite3_free(full);
+      return db_error(db, OPLOG_NOMEM, "out of memory");
+    }
+    int i = column_index(t, name);
+    sqlite3_free(name);
     if (i >= 0) seen |= 1ULL << i;
   }
   sqlite3_finalize(s);

@@ -156,64 +156,67 @@ static int wrap_key(const unsigned char *root, int64_t id, const unsigned char *
   return OPLOG_OK;
 }
 
-/* Grows the keyring's locked array by one slot. */
-static data_key *keyring_push(oplog_db *db) {
-  keyring *kr = &db->kr;
-  data_key *n = sodium_malloc((kr->nkeys + 1) * sizeof *n);
-  if (!n) return NULL;
-  if (kr->nkeys) memcpy(n, kr->keys, kr->nkeys * sizeof *n);
-  if (kr->keys) {
-    sodium_memzero(kr->keys, kr->nkeys * sizeof *kr->keys);
-    sodium_free(kr->keys);
-  }
-  kr->keys = n;
-  return &n[kr->nkeys++];
+/* Grows a locked key array by one slot (the old array is wiped). */
+static data_key *keys_push(data_key **keys, size_t *n) {
+  data_key *grown = sodium_malloc((*n + 1) * sizeof *grown);
+  if (!grown) return NULL;
+  if (*n) memcpy(grown, *keys, *n * sizeof *grown);
+  if (*keys) sodium_free(*keys); /* sodium_free wipes */
+  *keys = grown;
+  return &grown[(*n)++];
 }
 
 static void keyring_wipe(keyring *kr) {
-  if (kr->keys) {
-    sodium_memzero(kr->keys, kr->nkeys * sizeof *kr->keys);
-    sodium_free(kr->keys);
-  }
+  if (kr->keys) sodium_free(kr->keys);
   kr->keys = NULL;
   kr->nkeys = 0;
 }
 
-/* (Re)loads every data key, unwrapping each with the root key. */
+/* (Re)loads every data key, unwrapping each with the root key. All or
+ * nothing: on failure the keys loaded before stay in place. */
 static int keyring_load(oplog_db *db) {
   keyring *kr = &db->kr;
-  keyring_wipe(kr);
-  kr->active = 0;
+  data_key *keys = NULL;
+  size_t nkeys = 0;
+  int64_t active = 0;
   sqlite3_stmt *s = NULL;
   int r = sqlite3_prepare_v2(db->sql, "SELECT id, state, nonce, wrapped FROM oplog_keys ORDER BY id",
                              -1, &s, NULL);
   if (r != SQLITE_OK) return db_sqlerr(db, r);
   int rc = OPLOG_OK, good = 0, bad = 0;
   while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-    data_key *k = keyring_push(db);
+    data_key *k = keys_push(&keys, &nkeys);
     if (!k) {
       rc = db_error(db, OPLOG_NOMEM, "out of memory");
       break;
     }
     k->id = sqlite3_column_int64(s, 0);
-    const char *state = (const char *)sqlite3_column_text(s, 1);
+    size_t sn;
+    const char *state = col_bytes(s, 1, &sn);
     int u = crypto_unwrap(kr->root, k->id, sqlite3_column_blob(s, 2),
                           (size_t)sqlite3_column_bytes(s, 2), sqlite3_column_blob(s, 3),
                           (size_t)sqlite3_column_bytes(s, 3), k->key);
     if (u != OPLOG_OK) {
-      kr->nkeys--;
+      nkeys--;
       bad++;
       continue;
     }
     good++;
-    if (state && strcmp(state, "active") == 0) kr->active = k->id;
+    if (sn == 6 && memcmp(state, "active", 6) == 0) active = k->id;
   }
   if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
   sqlite3_finalize(s);
-  if (rc) return rc;
-  if (bad && !good) return db_error(db, OPLOG_WRONG_KEY, "wrong key: it does not unwrap this file's data keys");
-  if (bad) return db_error(db, OPLOG_CORRUPT, "%d data key(s) in oplog_keys cannot be unwrapped", bad);
-  if (!good || !kr->active) return db_error(db, OPLOG_CORRUPT, "oplog_keys has no active data key");
+  if (!rc && bad && !good) rc = db_error(db, OPLOG_WRONG_KEY, "wrong key: it does not unwrap this file's data keys");
+  if (!rc && bad) rc = db_error(db, OPLOG_CORRUPT, "%d data key(s) in oplog_keys cannot be unwrapped", bad);
+  if (!rc && (!good || !active)) rc = db_error(db, OPLOG_CORRUPT, "oplog_keys has no active data key");
+  if (rc) {
+    if (keys) sodium_free(keys);
+    return rc;
+  }
+  keyring_wipe(kr);
+  kr->keys = keys;
+  kr->nkeys = nkeys;
+  kr->active = active;
   return OPLOG_OK;
 }
 
@@ -281,7 +284,7 @@ int crypto_open(oplog_db *db, const oplog_key_source *src, int is_new) {
       return rc;
     if (src->no_encryption) return config_set(db, "encryption", SQLITE_TEXT, "none", 4, 0);
     if ((rc = alloc_root(db)) || (rc = new_root(db, src, kr->root))) return rc;
-    data_key *k = keyring_push(db);
+    data_key *k = keys_push(&kr->keys, &kr->nkeys);
     if (!k) return db_error(db, OPLOG_NOMEM, "out of memory");
     k->id = 1;
     crypto_aead_xchacha20poly1305_ietf_keygen(k->key);
@@ -379,12 +382,17 @@ int crypto_encrypt_entry(oplog_db *db, int64_t id, const char *aggregate, int64_
   }
   size_t adlen;
   *key_id = db->kr.active;
+  const unsigned char *key = find_key(db, *key_id);
+  if (!key) {
+    if (ad != adbuf) sqlite3_free(ad);
+    return db_error(db, OPLOG_CORRUPT, "no active data key is loaded");
+  }
   entry_ad(ad, &adlen, id, aggregate, alen, *key_id);
   uint8_t *nonce = out->p + out->n;
   randombytes_buf(nonce, OPLOG_NONCE_BYTES);
   unsigned long long clen = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + OPLOG_NONCE_BYTES, &clen, plain, n, ad,
-                                             adlen, NULL, nonce, find_key(db, *key_id));
+                                             adlen, NULL, nonce, key);
   out->n += OPLOG_NONCE_BYTES + (size_t)clen;
   if (ad != adbuf) sqlite3_free(ad);
   return OPLOG_OK;
@@ -484,8 +492,13 @@ int oplog_keys(oplog_db *db, int (*each)(void *, int64_t, int64_t, const char *)
   if (r != SQLITE_OK) return db_sqlerr(db, r);
   int rc = OPLOG_OK;
   while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-    rc = each(ctx, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
-              (const char *)sqlite3_column_text(s, 2));
+    char *state = col_dup(s, 2);
+    if (!state) {
+      rc = db_error(db, OPLOG_NOMEM, "out of memory");
+      break;
+    }
+    rc = each(ctx, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), state);
+    sqlite3_free(state);
     if (rc) break;
   }
   if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);

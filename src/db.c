@@ -62,6 +62,23 @@ int utf8_valid(const uint8_t *p, size_t n) {
   return 1;
 }
 
+const char *col_bytes(sqlite3_stmt *s, int i, size_t *n) {
+  const char *p = sqlite3_column_blob(s, i);
+  *n = p ? (size_t)sqlite3_column_bytes(s, i) : 0;
+  return p ? p : "";
+}
+
+char *col_dup(sqlite3_stmt *s, int i) {
+  size_t n;
+  const char *p = col_bytes(s, i, &n);
+  char *d = sqlite3_malloc64(n + 1);
+  if (d) {
+    memcpy(d, p, n);
+    d[n] = 0;
+  }
+  return d;
+}
+
 int db_exec(oplog_db *db, const char *sql) {
   int rc = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
   return rc == SQLITE_OK ? OPLOG_OK : db_sqlerr(db, rc);
@@ -110,14 +127,27 @@ static int step_once(oplog_db *db, int which) {
   return r == SQLITE_DONE ? OPLOG_OK : db_sqlerr(db, r);
 }
 
-int db_begin(oplog_db *db, int write) { return step_once(db, write ? ST_BEGIN : ST_BEGIN_READ); }
+int db_begin(oplog_db *db, int write) {
+  /* Callers hold no transaction of the handle here. One still open in
+   * SQLite is a leftover whose ROLLBACK failed for lack of memory: end it
+   * now that memory may be back. */
+  db_rollback(db);
+  return step_once(db, write ? ST_BEGIN : ST_BEGIN_READ);
+}
 
 int db_commit(oplog_db *db) { return step_once(db, ST_COMMIT); }
 
 void db_rollback(oplog_db *db) {
   if (!db->sql || sqlite3_get_autocommit(db->sql)) return;
-  /* the caller's error stays: this runs on failure paths */
-  sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+  /* The caller's error stays: this runs on failure paths. The statement
+   * was prepared at open, so that rolling back needs no memory. */
+  sqlite3_stmt *s = db->st[ST_ROLLBACK];
+  if (s) {
+    sqlite3_reset(s);
+    sqlite3_step(s);
+    sqlite3_reset(s);
+  }
+  if (!sqlite3_get_autocommit(db->sql)) sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
 }
 
 static int config_new(const oplog_open_opts *o) {
@@ -209,6 +239,9 @@ int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
     return rc;
   }
   sqlite3_extended_result_codes(db->sql, 1);
+  static const int early[] = {ST_BEGIN, ST_BEGIN_READ, ST_COMMIT, ST_ROLLBACK};
+  for (size_t i = 0; i < sizeof early / sizeof *early; i++)
+    if (!db_stmt(db, early[i])) return db->code;
   int ms = opts->busy_timeout_ms == 0 ? 5000 : opts->busy_timeout_ms < 0 ? 0 : opts->busy_timeout_ms;
   sqlite3_busy_timeout(db->sql, ms);
 
@@ -332,8 +365,13 @@ int oplog_get_stats(oplog_db *db, oplog_stats *out,
   if (r != SQLITE_OK) return db_sqlerr(db, r);
   int rc = OPLOG_OK;
   while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-    rc = each(ctx, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 2),
-              sqlite3_column_int64(s, 1));
+    char *name = col_dup(s, 0);
+    if (!name) {
+      rc = db_error(db, OPLOG_NOMEM, "out of memory");
+      break;
+    }
+    rc = each(ctx, name, sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 1));
+    sqlite3_free(name);
     if (rc) break;
   }
   if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);

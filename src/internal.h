@@ -61,8 +61,9 @@ typedef struct type_def {
 } type_def;
 
 /* Finds a type, reloading the catalog once on a miss (another connection
- * may have defined it). NULL if absent; does not set an error. */
-const type_def *catalog_find(oplog_db *db, const char *name);
+ * may have defined it). *out is NULL if absent (not an error); a failed
+ * reload is returned as its error. */
+int catalog_find(oplog_db *db, const char *name, const type_def **out);
 int catalog_load(oplog_db *db);
 void catalog_free(oplog_db *db);
 int column_index(const type_def *t, const char *name); /* -1 if absent */
@@ -222,6 +223,12 @@ int map_sqlite_code(int rc);
 void db_clear_error(oplog_db *db);
 
 /* ---------------------------------------------------------------- helpers */
+/* A TEXT or BLOB column's bytes without asking SQLite for a NUL terminator
+ * (sqlite3_column_text may allocate for it, and fail under memory
+ * pressure); "" for NULL. */
+const char *col_bytes(sqlite3_stmt *s, int i, size_t *n);
+/* A NUL-terminated sqlite3_malloc'd copy of a column; NULL: out of memory. */
+char *col_dup(sqlite3_stmt *s, int i);
 int64_t now_ms(void);
 int utf8_valid(const uint8_t *p, size_t n);
 int db_exec(oplog_db *db, const char *sql);
@@ -243,9 +250,13 @@ int head_read(oplog_db *db, int64_t *id, unsigned char hash[OPLOG_HASH_BYTES]);
 int iter_open(oplog_db *db, const oplog_filter *f, int with_ops, oplog_iter **out);
 int64_t iter_count(oplog_db *db, const oplog_filter *f, int *rc);
 
-/* replay.c: replays the selected entries into (schema, suffix) targets. */
+/* replay.c: replays the selected entries into (schema, suffix) targets.
+ * When the failure lies in the log itself (an entry that does not decrypt,
+ * decode or apply), *bad_entry (if not NULL) is that entry's id, else 0. */
 int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog_filter *f,
-               int fresh, oplog_progress_fn progress, void *pctx, oplog_replay_result *out);
+               int fresh, oplog_progress_fn progress, void *pctx, oplog_replay_result *out,
+               int64_t *bad_entry);
+int64_t iter_current_id(const oplog_iter *it); /* id of the entry last read or failed */
 int target_create(oplog_db *db, const type_def *t, const char *schema, const char *suffix,
                   int fresh);
 

@@ -148,7 +148,10 @@ int entry_decode(oplog_db *db, arena *a, const uint8_t *data, size_t n, const op
     const Oplog__V1__AnyOperation *any = ed->operations[i];
     oplog_op *op = &ops[i];
     memset(op, 0, sizeof *op);
-    if (!catalog_find(db, any->type_name))
+    const type_def *t;
+    int rc = catalog_find(db, any->type_name, &t);
+    if (rc) return rc;
+    if (!t)
       return db_error(db, OPLOG_NOT_FOUND, "operation %llu is of type '%s', which is not in the catalog",
                       (unsigned long long)i + 1, any->type_name);
     op->type = any->type_name;

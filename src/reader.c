@@ -19,8 +19,9 @@ static int entry_load(oplog_db *db, sqlite3_stmt *row, int with_ops, arena *a, o
   memset(e, 0, sizeof *e);
   e->id = sqlite3_column_int64(row, 0);
   e->created = sqlite3_column_int64(row, 1);
-  e->aggregate = arena_strndup(a, (const char *)sqlite3_column_text(row, 2),
-                               (size_t)sqlite3_column_bytes(row, 2));
+  size_t an;
+  const char *agg = col_bytes(row, 2, &an);
+  e->aggregate = arena_strndup(a, agg, an);
   e->key_id = sqlite3_column_int64(row, 3);
   if (!e->aggregate) return db_error(db, OPLOG_NOMEM, "out of memory");
   int rc;
@@ -61,11 +62,10 @@ static int entry_load(oplog_db *db, sqlite3_stmt *row, int with_ops, arena *a, o
       md = grown;
       cap = ncap;
     }
-    md[n].key = arena_strndup(a, (const char *)sqlite3_column_text(m, 0), (size_t)sqlite3_column_bytes(m, 0));
-    md[n].value = sqlite3_column_type(m, 1) == SQLITE_NULL
-                      ? NULL
-                      : arena_strndup(a, (const char *)sqlite3_column_text(m, 1),
-                                      (size_t)sqlite3_column_bytes(m, 1));
+    size_t kn, vn;
+    const char *k = col_bytes(m, 0, &kn), *v = col_bytes(m, 1, &vn);
+    md[n].key = arena_strndup(a, k, kn);
+    md[n].value = sqlite3_column_type(m, 1) == SQLITE_NULL ? NULL : arena_strndup(a, v, vn);
     if (!md[n].key || (sqlite3_column_type(m, 1) != SQLITE_NULL && !md[n].value)) {
       sqlite3_reset(m);
       return db_error(db, OPLOG_NOMEM, "out of memory");
@@ -204,6 +204,8 @@ int oplog_iter_next(oplog_iter *it, const oplog_entry **entry) {
   *entry = &it->e;
   return OPLOG_OK;
 }
+
+int64_t iter_current_id(const oplog_iter *it) { return it->e.id; }
 
 void oplog_iter_close(oplog_iter *it) {
   if (!it) return;

@@ -32,8 +32,17 @@ static int table_has_rows(oplog_db *db, const char *schema, const char *table, i
   return OPLOG_OK;
 }
 
+/* Errors of the environment, as opposed to the log's content. */
+static int environmental(int rc) {
+  return rc == OPLOG_NOMEM || rc == OPLOG_IO || rc == OPLOG_BUSY || rc == OPLOG_READONLY;
+}
+
 int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog_filter *f,
-               int fresh, oplog_progress_fn progress, void *pctx, oplog_replay_result *out) {
+               int fresh, oplog_progress_fn progress, void *pctx, oplog_replay_result *out,
+               int64_t *bad_entry) {
+  int64_t ignored;
+  if (!bad_entry) bad_entry = &ignored;
+  *bad_entry = 0;
   int rc = catalog_load(db);
   if (rc) return rc;
   memset(out, 0, sizeof *out);
@@ -61,12 +70,15 @@ int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog
   rc = iter_open(db, f, 1, &it);
   const oplog_entry *e = NULL;
   while (!rc && !(rc = oplog_iter_next(it, &e)) && e) {
+    int op_failed = 0;
     for (size_t i = 0; i < e->nops && !rc; i++) {
       const oplog_op *op = &e->ops[i];
-      const type_def *t = catalog_find(db, op->type);
+      const type_def *t;
       int cols[OPLOG_MAX_COLUMNS];
+      if ((rc = catalog_find(db, op->type, &t))) break;
       if (!t) rc = db_error(db, OPLOG_NOT_FOUND, "entry %lld: type %s is not in the catalog", (long long)e->id, op->type);
       else if ((rc = op_validate(db, t, op, cols)) || (rc = op_apply(db, cache, t, op, cols))) {
+        op_failed = 1;
         char *m = sqlite3_mprintf("replay of entry %lld, operation %llu: %s", (long long)e->id, (unsigned long long)i + 1,
                                   oplog_errmsg(db));
         if (m) {
@@ -76,11 +88,16 @@ int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog
       }
       out->ops++;
     }
-    if (rc) break;
+    if (rc) {
+      if (op_failed && !environmental(rc)) *bad_entry = e->id;
+      break;
+    }
     out->entries++;
     if (progress && out->entries % PROGRESS_EVERY == 0 && progress(pctx, out->entries, total))
       rc = db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
   }
+  if (rc && !*bad_entry && it && !e && !environmental(rc) && rc != OPLOG_INVALID_ARGUMENT)
+    *bad_entry = iter_current_id(it); /* the entry did not decrypt or decode */
   if (!rc && progress && progress(pctx, out->entries, total))
     rc = db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
   oplog_iter_close(it);
@@ -113,6 +130,7 @@ int oplog_replay(oplog_db *db, const oplog_replay_opts *o, oplog_replay_result *
   const char *schema = "main";
   int rc;
   if (o->into) {
+    db_rollback(db); /* ATTACH needs no transaction, not even a leftover one */
     sqlite3_stmt *s = NULL;
     int r = sqlite3_prepare_v2(db->sql, "ATTACH DATABASE ?1 AS oplog_replica", -1, &s, NULL);
     if (r == SQLITE_OK) {
@@ -125,7 +143,8 @@ int oplog_replay(oplog_db *db, const oplog_replay_opts *o, oplog_replay_result *
   }
   rc = db_begin(db, !(o->into && db->readonly));
   if (!rc) {
-    rc = replay_run(db, schema, o->suffix ? o->suffix : "", &f, o->fresh, o->progress, o->progress_ctx, out);
+    rc = replay_run(db, schema, o->suffix ? o->suffix : "", &f, o->fresh, o->progress, o->progress_ctx, out,
+                    NULL);
     if (!rc) rc = db_commit(db);
     if (rc) {
       db_rollback(db);

@@ -50,7 +50,8 @@ int oplog_tx_begin(oplog_db *db, const char *aggregate) {
 static int op_prepare(oplog_db *db, const char *aggregate, const oplog_op *op, const type_def **t,
                       int *cols) {
   if (!op) return db_error(db, OPLOG_INVALID_ARGUMENT, "op is NULL");
-  *t = catalog_find(db, op->type);
+  int rc = catalog_find(db, op->type, t);
+  if (rc) return rc;
   if (!*t)
     return db_error(db, OPLOG_INVALID_ARGUMENT, "unknown type '%s'", op->type ? op->type : "(null)");
   if (strcmp((*t)->aggregate, aggregate) != 0)

@@ -59,13 +59,14 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
   int64_t prev_id = 0, last_orphan = 0;
   unsigned char prev_hash[OPLOG_HASH_BYTES] = {0};
   while (!rc && (r = sqlite3_step(es)) == SQLITE_ROW) {
+    size_t agg_len;
     chain_entry e = {.id = sqlite3_column_int64(es, 0),
                      .created = sqlite3_column_int64(es, 1),
-                     .aggregate = (const char *)sqlite3_column_text(es, 2),
-                     .aggregate_len = (size_t)sqlite3_column_bytes(es, 2),
+                     .aggregate = col_bytes(es, 2, &agg_len),
                      .key_id = sqlite3_column_int64(es, 3),
                      .data = sqlite3_column_blob(es, 4),
                      .ndata = (size_t)sqlite3_column_bytes(es, 4)};
+    e.aggregate_len = agg_len;
     const uint8_t *stored_prev = sqlite3_column_blob(es, 5);
     const uint8_t *stored_hash = sqlite3_column_blob(es, 6);
     int good_prev = sqlite3_column_bytes(es, 5) == OPLOG_HASH_BYTES;
@@ -87,11 +88,9 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     size_t nmd = 0;
     while (mr == SQLITE_ROW && sqlite3_column_int64(ms, 0) == e.id) {
       int has = sqlite3_column_type(ms, 2) != SQLITE_NULL;
-      const char *k = (const char *)sqlite3_column_text(ms, 1);
-      size_t kn = (size_t)sqlite3_column_bytes(ms, 1);
-      const char *val = has ? (const char *)sqlite3_column_text(ms, 2) : NULL;
-      size_t vn = has ? (size_t)sqlite3_column_bytes(ms, 2) : 0;
-      chain_meta(&st, k ? k : "", kn, val, vn, has);
+      size_t kn, vn;
+      const char *k = col_bytes(ms, 1, &kn), *val = col_bytes(ms, 2, &vn);
+      chain_meta(&st, k, kn, val, vn, has);
       nmd++;
       mr = sqlite3_step(ms);
     }
@@ -188,24 +187,54 @@ static int compare_type(verify_ctx *v, const type_def *t) {
   return rc;
 }
 
+/* Runs "<verb> temp.<table>_oplog_verify" for every type; 0 or the first error. */
+static int each_temp(oplog_db *db, const char *verb) {
+  int rc = OPLOG_OK;
+  for (size_t i = 0; i < db->ntypes; i++) {
+    char *sql = sqlite3_mprintf("%s temp.\"%w%s\"", verb, db->types[i]->table, VERIFY_SUFFIX);
+    int d = sql ? db_exec(db, sql) : db_error(db, OPLOG_NOMEM, "out of memory");
+    sqlite3_free(sql);
+    if (!rc) rc = d;
+  }
+  return rc;
+}
+
 static int verify_replay(verify_ctx *v) {
   oplog_db *db = v->db;
   oplog_filter all = {0};
   oplog_replay_result res;
+  int64_t bad = 0;
   v->base = v->out->entries;
-  int rc = replay_run(db, "temp", VERIFY_SUFFIX, &all, 1, replay_progress, v, &res);
-  if (rc == OPLOG_DECRYPT_FAILED || rc == OPLOG_CORRUPT || rc == OPLOG_NOT_FOUND || rc == OPLOG_CONSTRAINT) {
+  /* Left over from a verify whose DROP could not run: empty them (DROP is
+   * refused while the caller has a statement running, DELETE is not). */
+  int rc = catalog_load(db);
+  for (size_t i = 0; !rc && i < db->ntypes; i++) {
+    int has = 0;
+    char *name = sqlite3_mprintf("%s%s", db->types[i]->table, VERIFY_SUFFIX);
+    if (!name) rc = db_error(db, OPLOG_NOMEM, "out of memory");
+    else if (sqlite3_table_column_metadata(db->sql, "temp", name, NULL, NULL, NULL, NULL, NULL, NULL) == SQLITE_OK)
+      has = 1;
+    sqlite3_free(name);
+    if (has) {
+      char *sql = sqlite3_mprintf("DELETE FROM temp.\"%w%s\"", db->types[i]->table, VERIFY_SUFFIX);
+      rc = sql ? db_exec(db, sql) : db_error(db, OPLOG_NOMEM, "out of memory");
+      sqlite3_free(sql);
+    }
+  }
+  if (!rc) rc = replay_run(db, "temp", VERIFY_SUFFIX, &all, 0, replay_progress, v, &res, &bad);
+  if (rc && bad) {
     /* a log that cannot be replayed is a finding, not a failure to check */
-    rc = problem(v, 0, rc == OPLOG_DECRYPT_FAILED ? "decrypt_failed" : "live_mismatch", "replay failed: %s",
-                 oplog_errmsg(db));
+    rc = problem(v, bad, rc == OPLOG_DECRYPT_FAILED ? "decrypt_failed" : "live_mismatch",
+                 "the log does not replay: %s", oplog_errmsg(db));
   } else if (!rc) {
     for (size_t i = 0; i < db->ntypes && !rc; i++) rc = compare_type(v, db->types[i]);
   }
-  for (size_t i = 0; i < db->ntypes; i++) {
-    char *sql = sqlite3_mprintf("DROP TABLE IF EXISTS temp.\"%w%s\"", db->types[i]->table, VERIFY_SUFFIX);
-    if (sql) sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
-    sqlite3_free(sql);
-  }
+  /* Temporary tables outlive COMMIT: drop them. If DROP is refused while
+   * the caller has a statement running, empty them instead; a failure
+   * that ended SQLite's transaction is an error. */
+  int d = each_temp(db, "DROP TABLE IF EXISTS");
+  if (d && !sqlite3_get_autocommit(db->sql)) d = each_temp(db, "DELETE FROM");
+  if (!rc && d && sqlite3_get_autocommit(db->sql)) rc = d;
   return rc;
 }
 
@@ -240,9 +269,7 @@ int oplog_verify(oplog_db *db, const oplog_verify_opts *o, oplog_problem_fn fn, 
     rc = problem(&v, 0, "head_mismatch", "no entry has the head hash %s: entries were cut off or rewritten", h);
   }
   if (!rc && o->replay) rc = verify_replay(&v);
-  if (rc) {
-    db_rollback(db);
-    return rc;
-  }
-  return db_commit(db);
+  if (!rc) rc = db_commit(db);
+  if (rc) db_rollback(db);
+  return rc;
 }

@@ -1228,8 +1228,8 @@ int main(int argc, char **argv) {
     C.big_n = 2000;
   } else {
     C.rounds = 3;
-    C.w1_n = 40000;
-    C.w1f_n = 1000;
+    C.w1_n = 100000;
+    C.w1f_n = 3000;
     C.w2_tx = 3000;
     C.big_n = 1000000;
   }

@@ -246,8 +246,9 @@ int entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const oplog
                 size_t nmd, const uint8_t *data, size_t ndata, int64_t *id);
 int head_read(oplog_db *db, int64_t *id, unsigned char hash[OPLOG_HASH_BYTES]);
 
-/* reader.c: the streaming reader shared by oplog_entries, replay and verify. */
-int iter_open(oplog_db *db, const oplog_filter *f, int with_ops, oplog_iter **out);
+/* reader.c: the streaming reader shared by oplog_entries and replay. */
+enum { ITER_OPS = 1, ITER_META = 2 }; /* decrypt and decode; load metadata */
+int iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **out);
 int64_t iter_count(oplog_db *db, const oplog_filter *f, int *rc);
 
 /* replay.c: replays the selected entries into (schema, suffix) targets.

@@ -8,14 +8,76 @@
 struct oplog_iter {
   oplog_db *db;
   sqlite3_stmt *stmt;
-  int with_ops;
+  int flags;
+  int reverse;
+  /* A scan of an id range reads metadata alongside, in the same order (a
+   * merge join), instead of one lookup per entry. */
+  sqlite3_stmt *meta;
+  int meta_r; /* last sqlite3_step result of meta */
   arena a;
   oplog_entry e;
 };
 
-/* Fills e from a row (id, created, aggregate, key_id, data) with its
- * metadata, decrypted and decoded into a. */
-static int entry_load(oplog_db *db, sqlite3_stmt *row, int with_ops, arena *a, oplog_entry *e) {
+/* Appends the metadata row at columns k (key) and k + 1 (value) of s. */
+static int meta_push(oplog_db *db, arena *a, sqlite3_stmt *s, int k, oplog_meta **md, size_t *n,
+                     size_t *cap) {
+  if (*n == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 4;
+    oplog_meta *grown = arena_alloc(a, ncap * sizeof *grown);
+    if (!grown) return db_error(db, OPLOG_NOMEM, "out of memory");
+    if (*n) memcpy(grown, *md, *n * sizeof **md);
+    *md = grown;
+    *cap = ncap;
+  }
+  size_t kn, vn;
+  const char *key = col_bytes(s, k, &kn), *v = col_bytes(s, k + 1, &vn);
+  int has = sqlite3_column_type(s, k + 1) != SQLITE_NULL;
+  oplog_meta *m = &(*md)[*n];
+  m->key = arena_strndup(a, key, kn);
+  m->value = has ? arena_strndup(a, v, vn) : NULL;
+  if (!m->key || (has && !m->value)) return db_error(db, OPLOG_NOMEM, "out of memory");
+  (*n)++;
+  return OPLOG_OK;
+}
+
+/* The metadata of e: from the iterator's merge join when it has one, else
+ * with a lookup by entry id. */
+static int meta_load(oplog_db *db, oplog_iter *it, arena *a, oplog_entry *e) {
+  oplog_meta *md = NULL;
+  size_t n = 0, cap = 0;
+  int rc = OPLOG_OK;
+  if (it && it->meta) {
+    while (!rc && it->meta_r == SQLITE_ROW) {
+      int64_t mid = sqlite3_column_int64(it->meta, 0);
+      if (it->reverse ? mid < e->id : mid > e->id) break;
+      if (mid == e->id) rc = meta_push(db, a, it->meta, 1, &md, &n, &cap);
+      if (!rc) it->meta_r = sqlite3_step(it->meta);
+    }
+    if (!rc && it->meta_r != SQLITE_ROW && it->meta_r != SQLITE_DONE) rc = db_sqlerr(db, it->meta_r);
+    for (size_t i = 0; !rc && it->reverse && i < n / 2; i++) { /* read in seq DESC */
+      oplog_meta t = md[i];
+      md[i] = md[n - 1 - i];
+      md[n - 1 - i] = t;
+    }
+  } else {
+    sqlite3_stmt *m = db_stmt(db, ST_META_GET);
+    if (!m) return db->code;
+    sqlite3_bind_int64(m, 1, e->id);
+    int r;
+    while (!rc && (r = sqlite3_step(m)) == SQLITE_ROW) rc = meta_push(db, a, m, 0, &md, &n, &cap);
+    if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+    sqlite3_reset(m);
+  }
+  e->metadata = md;
+  e->nmetadata = n;
+  return rc;
+}
+
+/* Fills e from a row (id, created, aggregate, key_id, data): decrypted and
+ * decoded with ITER_OPS, with its metadata with ITER_META, into a. */
+static int entry_load(oplog_db *db, sqlite3_stmt *row, oplog_iter *it, int flags, arena *a,
+                      oplog_entry *e) {
+  int with_ops = flags & ITER_OPS;
   memset(e, 0, sizeof *e);
   e->id = sqlite3_column_int64(row, 0);
   e->created = sqlite3_column_int64(row, 1);
@@ -44,39 +106,7 @@ static int entry_load(oplog_db *db, sqlite3_stmt *row, int with_ops, arena *a, o
       return rc;
     }
   }
-  sqlite3_stmt *m = db_stmt(db, ST_META_GET);
-  if (!m) return db->code;
-  sqlite3_bind_int64(m, 1, e->id);
-  size_t cap = 0, n = 0;
-  oplog_meta *md = NULL;
-  int r;
-  while ((r = sqlite3_step(m)) == SQLITE_ROW) {
-    if (n == cap) {
-      size_t ncap = cap ? cap * 2 : 4;
-      oplog_meta *grown = arena_alloc(a, ncap * sizeof *grown);
-      if (!grown) {
-        sqlite3_reset(m);
-        return db_error(db, OPLOG_NOMEM, "out of memory");
-      }
-      if (n) memcpy(grown, md, n * sizeof *md);
-      md = grown;
-      cap = ncap;
-    }
-    size_t kn, vn;
-    const char *k = col_bytes(m, 0, &kn), *v = col_bytes(m, 1, &vn);
-    md[n].key = arena_strndup(a, k, kn);
-    md[n].value = sqlite3_column_type(m, 1) == SQLITE_NULL ? NULL : arena_strndup(a, v, vn);
-    if (!md[n].key || (sqlite3_column_type(m, 1) != SQLITE_NULL && !md[n].value)) {
-      sqlite3_reset(m);
-      return db_error(db, OPLOG_NOMEM, "out of memory");
-    }
-    n++;
-  }
-  sqlite3_reset(m);
-  if (r != SQLITE_DONE) return db_sqlerr(db, r);
-  e->metadata = md;
-  e->nmetadata = n;
-  return OPLOG_OK;
+  return (flags & ITER_META) ? meta_load(db, it, a, e) : OPLOG_OK;
 }
 
 static int filter_check(oplog_db *db, const oplog_filter *f) {
@@ -157,7 +187,7 @@ int64_t iter_count(oplog_db *db, const oplog_filter *f, int *rc) {
   return n;
 }
 
-int iter_open(oplog_db *db, const oplog_filter *f, int with_ops, oplog_iter **out) {
+int iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **out) {
   static const oplog_filter all;
   *out = NULL;
   if (!f) f = &all;
@@ -165,10 +195,28 @@ int iter_open(oplog_db *db, const oplog_filter *f, int with_ops, oplog_iter **ou
   if (!it) return db_error(db, OPLOG_NOMEM, "out of memory");
   memset(it, 0, sizeof *it);
   it->db = db;
-  it->with_ops = with_ops;
+  it->flags = flags;
+  it->reverse = f->reverse != 0;
   int rc = filter_prepare(db, f, "id, created, aggregate, key_id, data", 1, &it->stmt);
+  /* An id range without other filters reads (nearly) every entry in it:
+   * join its metadata by walking both in id order. Sparse selections look
+   * metadata up per entry instead. */
+  if (!rc && (flags & ITER_META) && !f->aggregate && !f->nmetadata) {
+    const char *sql = it->reverse ? "SELECT entry_id, key, value FROM oplog_metadata WHERE entry_id > ?1 AND "
+                                    "entry_id <= ?2 ORDER BY entry_id DESC, seq DESC"
+                                  : "SELECT entry_id, key, value FROM oplog_metadata WHERE entry_id > ?1 AND "
+                                    "entry_id <= ?2 ORDER BY entry_id, seq";
+    int r = sqlite3_prepare_v2(db->sql, sql, -1, &it->meta, NULL);
+    if (r == SQLITE_OK) {
+      sqlite3_bind_int64(it->meta, 1, f->since);
+      sqlite3_bind_int64(it->meta, 2, f->upto ? f->upto : INT64_MAX);
+      it->meta_r = sqlite3_step(it->meta);
+      if (it->meta_r != SQLITE_ROW && it->meta_r != SQLITE_DONE) r = it->meta_r;
+    }
+    if (r != SQLITE_ROW && r != SQLITE_DONE && r != SQLITE_OK) rc = db_sqlerr(db, r);
+  }
   if (rc) {
-    sqlite3_free(it);
+    oplog_iter_close(it);
     return rc;
   }
   *out = it;
@@ -182,7 +230,7 @@ int oplog_entries(oplog_db *db, const oplog_filter *f, oplog_iter **out) {
   *out = NULL;
   if (db->kr.encrypted && !db->kr.have_key)
     return db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted and was opened without its key");
-  return iter_open(db, f, 1, out);
+  return iter_open(db, f, ITER_OPS | ITER_META, out);
 }
 
 int oplog_iter_next(oplog_iter *it, const oplog_entry **entry) {
@@ -199,7 +247,7 @@ int oplog_iter_next(oplog_iter *it, const oplog_entry **entry) {
     return OPLOG_OK;
   }
   if (r != SQLITE_ROW) return db_sqlerr(db, r);
-  int rc = entry_load(db, it->stmt, it->with_ops, &it->a, &it->e);
+  int rc = entry_load(db, it->stmt, it, it->flags, &it->a, &it->e);
   if (rc) return rc;
   *entry = &it->e;
   return OPLOG_OK;
@@ -210,6 +258,7 @@ int64_t iter_current_id(const oplog_iter *it) { return it->e.id; }
 void oplog_iter_close(oplog_iter *it) {
   if (!it) return;
   sqlite3_finalize(it->stmt);
+  sqlite3_finalize(it->meta);
   arena_free(&it->a);
   sqlite3_free(it);
 }
@@ -246,7 +295,7 @@ int oplog_entry_get(oplog_db *db, int64_t id, oplog_entry **out) {
     return db_error(db, OPLOG_NOMEM, "out of memory");
   }
   memset(oe, 0, sizeof *oe);
-  int rc = entry_load(db, s, 1, &oe->a, &oe->e);
+  int rc = entry_load(db, s, NULL, ITER_OPS | ITER_META, &oe->a, &oe->e);
   sqlite3_reset(s);
   if (rc) {
     arena_free(&oe->a);

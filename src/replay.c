@@ -67,7 +67,7 @@ int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog
   stmt_cache_init(cache, schema, suffix);
   cache->gen = db->catalog_gen;
   oplog_iter *it = NULL;
-  rc = iter_open(db, f, 1, &it);
+  rc = iter_open(db, f, ITER_OPS, &it); /* replay needs no metadata */
   const oplog_entry *e = NULL;
   while (!rc && !(rc = oplog_iter_next(it, &e)) && e) {
     int op_failed = 0;

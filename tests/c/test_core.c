@@ -571,7 +571,55 @@ static void tx_entry_batches(void) {
   oplog_close(db);
 }
 
+/* Metadata is the same whichever way an entry is read: a full scan (joined
+ * in id order), reversed, filtered (looked up per entry), or by id. */
+static void entries_metadata_every_path(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  for (int i = 1; i <= 6; i++) {
+    char name[16], n1[8], n2[8];
+    snprintf(name, sizeof name, "u%d", i);
+    snprintf(n1, sizeof n1, "a%d", i);
+    snprintf(n2, sizeof n2, "b%d", i);
+    oplog_field f[] = {{"id", vint(i)}, {"name", vtext(name)}};
+    oplog_op op = {.type = "user", .kind = OPLOG_OP_CREATE, .row = {f, 2}};
+    oplog_meta md[] = {{"k", n1}, {"k", n2}, {"only", NULL}};
+    OK(db, oplog_tx_begin(db, "users"));
+    OK(db, oplog_tx_apply(db, &op));
+    OK(db, oplog_tx_commit(db, md, i % 3 == 0 ? 0 : 3, NULL)); /* every third without metadata */
+  }
+  oplog_filter filters[] = {{0}, {.reverse = 1}, {.aggregate = "users"}, {.since = 2, .upto = 5, .reverse = 1},
+                            {.limit = 2, .reverse = 1}};
+  for (size_t k = 0; k < sizeof filters / sizeof *filters; k++) {
+    oplog_iter *it;
+    OK(db, oplog_entries(db, &filters[k], &it));
+    const oplog_entry *e;
+    int n = 0;
+    while (oplog_iter_next(it, &e) == OPLOG_OK && e) {
+      n++;
+      char a[8], b[8];
+      snprintf(a, sizeof a, "a%lld", (long long)e->id);
+      snprintf(b, sizeof b, "b%lld", (long long)e->id);
+      if (e->id % 3 == 0) {
+        CHECK(e->nmetadata == 0);
+      } else {
+        CHECK(e->nmetadata == 3 && strcmp(e->metadata[0].value, a) == 0 && strcmp(e->metadata[1].value, b) == 0 &&
+              strcmp(e->metadata[2].key, "only") == 0 && e->metadata[2].value == NULL);
+      }
+    }
+    oplog_iter_close(it);
+    CHECK(n == (k == 3 ? 3 : k == 4 ? 2 : 6));
+  }
+  oplog_entry *e;
+  OK(db, oplog_entry_get(db, 4, &e));
+  CHECK(e->nmetadata == 3 && strcmp(e->metadata[1].value, "b4") == 0);
+  oplog_entry_free(e);
+  oplog_close(db);
+}
+
 static const struct test_case cases[] = {
+    {"entries_metadata_every_path", entries_metadata_every_path},
     {"tx_entry_batches", tx_entry_batches},
     {"open_creates_wal_schema", open_creates_wal_schema},
     {"open_errors", open_errors},

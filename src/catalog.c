@@ -19,13 +19,18 @@ static int reserved(const char *s) {
   return strncasecmp(s, "oplog_", 6) == 0 || strncasecmp(s, "sqlite_", 7) == 0;
 }
 
+/* The first 255 bytes of a declaration, upper-cased. */
+static void upper(char up[256], const char *decl) {
+  size_t n = strlen(decl);
+  if (n > 255) n = 255;
+  for (size_t i = 0; i < n; i++) up[i] = (char)toupper((unsigned char)decl[i]);
+  up[n] = 0;
+}
+
 /* SQLite's column affinity rules (datatype3.html, section 3.1). */
 static int affinity(const char *decl) {
   char up[256];
-  size_t n = strlen(decl);
-  if (n >= sizeof up) n = sizeof up - 1;
-  for (size_t i = 0; i < n; i++) up[i] = (char)toupper((unsigned char)decl[i]);
-  up[n] = 0;
+  upper(up, decl);
   /* only the type name counts, not constraints after it */
   static const char *const stops[] = {" PRIMARY", " NOT", " NULL", " UNIQUE", " CHECK",
                                       " DEFAULT", " COLLATE", " REFERENCES", " GENERATED",
@@ -44,10 +49,7 @@ static int affinity(const char *decl) {
 
 static int is_primary_key(const char *decl) {
   char up[256];
-  size_t n = strlen(decl);
-  if (n >= sizeof up) n = sizeof up - 1;
-  for (size_t i = 0; i < n; i++) up[i] = (char)toupper((unsigned char)decl[i]);
-  up[n] = 0;
+  upper(up, decl);
   return strstr(up, "PRIMARY KEY") != NULL;
 }
 

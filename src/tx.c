@@ -25,6 +25,15 @@ static int tx_abort(oplog_db *db, int rc) {
   return rc;
 }
 
+/* Common start of the calls that need an open high-level transaction. */
+static int tx_open(oplog_db *db, int64_t *entry_id) {
+  if (!db) return OPLOG_INVALID_ARGUMENT;
+  db_clear_error(db);
+  if (entry_id) *entry_id = 0;
+  if (db->tx != TX_HIGH) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction is open (oplog_tx_begin)");
+  return OPLOG_OK;
+}
+
 int oplog_tx_begin(oplog_db *db, const char *aggregate) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
   db_clear_error(db);
@@ -61,12 +70,11 @@ static int op_prepare(oplog_db *db, const char *aggregate, const oplog_op *op, c
 }
 
 int oplog_tx_apply(oplog_db *db, const oplog_op *op) {
-  if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  if (db->tx != TX_HIGH) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction is open (oplog_tx_begin)");
+  int rc = tx_open(db, NULL);
+  if (rc) return rc;
   const type_def *t;
   int cols[OPLOG_MAX_COLUMNS + 1];
-  int rc = op_prepare(db, db->tx_aggregate, op, &t, cols);
+  rc = op_prepare(db, db->tx_aggregate, op, &t, cols);
   if (rc || (rc = op_apply(db, &db->live, t, op, cols))) return tx_abort(db, rc);
   int cls_create = op->kind == OPLOG_OP_CREATE || op->kind == OPLOG_OP_CREATE_ITEMS;
   db->tx_last_rowid = sqlite3_last_insert_rowid(db->sql);
@@ -104,24 +112,20 @@ static int tx_flush(oplog_db *db, const oplog_meta *md, size_t nmd, int64_t *id)
 }
 
 int oplog_tx_entry(oplog_db *db, const oplog_meta *md, size_t nmd, int64_t *entry_id) {
-  if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  if (entry_id) *entry_id = 0;
-  if (db->tx != TX_HIGH) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction is open (oplog_tx_begin)");
+  int rc = tx_open(db, entry_id);
+  if (rc) return rc;
   int64_t id;
-  int rc = tx_flush(db, md, nmd, &id);
+  rc = tx_flush(db, md, nmd, &id);
   if (rc) return tx_abort(db, rc);
   if (entry_id) *entry_id = id;
   return OPLOG_OK;
 }
 
 int oplog_tx_commit(oplog_db *db, const oplog_meta *md, size_t nmd, int64_t *entry_id) {
-  if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  if (entry_id) *entry_id = 0;
-  if (db->tx != TX_HIGH) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction is open (oplog_tx_begin)");
+  int rc = tx_open(db, entry_id);
+  if (rc) return rc;
   int64_t id;
-  int rc = tx_flush(db, md, nmd, &id);
+  rc = tx_flush(db, md, nmd, &id);
   if (!rc) rc = db_commit(db);
   if (rc) return tx_abort(db, rc);
   db->tx = TX_NONE;
@@ -130,10 +134,8 @@ int oplog_tx_commit(oplog_db *db, const oplog_meta *md, size_t nmd, int64_t *ent
 }
 
 int oplog_tx_rollback(oplog_db *db) {
-  if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  if (db->tx != TX_HIGH) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction is open (oplog_tx_begin)");
-  return tx_abort(db, OPLOG_OK);
+  int rc = tx_open(db, NULL);
+  return rc ? rc : tx_abort(db, OPLOG_OK);
 }
 
 int oplog_tx_active(oplog_db *db) { return db && db->tx == TX_HIGH; }

@@ -289,6 +289,10 @@ local function verify_all()
   -- replay's temporary tables under it (reported: "database table is
   -- locked"): close it first.
   if ctx.dangling_obj then pcall(ctx.dangling_obj.close, ctx.dangling_obj) end
+  -- Iterators the steps abandoned without closing are closed by __gc.
+  ctx.dangling, ctx.dangling_obj = nil, nil
+  collectgarbage("collect")
+  collectgarbage("collect")
   local ok, rep = pcall(ctx.db.verify, ctx.db, { replay = true })
   if not ok then violation("verify failed to run: %s", tostring(rep)) end
   if not rep.ok then

@@ -408,8 +408,8 @@ static int64_t run_once(const rel_injector *inj, const scenario *sc, int64_t n) 
       if (wrc == OPLOG_OK)
         continued = 1;
       else
-        finding("the handle cannot write after the fault: %s: %s", oplog_code_name(wrc),
-                oplog_errmsg(c.db));
+        finding("the handle cannot write after the fault (the call gave %s: %s): %s: %s",
+                oplog_code_name(rc), msg, oplog_code_name(wrc), oplog_errmsg(c.db));
     }
     oplog_close(c.db);
     c.db = NULL;

@@ -11,7 +11,8 @@
 # itself. Use a normal build (not -DOPLOG_SANITIZE=ON: ASan and valgrind do
 # not mix). Lua-driven tests are skipped (their interpreter is not ours).
 # Extra valgrind options can be given in VALGRIND_OPTS; VALGRIND_TESTS is an
-# extended regex selecting test names (default: all), e.g. '^rel\.'.
+# extended regex selecting test names (default: the C tests of the core and
+# of tests/reliability, '^(core|chain|crypto|rel)\.'; the benchmark is left out).
 set -u
 BUILD=${1:-build-rel}
 cd "$BUILD" || exit 2
@@ -35,7 +36,7 @@ list=$(ctest -N -V 2>/dev/null | awk '
 tab=$(printf '\t')
 echo "$list" | while IFS="$tab" read -r name cmd; do
   [ -n "$name" ] || continue
-  echo "$name" | grep -Eq "${VALGRIND_TESTS:-.}" || continue
+  echo "$name" | grep -Eq "${VALGRIND_TESTS:-^(core|chain|crypto|rel)\.}" || continue
   exe=$(eval "set -- $cmd"; echo "$1")
   # only our own C executables
   case $(head -c 4 "$exe" 2>/dev/null | od -An -c | tr -d ' ') in

@@ -2,10 +2,11 @@
  * bench.c — oplog against raw SQLite (issue 7). See tests/bench/README.md.
  *
  * One process, fixed seeds and sizes. Every workload runs the oplog and its
- * raw-SQLite baselines in the same run, alternating their order round by
- * round, and keeps the best round of each side (noise on a small machine only
- * ever slows a run down). W3-W5 and the open latency run in fresh exec'd
- * children so that each child's VmHWM is the peak of that work alone.
+ * raw-SQLite baselines in the same run. Write workloads interleave their
+ * sides chunk by chunk (so that the load of a shared machine hits all sides
+ * alike); W3-W5 alternate whole runs. Ratios are of the rates over all
+ * rounds. W3-W5 and the open latency run in fresh exec'd children so that
+ * each child's VmHWM is the peak of that work alone.
  *
  *   oplog_bench [--quick] [--dir DIR] [--rounds N] [--only w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open]
  *               [--side oplog|base] [--keep]
@@ -146,9 +147,9 @@ static double sq_double(sqlite3 *s, const char *sql) {
 
 static void rm_db(const char *path) {
   static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-  char p[2 * PATH_MAX];
+  char p[PATH_MAX + 16];
   for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
-    snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+    snprintf(p, sizeof p, "%.*s%s", PATH_MAX - 1, path, sfx[i]);
     unlink(p);
   }
 }
@@ -314,43 +315,62 @@ static void ol_define(oplog_db *db) {
  * can select it (valgrind --tool=callgrind --toggle-collect=run_bare). */
 #define SIDE __attribute__((noinline))
 
+/* A write side (oplog C, BARE, SAME-SQL or oplog Lua) stays open for a whole
+ * round while the sides take turns, chunk by chunk, so that the machine's
+ * load drifts hit every side alike. */
+enum { W_OPLOG, W_BARE, W_SAME, W_LUA, W__N };
+
+typedef struct wside {
+  int kind, sync, per_tx, multi;
+  size_t blob_len;
+  int64_t id; /* next row id */
+  brow *rows; /* one transaction's rows, built off the clock */
+  /* oplog C */
+  oplog_db *db;
+  bop *ops;
+  /* raw SQLite */
+  sqlite3 *s;
+  sqlite3_stmt *st[8];
+  int64_t key_id;
+  size_t off;
+  /* Lua */
+  lua_State *L;
+  int run_ref;
+} wside;
+
+enum { S_BEGIN, S_COMMIT, S_LIVE, S_TICKET, S_HEAD, S_ENTRY, S_META, S_REDEEM };
+
 /* ------------------------------------------------------------------ W1/W1F/W2: oplog (C) */
 
 /* ntx transactions of per_tx create operations each, through the high-level
- * API (oplog_tx_*), on a fresh file. multi: every operation is its own entry
- * (oplog_tx_entry after each, one SQLite commit per transaction); otherwise
- * the transaction's operations form one entry. Returns seconds. */
-SIDE static double run_oplog_write(const char *path, int sync, long ntx, int per_tx, int multi) {
-  rm_db(path);
-  oplog_db *db = ol_open(path, sync, 1);
-  ol_define(db);
-  bop *ops = malloc(sizeof *ops * (size_t)per_tx);
-  if (!ops) die("nomem");
-  int64_t id = 1, eid;
+ * API (oplog_tx_*). multi: every operation is its own entry (oplog_tx_entry
+ * after each, one SQLite commit per transaction); otherwise the
+ * transaction's operations form one entry. Returns seconds. */
+SIDE static double run_oplog_write(wside *w, long ntx) {
+  oplog_db *db = w->db;
+  int64_t eid;
   brow r;
   double secs = 0;
   for (long t = 0; t < ntx; t++) {
     /* rows are built off the clock on every side: only the writes count */
-    for (int k = 0; k < per_tx; k++) {
-      row_make(id++, &r);
-      op_make(&r, &ops[k]);
+    for (int k = 0; k < w->per_tx; k++) {
+      row_make(w->id++, &r);
+      op_make(&r, &w->ops[k]);
     }
     double t0 = now();
     OK(db, oplog_tx_begin(db, "items"));
-    if (multi) {
-      for (int k = 0; k < per_tx; k++) {
-        OK(db, oplog_tx_apply(db, &ops[k].op));
+    if (w->multi) {
+      for (int k = 0; k < w->per_tx; k++) {
+        OK(db, oplog_tx_apply(db, &w->ops[k].op));
         OK(db, oplog_tx_entry(db, META, 2, &eid));
       }
       OK(db, oplog_tx_commit(db, NULL, 0, &eid));
     } else {
-      for (int k = 0; k < per_tx; k++) OK(db, oplog_tx_apply(db, &ops[k].op));
+      for (int k = 0; k < w->per_tx; k++) OK(db, oplog_tx_apply(db, &w->ops[k].op));
       OK(db, oplog_tx_commit(db, META, 2, &eid));
     }
     secs += now() - t0;
   }
-  free(ops);
-  OK(db, oplog_close(db));
   return secs;
 }
 
@@ -359,91 +379,56 @@ SIDE static double run_oplog_write(const char *path, int sync, long ntx, int per
 /* The live row alone: a prepared INSERT, autocommit for one row per
  * transaction (the cheapest a user can do), BEGIN IMMEDIATE..COMMIT around
  * per_tx rows otherwise. */
-SIDE static double run_bare(const char *path, int sync, long ntx, int per_tx) {
-  rm_db(path);
-  sqlite3 *s = sq_open(path, sync);
-  sq_exec(s, "CREATE TABLE item (" ITEM_COLUMNS ")");
-  sqlite3_stmt *ins = sq_prep(s, "INSERT INTO item(id, name, value, note) VALUES (?1, ?2, ?3, ?4)");
-  sqlite3_stmt *beg = sq_prep(s, "BEGIN IMMEDIATE");
-  sqlite3_stmt *com = sq_prep(s, "COMMIT");
-  brow *rows = malloc(sizeof *rows * (size_t)per_tx);
-  if (!rows) die("nomem");
-  int64_t id = 1;
+SIDE static double run_bare(wside *w, long ntx) {
+  sqlite3 *s = w->s;
+  sqlite3_stmt *ins = w->st[S_LIVE];
   double secs = 0;
   for (long t = 0; t < ntx; t++) {
-    for (int k = 0; k < per_tx; k++) row_make(id++, &rows[k]);
+    for (int k = 0; k < w->per_tx; k++) row_make(w->id++, &w->rows[k]);
     double t0 = now();
-    if (per_tx > 1) sq_run(s, beg);
-    for (int k = 0; k < per_tx; k++) {
-      const brow *r = &rows[k];
+    if (w->per_tx > 1) sq_run(s, w->st[S_BEGIN]);
+    for (int k = 0; k < w->per_tx; k++) {
+      const brow *r = &w->rows[k];
       sqlite3_bind_int64(ins, 1, r->id);
       sqlite3_bind_text(ins, 2, r->name, r->name_len, SQLITE_STATIC);
       sqlite3_bind_double(ins, 3, r->value);
       sqlite3_bind_text(ins, 4, r->note, NOTE_LEN, SQLITE_STATIC);
       sq_run(s, ins);
     }
-    if (per_tx > 1) sq_run(s, com);
+    if (w->per_tx > 1) sq_run(s, w->st[S_COMMIT]);
     secs += now() - t0;
   }
-  free(rows);
-  sqlite3_finalize(ins);
-  sqlite3_finalize(beg);
-  sqlite3_finalize(com);
-  sqlite3_close(s);
   return secs;
 }
 
 /* ------------------------------------------------------------------ W1/W1F/W2: SAME-SQL */
 
-/* Exactly the SQL the oplog must issue for one high-level transaction per
- * schema/001_initial.sql, with cached statements and no encoding, crypto or
- * hashing: the data blob (same length as the real encrypted data) and the
- * hash are taken from a random pool. The file is created by oplog_open +
- * oplog_define so that its schema, page size and catalog are the real ones. */
-SIDE static double run_same_sql(const char *path, int sync, long ntx, int per_tx, int multi,
-                           size_t blob_len) {
-  rm_db(path);
-  {
-    oplog_db *db = ol_open(path, sync, 1);
-    ol_define(db);
-    OK(db, oplog_close(db));
-  }
-  sqlite3 *s = sq_open(path, sync);
-  int64_t key_id = sq_int(s, "SELECT coalesce(max(id), 0) FROM oplog_keys");
-  sqlite3_stmt *beg = sq_prep(s, "BEGIN IMMEDIATE");
-  sqlite3_stmt *tick = sq_prep(s, "SELECT version FROM oplog_ticket WHERE name = ?1");
-  sqlite3_stmt *live = sq_prep(s, "INSERT INTO item(id, name, value, note) VALUES (?1, ?2, ?3, ?4)");
-  sqlite3_stmt *head = sq_prep(s, "SELECT id, hash FROM oplog_entries ORDER BY id DESC LIMIT 1");
-  sqlite3_stmt *ent = sq_prep(s,
-                              "INSERT INTO oplog_entries(id, created, aggregate, key_id, data, "
-                              "prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-  sqlite3_stmt *meta =
-      sq_prep(s, "INSERT INTO oplog_metadata(entry_id, seq, key, value) VALUES (?1, ?2, ?3, ?4)");
-  sqlite3_stmt *redeem =
-      sq_prep(s, "UPDATE oplog_ticket SET version = version + 1 WHERE name = ?1 AND version = ?2");
-  sqlite3_stmt *com = sq_prep(s, "COMMIT");
+/* Exactly the SQL the oplog issues for the same transactions (checked with
+ * sqlite3_trace_v2 on the core), per schema/001_initial.sql, with cached
+ * statements and no encoding, crypto or hashing: the data blob (same length
+ * as the real encrypted data) and the hash are taken from a random pool. */
+SIDE static double run_same_sql(wside *w, long ntx) {
+  sqlite3 *s = w->s;
+  sqlite3_stmt *tick = w->st[S_TICKET], *live = w->st[S_LIVE], *head = w->st[S_HEAD],
+               *ent = w->st[S_ENTRY], *meta = w->st[S_META], *redeem = w->st[S_REDEEM];
   static const unsigned char zero[32];
   unsigned char prev[32];
-  size_t off = 0;
-  brow *rows = malloc(sizeof *rows * (size_t)per_tx);
-  if (!rows) die("nomem");
-  int64_t id = 1;
+  size_t blob_len = w->blob_len;
   double secs = 0;
-  if (blob_len + 64 > POOL_BYTES) die("blob too long");
   for (long t = 0; t < ntx; t++) {
-    for (int k = 0; k < per_tx; k++) row_make(id++, &rows[k]);
+    for (int k = 0; k < w->per_tx; k++) row_make(w->id++, &w->rows[k]);
     double t0 = now();
-    sq_run(s, beg);
+    sq_run(s, w->st[S_BEGIN]);
     sqlite3_bind_text(tick, 1, "items", 5, SQLITE_STATIC);
     if (sqlite3_step(tick) != SQLITE_ROW) die("same-sql: no ticket");
     int64_t version = sqlite3_column_int64(tick, 0);
     sqlite3_reset(tick);
     /* multi: per entry one live row, head, entry, metadata, ticket bump;
      * else: all live rows, then one entry */
-    int nent = multi ? per_tx : 1, per_ent = multi ? 1 : per_tx;
+    int nent = w->multi ? w->per_tx : 1, per_ent = w->multi ? 1 : w->per_tx;
     for (int en = 0; en < nent; en++) {
       for (int k = en * per_ent; k < (en + 1) * per_ent; k++) {
-        const brow *r = &rows[k];
+        const brow *r = &w->rows[k];
         sqlite3_bind_int64(live, 1, r->id);
         sqlite3_bind_text(live, 2, r->name, r->name_len, SQLITE_STATIC);
         sqlite3_bind_double(live, 3, r->value);
@@ -463,14 +448,14 @@ SIDE static double run_same_sql(const char *path, int sync, long ntx, int per_tx
       int64_t eid = head_id + 1;
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
-      off = (off + 4099) % (POOL_BYTES - blob_len - 32);
+      w->off = (w->off + 4099) % (POOL_BYTES - blob_len - 32);
       sqlite3_bind_int64(ent, 1, eid);
       sqlite3_bind_int64(ent, 2, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
       sqlite3_bind_text(ent, 3, "items", 5, SQLITE_STATIC);
-      sqlite3_bind_int64(ent, 4, key_id);
-      sqlite3_bind_blob(ent, 5, g_pool + off, (int)blob_len, SQLITE_STATIC);
+      sqlite3_bind_int64(ent, 4, w->key_id);
+      sqlite3_bind_blob(ent, 5, g_pool + w->off, (int)blob_len, SQLITE_STATIC);
       sqlite3_bind_blob(ent, 6, prev, 32, SQLITE_STATIC);
-      sqlite3_bind_blob(ent, 7, g_pool + off + blob_len, 32, SQLITE_STATIC);
+      sqlite3_bind_blob(ent, 7, g_pool + w->off + blob_len, 32, SQLITE_STATIC);
       sq_run(s, ent);
       for (int m = 0; m < 2; m++) {
         sqlite3_bind_int64(meta, 1, eid);
@@ -484,13 +469,9 @@ SIDE static double run_same_sql(const char *path, int sync, long ntx, int per_tx
       sq_run(s, redeem);
       if (sqlite3_changes(s) != 1) die("same-sql: ticket conflict");
     }
-    sq_run(s, com);
+    sq_run(s, w->st[S_COMMIT]);
     secs += now() - t0;
   }
-  free(rows);
-  sqlite3_stmt *all[] = {beg, tick, live, head, ent, meta, redeem, com};
-  for (size_t i = 0; i < sizeof all / sizeof *all; i++) sqlite3_finalize(all[i]);
-  sqlite3_close(s);
   return secs;
 }
 
@@ -555,9 +536,9 @@ static lua_State *lua_new(void) {
 }
 
 /* Same rows, metadata and transactions as run_oplog_write, written the way a
- * user writes them. */
+ * user writes them. Returns run(ntx) -> seconds and close(). */
 static const char LUA_WRITE[] =
-    "local path, keyfile, ntx, per_tx, sync, pat, multi = ...\n"
+    "local path, keyfile, per_tx, sync, pat, multi = ...\n"
     "local oplog = require 'oplog'\n"
     "local db = oplog.open(path, { key_file = keyfile, sync = sync })\n"
     "db:define('item', { aggregate = 'items', columns = {\n"
@@ -567,32 +548,35 @@ static const char LUA_WRITE[] =
     "local meta = { actor = 'bench-user', reason = 'load' }\n"
     "local opts = { metadata = meta }\n"
     "local clock, fmt = bench_clock, string.format\n"
-    "local secs, id, batch = 0, 0, {}\n"
-    "for t = 1, ntx do\n"
-    "  -- rows are built off the clock, as on the C side\n"
-    "  for k = 1, per_tx do\n"
-    "    id = id + 1\n"
-    "    local o = (id * 7) % 64\n"
-    "    batch[k] = { id = id, name = fmt('name-%08d', id),\n"
-    "                 value = (id % 100000) * 0.25, note = note2:sub(o + 1, o + 70) }\n"
+    "local id, batch = 0, {}\n"
+    "local function run(ntx)\n"
+    "  local secs = 0\n"
+    "  for t = 1, ntx do\n"
+    "    -- rows are built off the clock, as on the C side\n"
+    "    for k = 1, per_tx do\n"
+    "      id = id + 1\n"
+    "      local o = (id * 7) % 64\n"
+    "      batch[k] = { id = id, name = fmt('name-%08d', id),\n"
+    "                   value = (id % 100000) * 0.25, note = note2:sub(o + 1, o + 70) }\n"
+    "    end\n"
+    "    local t0 = clock()\n"
+    "    if per_tx == 1 then\n"
+    "      local row = batch[1]\n"
+    "      db:transaction('items', function(tx) tx:create('item', row) end, opts)\n"
+    "    elseif multi then\n"
+    "      db:transaction('items', function(tx)\n"
+    "        for k = 1, per_tx do tx:create('item', batch[k]); tx:entry(meta) end\n"
+    "      end)\n"
+    "    else\n"
+    "      db:transaction('items', function(tx)\n"
+    "        for k = 1, per_tx do tx:create('item', batch[k]) end\n"
+    "      end, opts)\n"
+    "    end\n"
+    "    secs = secs + (clock() - t0)\n"
     "  end\n"
-    "  local t0 = clock()\n"
-    "  if per_tx == 1 then\n"
-    "    local row = batch[1]\n"
-    "    db:transaction('items', function(tx) tx:create('item', row) end, opts)\n"
-    "  elseif multi then\n"
-    "    db:transaction('items', function(tx)\n"
-    "      for k = 1, per_tx do tx:create('item', batch[k]); tx:entry(meta) end\n"
-    "    end)\n"
-    "  else\n"
-    "    db:transaction('items', function(tx)\n"
-    "      for k = 1, per_tx do tx:create('item', batch[k]) end\n"
-    "    end, opts)\n"
-    "  end\n"
-    "  secs = secs + (clock() - t0)\n"
+    "  return secs\n"
     "end\n"
-    "db:close()\n"
-    "return secs\n";
+    "return run, function() db:close() end\n";
 
 /* Whether the Lua binding can write many entries in one transaction
  * (tx:entry, the twin of oplog_tx_entry). */
@@ -618,22 +602,104 @@ static int lua_has_tx_entry(const char *path) {
   return has;
 }
 
-SIDE static double run_lua_write(const char *path, int sync, long ntx, int per_tx, int multi) {
-  rm_db(path);
-  lua_State *L = lua_new();
-  if (luaL_loadbuffer(L, LUA_WRITE, sizeof LUA_WRITE - 1, "=bench_write") != LUA_OK)
-    die("lua: %s", lua_tostring(L, -1));
-  lua_pushstring(L, path);
-  lua_pushstring(L, C.keyfile);
+SIDE static double run_lua_write(wside *w, long ntx) {
+  lua_State *L = w->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, w->run_ref);
   lua_pushinteger(L, ntx);
-  lua_pushinteger(L, per_tx);
-  lua_pushstring(L, sync == OPLOG_SYNC_FULL ? "full" : "normal");
-  lua_pushstring(L, NOTE_PAT);
-  lua_pushboolean(L, multi);
-  if (lua_pcall(L, 7, 1, 0) != LUA_OK) die("lua: %s", luaL_tolstring(L, -1, NULL));
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) die("lua: %s", luaL_tolstring(L, -1, NULL));
   double secs = lua_tonumber(L, -1);
-  lua_close(L);
+  lua_pop(L, 1);
   return secs;
+}
+
+/* Opens one side on a fresh file; nothing of it is timed. */
+static void ws_open(wside *w, int kind, const char *path, int sync, int per_tx, int multi,
+                    size_t blob_len) {
+  memset(w, 0, sizeof *w);
+  w->kind = kind;
+  w->sync = sync;
+  w->per_tx = per_tx;
+  w->multi = multi;
+  w->blob_len = blob_len;
+  w->id = 1;
+  w->rows = malloc(sizeof *w->rows * (size_t)per_tx);
+  w->ops = malloc(sizeof *w->ops * (size_t)per_tx);
+  if (!w->rows || !w->ops) die("nomem");
+  rm_db(path);
+  switch (kind) {
+  case W_OPLOG:
+    w->db = ol_open(path, sync, 1);
+    ol_define(w->db);
+    break;
+  case W_BARE:
+    w->s = sq_open(path, sync);
+    sq_exec(w->s, "CREATE TABLE item (" ITEM_COLUMNS ")");
+    w->st[S_LIVE] = sq_prep(w->s, "INSERT INTO item(id, name, value, note) VALUES (?1, ?2, ?3, ?4)");
+    w->st[S_BEGIN] = sq_prep(w->s, "BEGIN IMMEDIATE");
+    w->st[S_COMMIT] = sq_prep(w->s, "COMMIT");
+    break;
+  case W_SAME: {
+    /* created by oplog_open + oplog_define: the real schema, page size and
+     * catalog; then used raw */
+    oplog_db *db = ol_open(path, sync, 1);
+    ol_define(db);
+    OK(db, oplog_close(db));
+    if (blob_len + 64 > POOL_BYTES) die("blob too long");
+    w->s = sq_open(path, sync);
+    w->key_id = sq_int(w->s, "SELECT coalesce(max(id), 0) FROM oplog_keys");
+    w->st[S_BEGIN] = sq_prep(w->s, "BEGIN IMMEDIATE");
+    w->st[S_TICKET] = sq_prep(w->s, "SELECT version FROM oplog_ticket WHERE name = ?1");
+    w->st[S_LIVE] = sq_prep(w->s, "INSERT INTO item(id, name, value, note) VALUES (?1, ?2, ?3, ?4)");
+    w->st[S_HEAD] = sq_prep(w->s, "SELECT id, hash FROM oplog_entries ORDER BY id DESC LIMIT 1");
+    w->st[S_ENTRY] = sq_prep(w->s,
+                             "INSERT INTO oplog_entries(id, created, aggregate, key_id, data, "
+                             "prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    w->st[S_META] =
+        sq_prep(w->s, "INSERT INTO oplog_metadata(entry_id, seq, key, value) VALUES (?1, ?2, ?3, ?4)");
+    w->st[S_REDEEM] = sq_prep(
+        w->s, "UPDATE oplog_ticket SET version = version + 1 WHERE name = ?1 AND version = ?2");
+    w->st[S_COMMIT] = sq_prep(w->s, "COMMIT");
+    break;
+  }
+  case W_LUA: {
+    lua_State *L = w->L = lua_new();
+    if (luaL_loadbuffer(L, LUA_WRITE, sizeof LUA_WRITE - 1, "=bench_write") != LUA_OK)
+      die("lua: %s", lua_tostring(L, -1));
+    lua_pushstring(L, path);
+    lua_pushstring(L, C.keyfile);
+    lua_pushinteger(L, per_tx);
+    lua_pushstring(L, sync == OPLOG_SYNC_FULL ? "full" : "normal");
+    lua_pushstring(L, NOTE_PAT);
+    lua_pushboolean(L, multi);
+    if (lua_pcall(L, 6, 2, 0) != LUA_OK) die("lua: %s", luaL_tolstring(L, -1, NULL));
+    lua_setfield(L, LUA_REGISTRYINDEX, "bench_close");
+    w->run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    break;
+  }
+  }
+}
+
+static double ws_run(wside *w, long ntx) {
+  switch (w->kind) {
+  case W_OPLOG: return run_oplog_write(w, ntx);
+  case W_BARE: return run_bare(w, ntx);
+  case W_SAME: return run_same_sql(w, ntx);
+  default: return run_lua_write(w, ntx);
+  }
+}
+
+static void ws_close(wside *w) {
+  if (w->db) OK(w->db, oplog_close(w->db));
+  for (int i = 0; i < 8; i++) sqlite3_finalize(w->st[i]);
+  if (w->s) sqlite3_close(w->s);
+  if (w->L) {
+    lua_getfield(w->L, LUA_REGISTRYINDEX, "bench_close");
+    if (lua_pcall(w->L, 0, 0, 0) != LUA_OK) die("lua: %s", luaL_tolstring(w->L, -1, NULL));
+    lua_close(w->L);
+  }
+  free(w->rows);
+  free(w->ops);
+  memset(w, 0, sizeof *w);
 }
 
 /* ------------------------------------------------------------------ data set (W3-W5) */
@@ -1025,18 +1091,26 @@ static cres spawn(const char *what, long n, int round) {
 
 typedef struct side {
   const char *name;
-  double best; /* best rate (items/s) over rounds */
-  double rate[16];
+  double best;     /* best round's rate (items/s) */
+  double rate[16]; /* each round's rate */
+  double items, secs; /* totals over all rounds */
   long hwm_kb;
 } side;
 
-static void side_add(side *s, int round, double rate) {
+static void side_add(side *s, int round, double items, double secs) {
+  double rate = items / secs;
   if (round < 16) s->rate[round] = rate;
   if (rate > s->best) s->best = rate;
+  s->items += items;
+  s->secs += secs;
 }
 
+/* The rate over all rounds: what the ratios use. */
+static double side_rate(const side *s) { return s->secs > 0 ? s->items / s->secs : 0; }
+
 static void side_print(const side *s, const char *unit) {
-  printf("    %-10s best %12.0f %s/s   rounds:", s->name, s->best, unit);
+  if (s->secs <= 0) return;
+  printf("    %-10s %12.0f %s/s   best round %.0f   rounds:", s->name, side_rate(s), unit, s->best);
   for (int r = 0; r < C.rounds && r < 16; r++) printf(" %.0f", s->rate[r]);
   if (s->hwm_kb > 0) printf("   peak RSS %.1f MB", (double)s->hwm_kb / 1024.0);
   printf("\n");
@@ -1044,8 +1118,8 @@ static void side_print(const side *s, const char *unit) {
 
 static double ratio(double a, double b) { return (a > 0 && b > 0) ? a / b : NAN; }
 
-/* The ratio of two sides round by round (they ran back to back, under the
- * same background load) and its median: a cross-check of best-of-rounds. */
+/* The ratio of two sides round by round and its median: a cross-check of
+ * the ratio over all rounds. */
 static void print_paired(const char *label, const side *a, const side *b) {
   double r[16];
   int n = 0;
@@ -1100,67 +1174,58 @@ typedef struct wres {
   side oplog, bare, same, lua;
 } wres;
 
-/* One write workload (W1, W1F, W2 or W2-1E, with its Lua twin when lua). */
+#define CHUNKS 10
+
+/* One write workload (W1, W1F, W2 or W2-1E, with its Lua twin when lua).
+ * Every round opens each side on a fresh file, then runs the transactions
+ * in CHUNKS chunks, the sides taking turns chunk by chunk in a rotating
+ * order, so that changes in the machine's load hit all sides alike. */
 static wres write_workload(const char *label, int sync, long ntx, int per_tx, int multi,
-                           size_t blob_len, int do_c, int lua) {
+                           size_t blob_len, int lua) {
+  static const char *const files[W__N] = {"w_oplog.db", "w_bare.db", "w_same.db", "w_lua.db"};
   wres w;
   memset(&w, 0, sizeof w);
   w.oplog.name = "oplog C";
   w.bare.name = "BARE";
   w.same.name = "SAME-SQL";
   w.lua.name = "oplog Lua";
-  char po[PATH_MAX + 32], pb[PATH_MAX + 32], ps[PATH_MAX + 32], pl[PATH_MAX + 32];
-  path_in(po, sizeof po, "w_oplog.db");
-  path_in(pb, sizeof pb, "w_bare.db");
-  path_in(ps, sizeof ps, "w_same.db");
-  path_in(pl, sizeof pl, "w_lua.db");
+  side *sd[W__N] = {&w.oplog, &w.bare, &w.same, &w.lua};
+  int on[W__N] = {want_side("oplog"), want_side("base"), want_side("base"), lua && want_side("oplog")};
+  char paths[W__N][PATH_MAX + 32];
+  for (int k = 0; k < W__N; k++) path_in(paths[k], sizeof paths[k], files[k]);
   double items = (double)ntx * per_tx;
   printf("%s: %ld transactions x %d rows (%s), sync=%s, entry data %zu bytes\n", label, ntx,
          per_tx, multi || per_tx == 1 ? "one entry per row" : "one entry per transaction",
          sync == OPLOG_SYNC_FULL ? "full" : "normal", blob_len);
   fflush(stdout);
   for (int r = 0; r < C.rounds; r++) {
-    /* alternate which side runs first so that drift (page cache, CPU
-     * frequency, disk state) does not favour one side */
-    for (int k = 0; k < 4; k++) {
-      int which = (r % 2 == 0) ? k : 3 - k;
-      switch (which) {
-      case 0:
-        if (do_c && want_side("oplog")) side_add(&w.oplog, r, items / run_oplog_write(po, sync, ntx, per_tx, multi));
-        break;
-      case 1:
-        if (do_c && want_side("base")) side_add(&w.bare, r, items / run_bare(pb, sync, ntx, per_tx));
-        break;
-      case 2:
-        if (do_c && want_side("base"))
-          side_add(&w.same, r, items / run_same_sql(ps, sync, ntx, per_tx, multi, blob_len));
-        break;
-      case 3:
-        if (lua && want_side("oplog")) side_add(&w.lua, r, items / run_lua_write(pl, sync, ntx, per_tx, multi));
-        break;
+    wside ws[W__N];
+    double secs[W__N] = {0};
+    for (int k = 0; k < W__N; k++)
+      if (on[k]) ws_open(&ws[k], k, paths[k], sync, per_tx, multi, blob_len);
+    for (int c = 0; c < CHUNKS; c++) {
+      long n = ntx / CHUNKS + (c < ntx % CHUNKS);
+      for (int j = 0; j < W__N && n > 0; j++) {
+        int k = (c + r + j) % W__N; /* no side always runs first */
+        if (on[k]) secs[k] += ws_run(&ws[k], n);
       }
     }
+    for (int k = 0; k < W__N; k++) {
+      if (!on[k]) continue;
+      ws_close(&ws[k]);
+      side_add(sd[k], r, items, secs[k]);
+      if (!C.keep) rm_db(paths[k]);
+    }
   }
-  if (!C.keep) {
-    rm_db(po);
-    rm_db(pb);
-    rm_db(ps);
-    rm_db(pl);
-  }
-  if (do_c) {
-    side_print(&w.oplog, "rows");
-    side_print(&w.bare, "rows");
-    side_print(&w.same, "rows");
-  }
-  if (lua) side_print(&w.lua, "rows");
-  if (do_c) {
+  for (int k = 0; k < W__N; k++) side_print(sd[k], "rows");
+  if (on[W_OPLOG] && on[W_BARE]) {
     printf("    ratio oplog/BARE %.3f   oplog/SAME-SQL %.3f   SAME-SQL/BARE %.3f\n",
-           ratio(w.oplog.best, w.bare.best), ratio(w.oplog.best, w.same.best),
-           ratio(w.same.best, w.bare.best));
+           ratio(side_rate(&w.oplog), side_rate(&w.bare)), ratio(side_rate(&w.oplog), side_rate(&w.same)),
+           ratio(side_rate(&w.same), side_rate(&w.bare)));
     print_paired("oplog/BARE", &w.oplog, &w.bare);
     print_paired("oplog/SAME-SQL", &w.oplog, &w.same);
   }
-  if (lua) print_paired("Lua/C", &w.lua, &w.oplog);
+  if (on[W_LUA]) print_paired("Lua/C", &w.lua, &w.oplog);
   fflush(stdout);
   return w;
 }
@@ -1169,10 +1234,15 @@ static wres write_workload(const char *label, int sync, long ntx, int per_tx, in
  * files (the SAME-SQL blobs must have that length); doubles as a warm-up. */
 static void calibrate(size_t *len1, size_t *len2) {
   char p[PATH_MAX + 32];
+  wside w;
   path_in(p, sizeof p, "w_calib.db");
-  run_oplog_write(p, OPLOG_SYNC_NORMAL, 200, 1, 0);
+  ws_open(&w, W_OPLOG, p, OPLOG_SYNC_NORMAL, 1, 0, 0);
+  ws_run(&w, 200);
+  ws_close(&w);
   *len1 = data_len_of(p);
-  run_oplog_write(p, OPLOG_SYNC_NORMAL, 20, W2_BATCH, 0);
+  ws_open(&w, W_OPLOG, p, OPLOG_SYNC_NORMAL, W2_BATCH, 0, 0);
+  ws_run(&w, 20);
+  ws_close(&w);
   *len2 = data_len_of(p);
   rm_db(p);
 }
@@ -1246,14 +1316,14 @@ int main(int argc, char **argv) {
          l2 = NAN, open_ms = NAN, rss_mb = NAN;
 
   if (want("w1") || want("l1")) {
-    wres w = write_workload("W1/L1", OPLOG_SYNC_NORMAL, C.w1_n, 1, 0, len1, 1, want("l1"));
-    w1 = ratio(w.oplog.best, w.bare.best);
-    l1 = ratio(w.lua.best, w.oplog.best);
+    wres w = write_workload("W1/L1", OPLOG_SYNC_NORMAL, C.w1_n, 1, 0, len1, want("l1"));
+    w1 = ratio(side_rate(&w.oplog), side_rate(&w.bare));
+    l1 = ratio(side_rate(&w.lua), side_rate(&w.oplog));
     if (want("l1")) printf("    ratio Lua/C %.3f\n", l1);
   }
   if (want("w1f")) {
-    wres w = write_workload("W1F", OPLOG_SYNC_FULL, C.w1f_n, 1, 0, len1, 1, 0);
-    w1f = ratio(w.oplog.best, w.bare.best);
+    wres w = write_workload("W1F", OPLOG_SYNC_FULL, C.w1f_n, 1, 0, len1, 0);
+    w1f = ratio(side_rate(&w.oplog), side_rate(&w.bare));
   }
   /* W2 is 100 entries (one row each) per SQLite transaction. Lua takes part
    * when its binding has tx:entry; otherwise L2 is measured on the closest
@@ -1266,20 +1336,20 @@ int main(int argc, char **argv) {
     lua_multi = lua_has_tx_entry(pp);
   }
   if (want("w2") || (want("l2") && lua_multi)) {
-    wres w = write_workload("W2/L2", OPLOG_SYNC_NORMAL, C.w2_tx, W2_BATCH, 1, len1, 1,
+    wres w = write_workload("W2/L2", OPLOG_SYNC_NORMAL, C.w2_tx, W2_BATCH, 1, len1,
                             want("l2") && lua_multi);
-    w2 = ratio(w.oplog.best, w.same.best);
-    w2bare = ratio(w.oplog.best, w.bare.best);
+    w2 = ratio(side_rate(&w.oplog), side_rate(&w.same));
+    w2bare = ratio(side_rate(&w.oplog), side_rate(&w.bare));
     if (want("l2") && lua_multi) {
-      l2 = ratio(w.lua.best, w.oplog.best);
+      l2 = ratio(side_rate(&w.lua), side_rate(&w.oplog));
       printf("    ratio Lua/C %.3f\n", l2);
     }
   }
   if (want("w2e") || (want("l2") && !lua_multi)) {
     wres e = write_workload("W2-1E (informational)", OPLOG_SYNC_NORMAL, C.w2_tx, W2_BATCH, 0, len2,
-                            1, want("l2") && !lua_multi);
+                            want("l2") && !lua_multi);
     if (want("l2") && !lua_multi) {
-      l2 = ratio(e.lua.best, e.oplog.best);
+      l2 = ratio(side_rate(&e.lua), side_rate(&e.oplog));
       printf("    ratio Lua/C %.3f (the Lua binding has no tx:entry: L2 measured on W2-1E)\n", l2);
     }
   }
@@ -1303,7 +1373,11 @@ int main(int argc, char **argv) {
     };
     for (size_t k = 0; k < sizeof big_w / sizeof *big_w; k++) {
       if (!want(big_w[k].key)) continue;
-      side so = {"oplog", 0, {0}, 0}, sb = {"baseline", 0, {0}, 0};
+      side so, sb;
+      memset(&so, 0, sizeof so);
+      memset(&sb, 0, sizeof sb);
+      so.name = "oplog";
+      sb.name = "baseline";
       printf("%s: %ld\n", big_w[k].label, C.big_n);
       fflush(stdout);
       for (int r = 0; r < C.rounds; r++)
@@ -1311,17 +1385,17 @@ int main(int argc, char **argv) {
           int oplog_side = (r % 2 == 0) ? (j == 0) : (j == 1);
           if (oplog_side && want_side("oplog")) {
             cres c = spawn(big_w[k].o, C.big_n, r + 1);
-            side_add(&so, r, (double)C.big_n / c.secs);
+            side_add(&so, r, (double)C.big_n, c.secs);
             if (c.hwm_kb > so.hwm_kb) so.hwm_kb = c.hwm_kb;
           } else if (!oplog_side && want_side("base")) {
             cres c = spawn(big_w[k].b, C.big_n, r + 1);
-            side_add(&sb, r, (double)C.big_n / c.secs);
+            side_add(&sb, r, (double)C.big_n, c.secs);
             if (c.hwm_kb > sb.hwm_kb) sb.hwm_kb = c.hwm_kb;
           }
         }
       side_print(&so, big_w[k].unit);
       side_print(&sb, big_w[k].unit);
-      *big_w[k].out = ratio(so.best, sb.best);
+      *big_w[k].out = ratio(side_rate(&so), side_rate(&sb));
       printf("    ratio oplog/baseline %.3f\n", *big_w[k].out);
       print_paired("oplog/baseline", &so, &sb);
       if (so.hwm_kb > max_hwm) max_hwm = so.hwm_kb;

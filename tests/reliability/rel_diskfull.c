@@ -112,7 +112,7 @@ int main(void) {
                 only && *only ? only
                               : "create,define,tx,tx_big,tx_rollback,lowlevel,replay,replay_into,"
                                 "verify,rotate,rekey,close",
-                1, &st);
+                1, 0, &st);
   printf("diskfull: %" PRId64 " budgets injected, %" PRId64 " errors returned, %" PRId64
          " findings\n",
          st.points, st.fired_errors, st.findings);

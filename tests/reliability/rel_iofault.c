@@ -52,7 +52,7 @@ int main(void) {
                         /* a failed fsync after the WAL write may still commit */
                         k == REL_F_SYNC, (void *)(intptr_t)k};
     rel_sweep_stats st = {0};
-    rel_sweep_run(&inj, only && *only ? only : NULL, stride, &st);
+    rel_sweep_run(&inj, only && *only ? only : NULL, stride, 0, &st);
     printf("iofault %-8s: %6" PRId64 " faults injected, %6" PRId64 " errors returned, %5" PRId64
            " absorbed, %3" PRId64 " ambiguous commits, %3" PRId64 " findings\n",
            rel_fault_names[k], st.points, st.fired_errors, st.absorbed, st.ambiguous,

@@ -103,7 +103,7 @@ int main(void) {
 
   rel_injector inj = {"oom", arm, disarm, points, fired, no_leak, nomem_only, 0, NULL};
   rel_sweep_stats st = {0};
-  rel_sweep_run(&inj, only, stride, &st);
+  rel_sweep_run(&inj, only, stride, rel_env_int("REL_FULL_BELOW", 250), &st);
   printf("oom transient : %6" PRId64 " allocation points failed, %6" PRId64
          " errors returned, %5" PRId64 " absorbed, %3" PRId64 " findings\n",
          st.points, st.fired_errors, st.absorbed, st.findings);
@@ -112,7 +112,7 @@ int main(void) {
     rel_injector pinj = inj;
     pinj.name = "oom-persistent";
     pinj.ctx = &pinj; /* non-NULL: persistent */
-    rel_sweep_run(&pinj, only, pstride, &ps);
+    rel_sweep_run(&pinj, only, pstride, 0, &ps);
     printf("oom persistent: %6" PRId64 " allocation points failed, %6" PRId64
            " errors returned, %5" PRId64 " absorbed, %3" PRId64 " findings\n",
            ps.points, ps.fired_errors, ps.absorbed, ps.findings);

@@ -53,9 +53,10 @@ typedef struct rel_sweep_stats {
 /* Prepares the base file in dir (shim/allocator disarmed). */
 void rel_sweep_setup(const char *dir);
 /* Sweeps every scenario named in the comma list `only` (NULL: all) with the
- * injector; stride > 1 injects at every stride-th point only. */
+ * injector; stride > 1 injects at every stride-th point only, except in
+ * scenarios with at most full_below points, which get every point. */
 void rel_sweep_run(const rel_injector *inj, const char *only, int64_t stride,
-                   rel_sweep_stats *st);
+                   int64_t full_below, rel_sweep_stats *st);
 /* Number of scenarios and their names (for listings). */
 int rel_sweep_nscenarios(void);
 const char *rel_sweep_scenario_name(int i);

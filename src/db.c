@@ -128,6 +128,7 @@ static int step_once(oplog_db *db, int which) {
 }
 
 int db_begin(oplog_db *db, int write) {
+  db->head_valid = 0;
   /* Callers hold no transaction of the handle here. One still open in
    * SQLite is a leftover whose ROLLBACK failed for lack of memory: end it
    * now that memory may be back. */
@@ -135,9 +136,13 @@ int db_begin(oplog_db *db, int write) {
   return step_once(db, write ? ST_BEGIN : ST_BEGIN_READ);
 }
 
-int db_commit(oplog_db *db) { return step_once(db, ST_COMMIT); }
+int db_commit(oplog_db *db) {
+  db->head_valid = 0;
+  return step_once(db, ST_COMMIT);
+}
 
 void db_rollback(oplog_db *db) {
+  db->head_valid = 0;
   if (!db->sql || sqlite3_get_autocommit(db->sql)) return;
   /* The caller's error stays: this runs on failure paths. The statement
    * was prepared at open, so that rolling back needs no memory. */
@@ -332,6 +337,7 @@ int oplog_rollback(oplog_db *db) {
   db_clear_error(db);
   if (db->tx != TX_LOW) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction opened with begin");
   db->tx = TX_NONE;
+  db->head_valid = 0;
   if (!sqlite3_get_autocommit(db->sql)) return step_once(db, ST_ROLLBACK);
   return OPLOG_OK;
 }

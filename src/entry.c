@@ -32,7 +32,12 @@ int entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const oplog
   if (rc || (rc = ticket_redeem(db, aggregate, ticket))) return rc;
   unsigned char prev[OPLOG_HASH_BYTES], hash[OPLOG_HASH_BYTES];
   int64_t prev_id;
-  if ((rc = head_read(db, &prev_id, prev))) return rc;
+  if (db->head_valid) {
+    prev_id = db->head_id;
+    memcpy(prev, db->head_hash, OPLOG_HASH_BYTES);
+  } else if ((rc = head_read(db, &prev_id, prev))) {
+    return rc;
+  }
   chain_entry e = {.id = prev_id + 1, .created = now_ms(), .aggregate = aggregate,
                    .aggregate_len = strlen(aggregate), .prev_hash = prev};
   db->scratch.n = 0;
@@ -72,6 +77,9 @@ int entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const oplog
       if (r != SQLITE_DONE) return db_sqlerr(db, r);
     }
   }
+  db->head_valid = 1;
+  db->head_id = e.id;
+  memcpy(db->head_hash, hash, OPLOG_HASH_BYTES);
   *out_id = e.id;
   return OPLOG_OK;
 }

@@ -207,6 +207,11 @@ struct oplog_db {
   int64_t tx_ticket;
   int64_t tx_last_rowid;
   queue q;
+  /* The chain's head as written by this handle's open write transaction:
+   * while it holds the write lock, no one else can move it. */
+  int head_valid;
+  int64_t head_id;
+  unsigned char head_hash[OPLOG_HASH_BYTES];
   buf scratch;  /* encrypted entry data */
   buf scratch2; /* decrypted entry data */
 };

@@ -159,15 +159,21 @@ static int filter_prepare(oplog_db *db, const oplog_filter *f, const char *what,
   int r = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
   sqlite3_free(sql);
   if (r != SQLITE_OK) return db_sqlerr(db, r);
-  int p = 1;
-  if (f->aggregate) sqlite3_bind_text(s, p++, f->aggregate, -1, SQLITE_TRANSIENT);
-  if (f->since) sqlite3_bind_int64(s, p++, f->since);
-  if (f->upto) sqlite3_bind_int64(s, p++, f->upto);
+  /* Copies of the filter's strings (the statement outlives the call): a
+   * failed copy would silently match nothing, so every bind is checked. */
+  int p = 1, b = SQLITE_OK;
+  if (f->aggregate) b |= sqlite3_bind_text(s, p++, f->aggregate, -1, SQLITE_TRANSIENT);
+  if (f->since) b |= sqlite3_bind_int64(s, p++, f->since);
+  if (f->upto) b |= sqlite3_bind_int64(s, p++, f->upto);
   for (size_t i = 0; i < f->nmetadata; i++) {
-    sqlite3_bind_text(s, p++, f->metadata[i].key, -1, SQLITE_TRANSIENT);
-    if (f->metadata[i].value) sqlite3_bind_text(s, p++, f->metadata[i].value, -1, SQLITE_TRANSIENT);
+    b |= sqlite3_bind_text(s, p++, f->metadata[i].key, -1, SQLITE_TRANSIENT);
+    if (f->metadata[i].value) b |= sqlite3_bind_text(s, p++, f->metadata[i].value, -1, SQLITE_TRANSIENT);
   }
-  if (ordered && f->limit) sqlite3_bind_int64(s, p++, f->limit);
+  if (ordered && f->limit) b |= sqlite3_bind_int64(s, p++, f->limit);
+  if (b != SQLITE_OK) {
+    sqlite3_finalize(s);
+    return db_error(db, OPLOG_NOMEM, "out of memory");
+  }
   *out = s;
   return OPLOG_OK;
 }

@@ -79,6 +79,15 @@ int op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols) 
     default: return db_error(db, OPLOG_INVALID_ARGUMENT, "value of %s has unknown type %d", f->name, v->type);
     }
   }
+  if (t->rowid_key)
+    for (size_t i = 0; i < op->row.nfields; i++) {
+      /* SQLite turns any other value of a rowid key into a rowid of its
+       * own choosing (NaN into NULL, then a new id): the log would differ */
+      oplog_value_type vt = op->row.fields[i].value.type;
+      if (cols[i] == t->key_idx[0] && vt != OPLOG_INTEGER && vt != OPLOG_NULL)
+        return db_error(db, OPLOG_INVALID_ARGUMENT, "key %s of %s must be an integer", op->row.fields[i].name,
+                        t->name);
+    }
   int missing_key = (present & t->key_mask) != t->key_mask;
   if (k != OPLOG_OP_UPDATE && (op->nmask || op->nnulls))
     return db_error(db, OPLOG_INVALID_ARGUMENT, "mask and nulls belong to update only");

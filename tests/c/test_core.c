@@ -207,6 +207,24 @@ static void tx_rowid_key_logged(void) {
   CHECK(e->ops[0].row.nfields == 2 && strcmp(e->ops[0].row.fields[1].name, "id") == 0 &&
         e->ops[0].row.fields[1].value.u.i == rowid);
   oplog_entry_free(e);
+  /* a NULL key is an auto key too; any other non-integer would become a
+   * rowid SQLite picks (NaN binds as NULL), which the log could not say */
+  oplog_field fnull[] = {{"id", vnull()}, {"name", vtext("nullkey")}};
+  oplog_op opnull = {.type = "user", .kind = OPLOG_OP_CREATE, .row = {fnull, 2}};
+  OK(db, oplog_tx_begin(db, "users"));
+  OK(db, oplog_tx_apply(db, &opnull));
+  OK(db, oplog_tx_commit(db, NULL, 0, &id));
+  OK(db, oplog_entry_get(db, id, &e));
+  CHECK(e->ops[0].row.nfields == 2 && e->ops[0].row.fields[0].value.type == OPLOG_INTEGER &&
+        e->ops[0].row.fields[0].value.u.i == 2);
+  oplog_entry_free(e);
+  oplog_field fnan[] = {{"id", vreal(0.0 / 0.0)}, {"name", vtext("nan")}};
+  oplog_op opnan = {.type = "user", .kind = OPLOG_OP_CREATE, .row = {fnan, 2}};
+  OK(db, oplog_tx_begin(db, "users"));
+  CHECK_RC(db, oplog_tx_apply(db, &opnan), OPLOG_INVALID_ARGUMENT);
+  oplog_verify_result vr;
+  OK(db, oplog_verify(db, &(oplog_verify_opts){.replay = 1}, NULL, NULL, &vr));
+  CHECK(vr.ok && vr.entries == 2);
   oplog_close(db);
 }
 

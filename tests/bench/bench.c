@@ -1164,7 +1164,8 @@ static void print_machine(void) {
   printf("bench: oplog %s, SQLite %s, libsodium %s, %s\n", OPLOG_VERSION, sqlite3_libversion(),
          sodium_version_string(), LUA_RELEASE);
   printf("machine: %ld CPUs, %s; data dir %s (%s)\n", sysconf(_SC_NPROCESSORS_ONLN), model, C.dir, fs);
-  printf("mode: %s, %d rounds (best of each side; order alternates)\n", C.quick ? "quick" : "full",
+  printf("mode: %s, %d rounds (sides interleaved; ratios of the rates over all rounds)\n",
+         C.quick ? "quick" : "full",
          C.rounds);
 }
 

@@ -322,6 +322,11 @@ int oplog_commit(oplog_db *db) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
   db_clear_error(db);
   if (db->tx != TX_LOW) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction opened with begin");
+  if (sqlite3_get_autocommit(db->sql)) {
+    db->tx = TX_NONE;
+    return db_error(db, OPLOG_INVALID_ARGUMENT,
+                    "nothing to commit: an earlier error rolled the transaction back");
+  }
   int rc = db_commit(db);
   if (rc) {
     /* SQLite keeps the transaction open on a busy COMMIT; we do not keep

@@ -308,9 +308,18 @@ int target_create(oplog_db *db, const type_def *t, const char *schema, const cha
   if (fresh) {
     sql = sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w%w\"", schema, t->table, suffix);
     if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
-    rc = db_exec(db, sql);
+    int r = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
     sqlite3_free(sql);
-    if (rc) return rc;
+    if (r == SQLITE_LOCKED) {
+      /* DROP waits for no statement of this handle to run (an open
+       * iterator, say): empty the table instead; the column check below
+       * still refuses one whose shape differs from the type. */
+      sql = sqlite3_mprintf("DELETE FROM \"%w\".\"%w%w\"", schema, t->table, suffix);
+      if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+      r = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
+      sqlite3_free(sql);
+    }
+    if (r != SQLITE_OK) return db_sqlerr(db, r);
   }
   sql = sqlite3_mprintf("CREATE TABLE IF NOT EXISTS \"%w\".\"%w%w\" (", schema, t->table, suffix);
   for (size_t i = 0; sql && i < t->ncols; i++) {

@@ -39,8 +39,9 @@ int map_sqlite_code(int rc) {
   case SQLITE_OK:
   case SQLITE_ROW:
   case SQLITE_DONE: return OPLOG_OK;
-  case SQLITE_BUSY:
-  case SQLITE_LOCKED: return OPLOG_BUSY;
+  case SQLITE_BUSY: return OPLOG_BUSY;
+  /* SQLITE_LOCKED comes from this connection's own running statements
+   * (no shared cache here): waiting cannot help, so it is not busy. */
   case SQLITE_READONLY: return OPLOG_READONLY;
   case SQLITE_IOERR:
   case SQLITE_FULL:

@@ -2,6 +2,7 @@
  * type, and applying it to a table (live, replay suffix or replica) with
  * prepared statements cached per shape. Identifiers come from the catalog
  * (validated at define) and are quoted; values are always bound. */
+#include <math.h>
 #include <string.h>
 
 #include "internal.h"
@@ -32,6 +33,7 @@ static int op_class(int kind) {
 
 oplog_value_type value_stored_type(const type_def *t, int col, const oplog_value *v) {
   if (v->type == OPLOG_TEXT && t->col_aff[col] == AFF_BLOB) return OPLOG_BLOB;
+  if (v->type == OPLOG_REAL && isnan(v->u.r)) return OPLOG_NULL; /* SQLite stores NaN as NULL */
   return v->type;
 }
 

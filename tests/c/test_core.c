@@ -523,12 +523,22 @@ static void values_types_and_blob_affinity(void) {
   CHECK(e->ops[0].row.fields[4].value.type == OPLOG_BOOLEAN && e->ops[0].row.fields[4].value.u.i == 1);
   CHECK(e->ops[0].row.fields[5].value.type == OPLOG_NULL);
   oplog_entry_free(e);
+  /* NaN: SQLite stores NULL, and the log says so too */
+  oplog_field nanf[] = {{"k", vint(3)}, {"r", vreal(0.0 / 0.0)}};
+  oplog_op opnan = {.type = "v", .kind = OPLOG_OP_CREATE, .row = {nanf, 2}};
+  OK(db, oplog_tx_begin(db, "v"));
+  OK(db, oplog_tx_apply(db, &opnan));
+  OK(db, oplog_tx_commit(db, NULL, 0, &id));
+  CHECK(count_rows(p, "SELECT count(*) FROM v WHERE k = 3 AND r IS NULL") == 1);
+  OK(db, oplog_entry_get(db, id, &e));
+  CHECK(e->ops[0].row.fields[1].value.type == OPLOG_NULL);
+  oplog_entry_free(e);
   /* text with a NUL byte cannot be logged as protobuf string */
   oplog_field nul[] = {{"k", vint(2)}, {"t", {.type = OPLOG_TEXT, .u.b = {"a\0b", 3}}}};
   oplog_op op2 = {.type = "v", .kind = OPLOG_OP_CREATE, .row = {nul, 2}};
   OK(db, oplog_tx_begin(db, "v"));
   CHECK_RC(db, oplog_tx_apply(db, &op2), OPLOG_INVALID_ARGUMENT);
-  CHECK(count_rows(p, "SELECT count(*) FROM v") == 1);
+  CHECK(count_rows(p, "SELECT count(*) FROM v") == 2); /* k = INT64_MAX and k = 3 */
   oplog_close(db);
 }
 

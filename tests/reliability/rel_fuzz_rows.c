@@ -438,14 +438,15 @@ static int same_bytes(const oplog_value *a, const oplog_value *b) {
 }
 
 /* The logged value must carry what was written (TEXT may come back as
- * BLOB on a BLOB column, BOOLEAN as INTEGER: same content). */
+ * BLOB on a BLOB column, BOOLEAN as INTEGER: same content; a NaN as the
+ * NULL that SQLite stores for it, so that the log says what the row holds). */
 static int same_value(const oplog_value *in, const oplog_value *out) {
+  if (in->type == OPLOG_REAL && isnan(in->u.r)) return out->type == OPLOG_NULL;
   int in_bytes = in->type == OPLOG_TEXT || in->type == OPLOG_BLOB;
   int out_bytes = out->type == OPLOG_TEXT || out->type == OPLOG_BLOB;
   if (in_bytes || out_bytes) return in_bytes && out_bytes && same_bytes(in, out);
   if (in->type == OPLOG_REAL || out->type == OPLOG_REAL)
-    return in->type == out->type &&
-           (in->u.r == out->u.r || (isnan(in->u.r) && isnan(out->u.r)));
+    return in->type == out->type && in->u.r == out->u.r;
   if (in->type == OPLOG_NULL || out->type == OPLOG_NULL) return in->type == out->type;
   if (in->type == OPLOG_BOOLEAN) return (in->u.i != 0) == (out->u.i != 0);
   return in->u.i == out->u.i;

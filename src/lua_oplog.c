@@ -761,19 +761,23 @@ static int cb_type(void *ctx, const oplog_type_spec *spec) {
   return cb_run(ctx, fill_type, spec, NULL, 0, 0);
 }
 
-static int db_types(lua_State *L) {
+/* Returns a new table filled by one of the core's walks (types, keys). */
+static int collect(lua_State *L, int (*walk)(oplog_db *db, cbctx *c)) {
   ldb *d = check_db(L);
   cbctx c = {L, 0, 0, 0};
-  int rc;
   lua_settop(L, 1);
   luaL_checkstack(L, 10, NULL);
   lua_newtable(L);
   c.target = 2;
-  rc = oplog_types(d->db, cb_type, &c);
+  int rc = walk(d->db, &c);
   if (c.failed) return lua_error(L);
   if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
   return 1;
 }
+
+static int walk_types(oplog_db *db, cbctx *c) { return oplog_types(db, cb_type, c); }
+
+static int db_types(lua_State *L) { return collect(L, walk_types); }
 
 static int db_ticket(lua_State *L) {
   ldb *d = check_db(L);
@@ -1562,19 +1566,9 @@ static int cb_key(void *ctx, int64_t id, int64_t created, const char *state) {
   return cb_run(ctx, fill_key, state, NULL, id, created);
 }
 
-static int db_keys(lua_State *L) {
-  ldb *d = check_db(L);
-  cbctx c = {L, 0, 0, 0};
-  int rc;
-  lua_settop(L, 1);
-  luaL_checkstack(L, 10, NULL);
-  lua_newtable(L);
-  c.target = 2;
-  rc = oplog_keys(d->db, cb_key, &c);
-  if (c.failed) return lua_error(L);
-  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
-  return 1;
-}
+static int walk_keys(oplog_db *db, cbctx *c) { return oplog_keys(db, cb_key, c); }
+
+static int db_keys(lua_State *L) { return collect(L, walk_keys); }
 
 static int db_rotate_key(lua_State *L) {
   ldb *d = check_db(L);

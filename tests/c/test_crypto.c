@@ -153,8 +153,11 @@ static int read_code(int64_t id, char *msg, size_t n) {
 
 static void tampering_fails_decryption(void) {
   static const char *attacks[] = {
-      "UPDATE oplog_entries SET data = CAST(substr(data, 1, 30) || x'00' || substr(data, 32) AS BLOB) WHERE id = 1",
-      "UPDATE oplog_entries SET data = CAST(x'00' || substr(data, 2) AS BLOB) WHERE id = 1", /* nonce */
+      /* one byte of ciphertext, then of the nonce, changed for sure */
+      "UPDATE oplog_entries SET data = CAST(substr(data, 1, 30) || CASE WHEN substr(data, 31, 1) = x'00' "
+      "THEN x'01' ELSE x'00' END || substr(data, 32) AS BLOB) WHERE id = 1",
+      "UPDATE oplog_entries SET data = CAST(CASE WHEN substr(data, 1, 1) = x'00' THEN x'01' ELSE x'00' END "
+      "|| substr(data, 2) AS BLOB) WHERE id = 1",
       "UPDATE oplog_entries SET aggregate = 'groups' WHERE id = 1",
       "UPDATE oplog_entries SET key_id = 2 WHERE id = 1",
       /* swap data between rows 1 and 2 */

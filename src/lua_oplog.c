@@ -690,6 +690,7 @@ typedef struct cbctx {
   int target;   /* stack index of the table being filled */
   int progress; /* stack index of the progress function, 0: none */
   int failed;   /* an error value is on top of the stack */
+  void *out;    /* what a walk returns besides the table (stats) */
 } cbctx;
 
 static int cb_run(cbctx *c, lua_CFunction fill, const void *p1, const void *p2, int64_t i1,
@@ -761,10 +762,11 @@ static int cb_type(void *ctx, const oplog_type_spec *spec) {
   return cb_run(ctx, fill_type, spec, NULL, 0, 0);
 }
 
-/* Returns a new table filled by one of the core's walks (types, keys). */
-static int collect(lua_State *L, int (*walk)(oplog_db *db, cbctx *c)) {
+/* Pushes a new table filled by one of the core's walks (types, keys,
+ * stats' aggregates); out is handed to the walk. */
+static int collect(lua_State *L, int (*walk)(oplog_db *db, cbctx *c), void *out) {
   ldb *d = check_db(L);
-  cbctx c = {L, 0, 0, 0};
+  cbctx c = {L, 0, 0, 0, out};
   lua_settop(L, 1);
   luaL_checkstack(L, 10, NULL);
   lua_newtable(L);
@@ -777,7 +779,7 @@ static int collect(lua_State *L, int (*walk)(oplog_db *db, cbctx *c)) {
 
 static int walk_types(oplog_db *db, cbctx *c) { return oplog_types(db, cb_type, c); }
 
-static int db_types(lua_State *L) { return collect(L, walk_types); }
+static int db_types(lua_State *L) { return collect(L, walk_types, NULL); }
 
 static int db_ticket(lua_State *L) {
   ldb *d = check_db(L);
@@ -1374,7 +1376,7 @@ static int db_replay(lua_State *L) {
   ldb *d = check_db(L);
   oplog_replay_opts o;
   oplog_replay_result r;
-  cbctx c = {L, 0, 0, 0};
+  cbctx c = {L, 0, 0, 0, NULL};
   int rc;
   memset(&o, 0, sizeof o);
   memset(&r, 0, sizeof r);
@@ -1448,7 +1450,7 @@ static int db_verify(lua_State *L) {
   oplog_verify_opts o;
   oplog_verify_result r;
   unsigned char head[OPLOG_HASH_BYTES];
-  cbctx c = {L, 0, 0, 0};
+  cbctx c = {L, 0, 0, 0, NULL};
   int rc;
   memset(&o, 0, sizeof o);
   memset(&r, 0, sizeof r);
@@ -1524,19 +1526,12 @@ static int cb_aggregate(void *ctx, const char *name, int64_t entries, int64_t ti
   return cb_run(ctx, fill_aggregate, name, NULL, entries, ticket);
 }
 
+static int walk_stats(oplog_db *db, cbctx *c) { return oplog_get_stats(db, c->out, cb_aggregate, c); }
+
 static int db_stats(lua_State *L) {
-  ldb *d = check_db(L);
   oplog_stats s;
-  cbctx c = {L, 0, 0, 0};
-  int rc;
   memset(&s, 0, sizeof s);
-  lua_settop(L, 1);
-  luaL_checkstack(L, 10, NULL);
-  lua_newtable(L);
-  c.target = 2;
-  rc = oplog_get_stats(d->db, &s, cb_aggregate, &c);
-  if (c.failed) return lua_error(L);
-  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  collect(L, walk_stats, &s); /* the aggregates table, at index 2 */
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, (lua_Integer)s.entries);
   lua_setfield(L, -2, "entries");
@@ -1568,7 +1563,7 @@ static int cb_key(void *ctx, int64_t id, int64_t created, const char *state) {
 
 static int walk_keys(oplog_db *db, cbctx *c) { return oplog_keys(db, cb_key, c); }
 
-static int db_keys(lua_State *L) { return collect(L, walk_keys); }
+static int db_keys(lua_State *L) { return collect(L, walk_keys, NULL); }
 
 static int db_rotate_key(lua_State *L) {
   ldb *d = check_db(L);

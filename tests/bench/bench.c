@@ -1,18 +1,27 @@
 /*
- * bench.c — oplog against raw SQLite (issue 7). See tests/bench/README.md.
+ * bench.c — oplog against raw SQLite (issue 7; pages and peers: issues 11
+ * and 13). See tests/bench/README.md.
  *
  * One process, fixed seeds and sizes. Every workload runs the oplog and its
- * raw-SQLite baselines in the same run. Write workloads interleave their
- * sides chunk by chunk (so that the load of a shared machine hits all sides
- * alike); W3-W5 alternate whole runs. Ratios are of the rates over all
- * rounds. W3-W5 and the open latency run in fresh exec'd children so that
- * each child's VmHWM is the peak of that work alone.
+ * raw-SQLite baselines (and, for W1, W1F and W2, the TRIGGER and SESSION
+ * peers) in the same run. Write workloads interleave their sides chunk by
+ * chunk (so that the load of a shared machine hits all sides alike); W3-W5
+ * alternate whole runs. Ratios are of the rates over all rounds. W3-W5 and
+ * the open latency run in fresh exec'd children so that each child's VmHWM
+ * is the peak of that work alone. W1 also counts the WAL pages each side
+ * writes per commit.
  *
  *   oplog_bench [--quick] [--dir DIR] [--rounds N] [--only w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open]
- *               [--side oplog|base] [--keep]
+ *               [--side oplog|base] [--keep] [--fake KEY=VALUE]...
  *
- * The last line printed is machine-readable (see issue 7).
+ * The last line printed is machine-readable (see README.md). The exit status
+ * is 1 when a figure that was measured is impossible (nan, <= 0, pages < 1).
  */
+/* The SESSION peer uses the session extension (Debian's libsqlite3 is built
+ * with it); its declarations need these before <sqlite3.h>. */
+#define SQLITE_ENABLE_SESSION 1
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
+
 #include "lua_oplog.h"
 #include "oplog.h"
 
@@ -315,10 +324,21 @@ static void ol_define(oplog_db *db) {
  * can select it (valgrind --tool=callgrind --toggle-collect=run_bare). */
 #define SIDE __attribute__((noinline))
 
-/* A write side (oplog C, BARE, SAME-SQL or oplog Lua) stays open for a whole
- * round while the sides take turns, chunk by chunk, so that the machine's
- * load drifts hit every side alike. */
-enum { W_OPLOG, W_BARE, W_SAME, W_LUA, W__N };
+/* A write side (oplog C, BARE, SAME-SQL, the TRIGGER and SESSION peers, or
+ * oplog Lua) stays open for a whole round while the sides take turns, chunk
+ * by chunk, so that the machine's load drifts hit every side alike. */
+enum { W_OPLOG, W_BARE, W_SAME, W_TRIG, W_SESS, W_LUA, W__N };
+
+static const char *const SIDE_NAME[W__N] = {"oplog C", "BARE", "SAME-SQL", "TRIGGER", "SESSION",
+                                            "oplog Lua"};
+
+/* Format-2 metadata blob of META: u32(n) || n x (len32(key) || u8(has_value)
+ * || len32(value)), little-endian (what the core stores per entry). */
+#define META_BLOB_LEN 47
+
+/* SAME-SQL catches the derived tables up when the tail of entries not yet
+ * indexed reaches this many (as the format-2 core does). */
+#define FLUSH_AT 256
 
 typedef struct wside {
   int kind, sync, per_tx, multi;
@@ -330,15 +350,27 @@ typedef struct wside {
   bop *ops;
   /* raw SQLite */
   sqlite3 *s;
-  sqlite3_stmt *st[8];
+  sqlite3_stmt *st[16];
+  /* SAME-SQL: what the core keeps cached between transactions */
   int64_t key_id;
   size_t off;
+  int64_t next_eid;  /* next entry id */
+  int64_t seq_off;   /* entry id - seq of this origin's entries */
+  int64_t clock;     /* Lamport clock of the last entry */
+  int64_t indexed;   /* oplog_config 'indexed_upto' */
+  int64_t ticket0;   /* ticket version when no entry is covered */
+  int64_t *clocks;   /* clock of each entry of the tail (FLUSH_AT + per_tx) */
+  unsigned char prev[32];
+  unsigned char meta[META_BLOB_LEN];
   /* Lua */
   lua_State *L;
   int run_ref;
 } wside;
 
-enum { S_BEGIN, S_COMMIT, S_LIVE, S_TICKET, S_HEAD, S_ENTRY, S_META, S_REDEEM };
+enum {
+  S_BEGIN, S_COMMIT, S_LIVE, S_DATAVER, S_ENTRY, S_META, S_SEQ, S_TICKET, S_UPTO, S_CLOCK,
+  S_CHANGESET, S__N
+};
 
 /* ------------------------------------------------------------------ W1/W1F/W2: oplog (C) */
 
@@ -374,12 +406,20 @@ SIDE static double run_oplog_write(wside *w, long ntx) {
   return secs;
 }
 
-/* ------------------------------------------------------------------ W1/W1F/W2: BARE */
+/* ------------------------------------------------------------------ W1/W1F/W2: BARE and TRIGGER */
+
+static inline void bind_row(sqlite3_stmt *ins, const brow *r) {
+  sqlite3_bind_int64(ins, 1, r->id);
+  sqlite3_bind_text(ins, 2, r->name, r->name_len, SQLITE_STATIC);
+  sqlite3_bind_double(ins, 3, r->value);
+  sqlite3_bind_text(ins, 4, r->note, NOTE_LEN, SQLITE_STATIC);
+}
 
 /* The live row alone: a prepared INSERT, autocommit for one row per
  * transaction (the cheapest a user can do), BEGIN IMMEDIATE..COMMIT around
- * per_tx rows otherwise. */
-SIDE static double run_bare(wside *w, long ntx) {
+ * per_tx rows otherwise. The TRIGGER peer runs the same on a file whose
+ * table has an AFTER INSERT audit trigger. */
+static inline __attribute__((always_inline)) double plain_inserts(wside *w, long ntx) {
   sqlite3 *s = w->s;
   sqlite3_stmt *ins = w->st[S_LIVE];
   double secs = 0;
@@ -388,11 +428,7 @@ SIDE static double run_bare(wside *w, long ntx) {
     double t0 = now();
     if (w->per_tx > 1) sq_run(s, w->st[S_BEGIN]);
     for (int k = 0; k < w->per_tx; k++) {
-      const brow *r = &w->rows[k];
-      sqlite3_bind_int64(ins, 1, r->id);
-      sqlite3_bind_text(ins, 2, r->name, r->name_len, SQLITE_STATIC);
-      sqlite3_bind_double(ins, 3, r->value);
-      sqlite3_bind_text(ins, 4, r->note, NOTE_LEN, SQLITE_STATIC);
+      bind_row(ins, &w->rows[k]);
       sq_run(s, ins);
     }
     if (w->per_tx > 1) sq_run(s, w->st[S_COMMIT]);
@@ -401,74 +437,152 @@ SIDE static double run_bare(wside *w, long ntx) {
   return secs;
 }
 
+SIDE static double run_bare(wside *w, long ntx) { return plain_inserts(w, ntx); }
+SIDE static double run_trigger(wside *w, long ntx) { return plain_inserts(w, ntx); }
+
+/* The audit trigger of the TRIGGER peer: a JSON copy of each new row, in the
+ * same transaction and file (what an application writes by hand). */
+#define TRIGGER_SQL                                                                                \
+  "CREATE TABLE audit (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, tbl TEXT NOT NULL, "          \
+  "row TEXT NOT NULL);"                                                                            \
+  "CREATE TRIGGER item_audit AFTER INSERT ON item BEGIN "                                          \
+  "INSERT INTO audit(at, tbl, row) VALUES "                                                        \
+  "(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), 'item', "                          \
+  "json_object('id', NEW.id, 'name', NEW.name, 'value', NEW.value, 'note', NEW.note)); END"
+
+/* ------------------------------------------------------------------ W1/W1F/W2: SESSION */
+
+/* The session extension: a session attached to the live table records each
+ * transaction's rows; its changeset is stored as a BLOB row of `changesets`
+ * before COMMIT, in the same transaction. A session cannot be emptied, so
+ * each transaction gets a new one (create + attach: a few allocations). */
+SIDE static double run_session(wside *w, long ntx) {
+  sqlite3 *s = w->s;
+  sqlite3_stmt *ins = w->st[S_LIVE], *cs = w->st[S_CHANGESET];
+  double secs = 0;
+  for (long t = 0; t < ntx; t++) {
+    for (int k = 0; k < w->per_tx; k++) row_make(w->id++, &w->rows[k]);
+    double t0 = now();
+    sqlite3_session *ss = NULL;
+    if (sqlite3session_create(s, "main", &ss) != SQLITE_OK) die("session: create: %s", sqlite3_errmsg(s));
+    if (sqlite3session_attach(ss, "item") != SQLITE_OK) die("session: attach: %s", sqlite3_errmsg(s));
+    sq_run(s, w->st[S_BEGIN]);
+    for (int k = 0; k < w->per_tx; k++) {
+      bind_row(ins, &w->rows[k]);
+      sq_run(s, ins);
+    }
+    int n = 0;
+    void *p = NULL;
+    if (sqlite3session_changeset(ss, &n, &p) != SQLITE_OK || n <= 0)
+      die("session: changeset: %s", sqlite3_errmsg(s));
+    sqlite3_bind_blob(cs, 1, p, n, SQLITE_STATIC);
+    sq_run(s, cs);
+    sqlite3_clear_bindings(cs);
+    sqlite3_free(p);
+    sqlite3session_delete(ss);
+    sq_run(s, w->st[S_COMMIT]);
+    secs += now() - t0;
+  }
+  return secs;
+}
+
 /* ------------------------------------------------------------------ W1/W1F/W2: SAME-SQL */
 
-/* Exactly the SQL the oplog issues for the same transactions (checked with
- * sqlite3_trace_v2 on the core), per schema/001_initial.sql, with cached
+/* Catch-up of the derived tables over the tail (entries w->indexed+1 ..
+ * w->next_eid-1), inside the writing transaction, as the format-2 core does
+ * when the tail reaches FLUSH_AT: metadata rows, seq rows, the ticket, and
+ * the two config values. */
+static inline void same_flush(wside *w) {
+  sqlite3 *s = w->s;
+  sqlite3_stmt *meta = w->st[S_META], *seq = w->st[S_SEQ], *tick = w->st[S_TICKET],
+               *upto = w->st[S_UPTO], *clk = w->st[S_CLOCK];
+  int64_t first = w->indexed + 1, last = w->next_eid - 1;
+  for (int64_t e = first; e <= last; e++)
+    for (int m = 0; m < 2; m++) {
+      sqlite3_bind_int64(meta, 1, e);
+      sqlite3_bind_int64(meta, 2, m + 1);
+      sqlite3_bind_text(meta, 3, META[m].key, -1, SQLITE_STATIC);
+      sqlite3_bind_text(meta, 4, META[m].value, -1, SQLITE_STATIC);
+      sq_run(s, meta);
+    }
+  for (int64_t e = first; e <= last; e++) {
+    sqlite3_bind_int64(seq, 1, 1);
+    sqlite3_bind_int64(seq, 2, e - w->seq_off);
+    sqlite3_bind_int64(seq, 3, e);
+    sq_run(s, seq);
+  }
+  /* version = 1 + entries of the aggregate covered (all entries are items) */
+  sqlite3_bind_int64(tick, 1, w->ticket0 + last);
+  sqlite3_bind_text(tick, 2, "items", 5, SQLITE_STATIC);
+  sq_run(s, tick);
+  if (sqlite3_changes(s) != 1) die("same-sql: no ticket row");
+  sqlite3_bind_int64(upto, 1, last);
+  sq_run(s, upto);
+  sqlite3_bind_int64(clk, 1, w->clocks[last - first]);
+  sq_run(s, clk);
+  w->indexed = last;
+}
+
+/* Exactly the SQL the format-2 oplog issues for the same transactions
+ * (checked with sqlite3_trace_v2 on the core), per schema/002, with cached
  * statements and no encoding, crypto or hashing: the data blob (same length
- * as the real encrypted data) and the hash are taken from a random pool. */
+ * as the real encrypted data) and the hash are taken from a random pool,
+ * the metadata blob is the real one. Per transaction: BEGIN IMMEDIATE, PRAGMA
+ * data_version (the core's cache check); per entry its live INSERTs
+ * (RETURNING the row, which the core logs) and one oplog_entries INSERT;
+ * the catch-up when the tail reaches FLUSH_AT; COMMIT. */
 SIDE static double run_same_sql(wside *w, long ntx) {
   sqlite3 *s = w->s;
-  sqlite3_stmt *tick = w->st[S_TICKET], *live = w->st[S_LIVE], *head = w->st[S_HEAD],
-               *ent = w->st[S_ENTRY], *meta = w->st[S_META], *redeem = w->st[S_REDEEM];
-  static const unsigned char zero[32];
-  unsigned char prev[32];
+  sqlite3_stmt *dv = w->st[S_DATAVER], *live = w->st[S_LIVE], *ent = w->st[S_ENTRY];
   size_t blob_len = w->blob_len;
   double secs = 0;
   for (long t = 0; t < ntx; t++) {
     for (int k = 0; k < w->per_tx; k++) row_make(w->id++, &w->rows[k]);
     double t0 = now();
     sq_run(s, w->st[S_BEGIN]);
-    sqlite3_bind_text(tick, 1, "items", 5, SQLITE_STATIC);
-    if (sqlite3_step(tick) != SQLITE_ROW) die("same-sql: no ticket");
-    int64_t version = sqlite3_column_int64(tick, 0);
-    sqlite3_reset(tick);
-    /* multi: per entry one live row, head, entry, metadata, ticket bump;
-     * else: all live rows, then one entry */
+    if (sqlite3_step(dv) != SQLITE_ROW) die("same-sql: data_version: %s", sqlite3_errmsg(s));
+    volatile int64_t dver = sqlite3_column_int64(dv, 0);
+    (void)dver;
+    sqlite3_reset(dv);
+    /* multi: one entry per row; else all the rows in one entry */
     int nent = w->multi ? w->per_tx : 1, per_ent = w->multi ? 1 : w->per_tx;
     for (int en = 0; en < nent; en++) {
       for (int k = en * per_ent; k < (en + 1) * per_ent; k++) {
-        const brow *r = &w->rows[k];
-        sqlite3_bind_int64(live, 1, r->id);
-        sqlite3_bind_text(live, 2, r->name, r->name_len, SQLITE_STATIC);
-        sqlite3_bind_double(live, 3, r->value);
-        sqlite3_bind_text(live, 4, r->note, NOTE_LEN, SQLITE_STATIC);
-        sq_run(s, live);
+        bind_row(live, &w->rows[k]);
+        int rc;
+        while ((rc = sqlite3_step(live)) == SQLITE_ROW) {
+          /* the returned row, read as the core reads it to log it */
+          volatile int64_t id = sqlite3_column_int64(live, 0);
+          volatile const void *nm = sqlite3_column_text(live, 1);
+          volatile double v = sqlite3_column_double(live, 2);
+          volatile const void *nt = sqlite3_column_text(live, 3);
+          (void)id, (void)nm, (void)v, (void)nt;
+        }
+        if (rc != SQLITE_DONE) die("same-sql: live insert: %s", sqlite3_errmsg(s));
+        sqlite3_reset(live);
       }
-      int64_t head_id = 0;
-      int rc = sqlite3_step(head);
-      if (rc == SQLITE_ROW) {
-        head_id = sqlite3_column_int64(head, 0);
-        memcpy(prev, sqlite3_column_blob(head, 1), 32);
-      } else {
-        sq_check(s, rc, "head");
-        memcpy(prev, zero, 32);
-      }
-      sqlite3_reset(head);
-      int64_t eid = head_id + 1;
+      int64_t eid = w->next_eid++;
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
       w->off = (w->off + 4099) % (POOL_BYTES - blob_len - 32);
+      w->clock++;
+      w->clocks[eid - w->indexed - 1] = w->clock;
       sqlite3_bind_int64(ent, 1, eid);
-      sqlite3_bind_int64(ent, 2, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-      sqlite3_bind_text(ent, 3, "items", 5, SQLITE_STATIC);
-      sqlite3_bind_int64(ent, 4, w->key_id);
-      sqlite3_bind_blob(ent, 5, g_pool + w->off, (int)blob_len, SQLITE_STATIC);
-      sqlite3_bind_blob(ent, 6, prev, 32, SQLITE_STATIC);
-      sqlite3_bind_blob(ent, 7, g_pool + w->off + blob_len, 32, SQLITE_STATIC);
+      sqlite3_bind_int64(ent, 2, 1);
+      sqlite3_bind_int64(ent, 3, eid - w->seq_off);
+      sqlite3_bind_int64(ent, 4, w->clock);
+      sqlite3_bind_int64(ent, 5, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+      sqlite3_bind_text(ent, 6, "items", 5, SQLITE_STATIC);
+      sqlite3_bind_int64(ent, 7, w->key_id);
+      sqlite3_bind_blob(ent, 8, w->meta, META_BLOB_LEN, SQLITE_STATIC);
+      sqlite3_bind_blob(ent, 9, g_pool + w->off, (int)blob_len, SQLITE_STATIC);
+      sqlite3_bind_blob(ent, 10, w->prev, 32, SQLITE_STATIC);
+      sqlite3_bind_blob(ent, 11, g_pool + w->off + blob_len, 32, SQLITE_STATIC);
+      sqlite3_bind_int64(ent, 12, 2);
       sq_run(s, ent);
-      for (int m = 0; m < 2; m++) {
-        sqlite3_bind_int64(meta, 1, eid);
-        sqlite3_bind_int64(meta, 2, m + 1);
-        sqlite3_bind_text(meta, 3, META[m].key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(meta, 4, META[m].value, -1, SQLITE_STATIC);
-        sq_run(s, meta);
-      }
-      sqlite3_bind_text(redeem, 1, "items", 5, SQLITE_STATIC);
-      sqlite3_bind_int64(redeem, 2, version++);
-      sq_run(s, redeem);
-      if (sqlite3_changes(s) != 1) die("same-sql: ticket conflict");
+      memcpy(w->prev, g_pool + w->off + blob_len, 32);
     }
+    if (w->next_eid - 1 - w->indexed >= FLUSH_AT) same_flush(w);
     sq_run(s, w->st[S_COMMIT]);
     secs += now() - t0;
   }
@@ -482,6 +596,72 @@ static size_t data_len_of(const char *path) {
   sqlite3_close(s);
   if (avg <= 0) die("%s: no entries to measure", path);
   return (size_t)llround(avg);
+}
+
+static size_t put_u32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+  return 4;
+}
+
+/* META as the format-2 metadata blob (META_BLOB_LEN bytes). */
+static void meta_blob(unsigned char out[META_BLOB_LEN]) {
+  size_t n = put_u32(out, 2);
+  for (int m = 0; m < 2; m++) {
+    size_t kl = strlen(META[m].key), vl = strlen(META[m].value);
+    n += put_u32(out + n, (uint32_t)kl);
+    memcpy(out + n, META[m].key, kl);
+    n += kl;
+    out[n++] = 1;
+    n += put_u32(out + n, (uint32_t)vl);
+    memcpy(out + n, META[m].value, vl);
+    n += vl;
+  }
+  if (n != META_BLOB_LEN) die("metadata blob is %zu bytes", n);
+}
+
+static int has_column(sqlite3 *s, const char *table, const char *col) {
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM pragma_table_info('%s') WHERE name = '%s'", table, col);
+  return sq_int(s, sql) > 0;
+}
+
+/* Whether the core writes format 2 (its oplog_entries has origin and seq). */
+static int core_is_format2(const char *path) {
+  sqlite3 *s = sq_open(path, OPLOG_SYNC_NORMAL);
+  int f2 = has_column(s, "oplog_entries", "origin");
+  sqlite3_close(s);
+  return f2;
+}
+
+/* SAME-SQL needs the format-2 tables. A core that still writes format 1
+ * gets them here, in place of its log tables, as notes/design-format2.md
+ * and issue 13 describe them (stop-gap until schema/002 lands); a format-2
+ * core's file is used as it is. */
+static int g_same_provisional;
+static void same_schema(sqlite3 *s) {
+  if (!has_column(s, "oplog_entries", "origin")) {
+    g_same_provisional = 1;
+    sq_exec(s,
+            "BEGIN;"
+            "DROP TABLE oplog_entries; DROP TABLE oplog_metadata;"
+            "CREATE TABLE oplog_entries (id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, "
+            "seq INTEGER NOT NULL, clock INTEGER NOT NULL, created INTEGER NOT NULL, "
+            "aggregate_name TEXT NOT NULL, key_id INTEGER NOT NULL, metadata BLOB NOT NULL, "
+            "data BLOB NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL, "
+            "format INTEGER NOT NULL CHECK (format IN (1, 2))) STRICT;"
+            "CREATE TABLE oplog_metadata (entry_id INTEGER NOT NULL, position INTEGER NOT NULL, "
+            "key TEXT NOT NULL, value TEXT, PRIMARY KEY (entry_id, position)) WITHOUT ROWID, STRICT;"
+            "CREATE INDEX oplog_metadata_key_value ON oplog_metadata (key, value, entry_id);"
+            "CREATE TABLE oplog_seq (origin INTEGER NOT NULL, seq INTEGER NOT NULL, "
+            "entry_id INTEGER NOT NULL, PRIMARY KEY (origin, seq)) WITHOUT ROWID, STRICT;"
+            "INSERT OR REPLACE INTO oplog_config (name, value) VALUES ('indexed_upto', 0), ('clock', 0);"
+            "COMMIT");
+  }
+  if (!has_column(s, "oplog_seq", "entry_id") || !has_column(s, "oplog_metadata", "position"))
+    die("same-sql: the core's format-2 tables are not the ones SAME-SQL writes "
+        "(oplog_seq, oplog_metadata.position): update the bench");
+  if (sq_int(s, "SELECT count(*) FROM oplog_config WHERE name IN ('indexed_upto', 'clock')") != 2)
+    die("same-sql: oplog_config has no 'indexed_upto' / 'clock' rows: update the bench");
 }
 
 /* ------------------------------------------------------------------ Lua (L1/L2) */
@@ -632,8 +812,15 @@ static void ws_open(wside *w, int kind, const char *path, int sync, int per_tx, 
     ol_define(w->db);
     break;
   case W_BARE:
+  case W_TRIG:
+  case W_SESS:
     w->s = sq_open(path, sync);
     sq_exec(w->s, "CREATE TABLE item (" ITEM_COLUMNS ")");
+    if (kind == W_TRIG) sq_exec(w->s, TRIGGER_SQL);
+    if (kind == W_SESS) {
+      sq_exec(w->s, "CREATE TABLE changesets (id INTEGER PRIMARY KEY, data BLOB NOT NULL)");
+      w->st[S_CHANGESET] = sq_prep(w->s, "INSERT INTO changesets(data) VALUES (?1)");
+    }
     w->st[S_LIVE] = sq_prep(w->s, "INSERT INTO item(id, name, value, note) VALUES (?1, ?2, ?3, ?4)");
     w->st[S_BEGIN] = sq_prep(w->s, "BEGIN IMMEDIATE");
     w->st[S_COMMIT] = sq_prep(w->s, "COMMIT");
@@ -646,18 +833,30 @@ static void ws_open(wside *w, int kind, const char *path, int sync, int per_tx, 
     OK(db, oplog_close(db));
     if (blob_len + 64 > POOL_BYTES) die("blob too long");
     w->s = sq_open(path, sync);
+    same_schema(w->s);
     w->key_id = sq_int(w->s, "SELECT coalesce(max(id), 0) FROM oplog_keys");
+    w->next_eid = sq_int(w->s, "SELECT coalesce(max(id), 0) FROM oplog_entries") + 1;
+    w->seq_off = 0;
+    w->clock = sq_int(w->s, "SELECT coalesce(max(clock), 0) FROM oplog_entries");
+    w->indexed = sq_int(w->s, "SELECT coalesce((SELECT value FROM oplog_config WHERE name = 'indexed_upto'), 0)");
+    w->ticket0 = sq_int(w->s, "SELECT version FROM oplog_ticket WHERE name = 'items'") - w->indexed;
+    w->clocks = malloc(sizeof *w->clocks * (size_t)(FLUSH_AT + per_tx));
+    if (!w->clocks) die("nomem");
+    meta_blob(w->meta);
     w->st[S_BEGIN] = sq_prep(w->s, "BEGIN IMMEDIATE");
-    w->st[S_TICKET] = sq_prep(w->s, "SELECT version FROM oplog_ticket WHERE name = ?1");
-    w->st[S_LIVE] = sq_prep(w->s, "INSERT INTO item(id, name, value, note) VALUES (?1, ?2, ?3, ?4)");
-    w->st[S_HEAD] = sq_prep(w->s, "SELECT id, hash FROM oplog_entries ORDER BY id DESC LIMIT 1");
+    w->st[S_DATAVER] = sq_prep(w->s, "PRAGMA data_version");
+    w->st[S_LIVE] = sq_prep(w->s, "INSERT INTO \"main\".\"item\" (\"id\",\"name\",\"value\",\"note\") "
+                                  "VALUES (?,?,?,?) RETURNING \"id\",\"name\",\"value\",\"note\"");
     w->st[S_ENTRY] = sq_prep(w->s,
-                             "INSERT INTO oplog_entries(id, created, aggregate, key_id, data, "
-                             "prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-    w->st[S_META] =
-        sq_prep(w->s, "INSERT INTO oplog_metadata(entry_id, seq, key, value) VALUES (?1, ?2, ?3, ?4)");
-    w->st[S_REDEEM] = sq_prep(
-        w->s, "UPDATE oplog_ticket SET version = version + 1 WHERE name = ?1 AND version = ?2");
+                             "INSERT INTO oplog_entries (id, origin, seq, clock, created, "
+                             "aggregate_name, key_id, metadata, data, prev_hash, hash, format) "
+                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    w->st[S_META] = sq_prep(
+        w->s, "INSERT INTO oplog_metadata (entry_id, position, key, value) VALUES (?, ?, ?, ?)");
+    w->st[S_SEQ] = sq_prep(w->s, "INSERT INTO oplog_seq (origin, seq, entry_id) VALUES (?, ?, ?)");
+    w->st[S_TICKET] = sq_prep(w->s, "UPDATE oplog_ticket SET version = ? WHERE name = ?");
+    w->st[S_UPTO] = sq_prep(w->s, "UPDATE oplog_config SET value = ? WHERE name = 'indexed_upto'");
+    w->st[S_CLOCK] = sq_prep(w->s, "UPDATE oplog_config SET value = ? WHERE name = 'clock'");
     w->st[S_COMMIT] = sq_prep(w->s, "COMMIT");
     break;
   }
@@ -684,13 +883,15 @@ static double ws_run(wside *w, long ntx) {
   case W_OPLOG: return run_oplog_write(w, ntx);
   case W_BARE: return run_bare(w, ntx);
   case W_SAME: return run_same_sql(w, ntx);
+  case W_TRIG: return run_trigger(w, ntx);
+  case W_SESS: return run_session(w, ntx);
   default: return run_lua_write(w, ntx);
   }
 }
 
 static void ws_close(wside *w) {
   if (w->db) OK(w->db, oplog_close(w->db));
-  for (int i = 0; i < 8; i++) sqlite3_finalize(w->st[i]);
+  for (int i = 0; i < S__N; i++) sqlite3_finalize(w->st[i]);
   if (w->s) sqlite3_close(w->s);
   if (w->L) {
     lua_getfield(w->L, LUA_REGISTRYINDEX, "bench_close");
@@ -699,6 +900,7 @@ static void ws_close(wside *w) {
   }
   free(w->rows);
   free(w->ops);
+  free(w->clocks);
   memset(w, 0, sizeof *w);
 }
 
@@ -1172,28 +1374,29 @@ static void print_machine(void) {
 /* ------------------------------------------------------------------ write workloads */
 
 typedef struct wres {
-  side oplog, bare, same, lua;
+  side sd[W__N]; /* indexed by W_OPLOG .. W_LUA */
 } wres;
 
 #define CHUNKS 10
 
-/* One write workload (W1, W1F, W2 or W2-1E, with its Lua twin when lua).
- * Every round opens each side on a fresh file, then runs the transactions
- * in CHUNKS chunks, the sides taking turns chunk by chunk in a rotating
- * order, so that changes in the machine's load hit all sides alike. */
+static const char *const W_FILES[W__N] = {"w_oplog.db", "w_bare.db", "w_same.db",
+                                          "w_trig.db",  "w_sess.db", "w_lua.db"};
+
+/* One write workload (W1, W1F, W2 or W2-1E, with its Lua twin when lua and
+ * the TRIGGER and SESSION peers when peers). Every round opens each side on
+ * a fresh file, then runs the transactions in CHUNKS chunks, the sides
+ * taking turns chunk by chunk in a rotating order, so that changes in the
+ * machine's load hit all sides alike. */
 static wres write_workload(const char *label, int sync, long ntx, int per_tx, int multi,
-                           size_t blob_len, int lua) {
-  static const char *const files[W__N] = {"w_oplog.db", "w_bare.db", "w_same.db", "w_lua.db"};
+                           size_t blob_len, int lua, int peers) {
   wres w;
   memset(&w, 0, sizeof w);
-  w.oplog.name = "oplog C";
-  w.bare.name = "BARE";
-  w.same.name = "SAME-SQL";
-  w.lua.name = "oplog Lua";
-  side *sd[W__N] = {&w.oplog, &w.bare, &w.same, &w.lua};
-  int on[W__N] = {want_side("oplog"), want_side("base"), want_side("base"), lua && want_side("oplog")};
+  for (int k = 0; k < W__N; k++) w.sd[k].name = SIDE_NAME[k];
+  int base = want_side("base");
+  int on[W__N] = {want_side("oplog"), base, base, peers && base, peers && base,
+                  lua && want_side("oplog")};
   char paths[W__N][PATH_MAX + 32];
-  for (int k = 0; k < W__N; k++) path_in(paths[k], sizeof paths[k], files[k]);
+  for (int k = 0; k < W__N; k++) path_in(paths[k], sizeof paths[k], W_FILES[k]);
   double items = (double)ntx * per_tx;
   printf("%s: %ld transactions x %d rows (%s), sync=%s, entry data %zu bytes\n", label, ntx,
          per_tx, multi || per_tx == 1 ? "one entry per row" : "one entry per transaction",
@@ -1214,26 +1417,141 @@ static wres write_workload(const char *label, int sync, long ntx, int per_tx, in
     for (int k = 0; k < W__N; k++) {
       if (!on[k]) continue;
       ws_close(&ws[k]);
-      side_add(sd[k], r, items, secs[k]);
+      side_add(&w.sd[k], r, items, secs[k]);
       if (!C.keep) rm_db(paths[k]);
     }
   }
-  for (int k = 0; k < W__N; k++) side_print(sd[k], "rows");
+  for (int k = 0; k < W__N; k++) side_print(&w.sd[k], "rows");
+  const side *so = &w.sd[W_OPLOG], *sb = &w.sd[W_BARE], *ss = &w.sd[W_SAME];
   if (on[W_OPLOG] && on[W_BARE]) {
     printf("    ratio oplog/BARE %.3f   oplog/SAME-SQL %.3f   SAME-SQL/BARE %.3f\n",
-           ratio(side_rate(&w.oplog), side_rate(&w.bare)), ratio(side_rate(&w.oplog), side_rate(&w.same)),
-           ratio(side_rate(&w.same), side_rate(&w.bare)));
-    print_paired("oplog/BARE", &w.oplog, &w.bare);
-    print_paired("oplog/SAME-SQL", &w.oplog, &w.same);
+           ratio(side_rate(so), side_rate(sb)), ratio(side_rate(so), side_rate(ss)),
+           ratio(side_rate(ss), side_rate(sb)));
+    if (peers)
+      printf("    peers to BARE: oplog %.3f   TRIGGER %.3f   SESSION %.3f\n",
+             ratio(side_rate(so), side_rate(sb)), ratio(side_rate(&w.sd[W_TRIG]), side_rate(sb)),
+             ratio(side_rate(&w.sd[W_SESS]), side_rate(sb)));
+    print_paired("oplog/BARE", so, sb);
+    print_paired("oplog/SAME-SQL", so, ss);
+    if (peers) {
+      print_paired("TRIGGER/BARE", &w.sd[W_TRIG], sb);
+      print_paired("SESSION/BARE", &w.sd[W_SESS], sb);
+    }
   }
-  if (on[W_LUA]) print_paired("Lua/C", &w.lua, &w.oplog);
+  if (on[W_LUA]) print_paired("Lua/C", &w.sd[W_LUA], so);
   fflush(stdout);
   return w;
 }
 
+/* ------------------------------------------------------------------ WAL pages per commit */
+
+#define PAGES_WARM 300   /* commits before counting */
+#define PAGES_N 1024     /* commits counted: 4 x FLUSH_AT, so the catch-ups average out */
+#define PAGES_SEGMENT 600 /* frames after which the WAL is emptied (auto-checkpoint: 1000) */
+
+static int64_t file_size(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+/* Salt-1 of the WAL header: a new value means the WAL was restarted. */
+static uint32_t wal_salt(const char *wal) {
+  unsigned char h[32];
+  int fd = open(wal, O_RDONLY);
+  if (fd < 0) return 0;
+  ssize_t n = pread(fd, h, sizeof h, 0);
+  close(fd);
+  if (n != 32) return 0;
+  return (uint32_t)h[16] << 24 | (uint32_t)h[17] << 16 | (uint32_t)h[18] << 8 | h[19];
+}
+
+/* Empties the WAL from a second connection (its own auto-checkpoint off). */
+static void wal_truncate(sqlite3 *ck, const char *wal) {
+  int nlog = -1, nckpt = -1;
+  if (sqlite3_wal_checkpoint_v2(ck, "main", SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt) != SQLITE_OK)
+    die("pages: checkpoint: %s", sqlite3_errmsg(ck));
+  if (file_size(wal) != 0) die("pages: the WAL is not empty after a TRUNCATE checkpoint");
+}
+
+typedef struct pres {
+  double avg;
+  long commits, segments, restarts, max;
+} pres;
+
+/* WAL frames (pages) written per commit in the W1 shape (one row, one entry
+ * per transaction, sync=normal) by one side, on a fresh file: PAGES_WARM
+ * commits, then PAGES_N commits counted one by one from the WAL's size
+ * ((size - 32) / (page size + 24) frames). A second connection empties the
+ * WAL (TRUNCATE checkpoint) before counting and whenever it passes
+ * PAGES_SEGMENT frames, so that the side's own auto-checkpoint (at 1000)
+ * never runs; a commit during which the WAL was restarted anyway (its size
+ * shrank or its salt changed) is not counted, and the count goes on in a
+ * new segment. A count: free of timing noise. */
+SIDE static pres wal_pages(int kind, size_t blob_len) {
+  char path[PATH_MAX + 32], wal[PATH_MAX + 40];
+  path_in(path, sizeof path, "w_pages.db");
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  wside w;
+  ws_open(&w, kind, path, OPLOG_SYNC_NORMAL, 1, 0, blob_len);
+  ws_run(&w, PAGES_WARM);
+  sqlite3 *ck = sq_open(path, OPLOG_SYNC_NORMAL);
+  sq_exec(ck, "PRAGMA wal_autocheckpoint=0");
+  int64_t fsz = sq_int(ck, "PRAGMA page_size") + 24;
+  pres p = {0, 0, 0, 0, 0};
+  long total = 0;
+  while (p.commits < PAGES_N) {
+    wal_truncate(ck, wal);
+    p.segments++;
+    int64_t prev = 0;
+    uint32_t salt = 0;
+    while (p.commits < PAGES_N && prev < PAGES_SEGMENT) {
+      ws_run(&w, 1);
+      int64_t sz = file_size(wal);
+      if (sz < 32 || (sz - 32) % fsz != 0) die("pages: odd WAL size %lld", (long long)sz);
+      int64_t frames = (sz - 32) / fsz;
+      uint32_t s1 = wal_salt(wal);
+      if (frames < prev || (salt && s1 != salt)) {
+        p.restarts++;
+        break;
+      }
+      salt = s1;
+      long d = (long)(frames - prev);
+      if (d > p.max) p.max = d;
+      total += d;
+      p.commits++;
+      prev = frames;
+    }
+  }
+  sqlite3_close(ck);
+  ws_close(&w);
+  rm_db(path);
+  p.avg = (double)total / (double)p.commits;
+  return p;
+}
+
+/* The W1 pages of every side there is (oplog, BARE, SAME-SQL, the peers). */
+static void pages_w1(size_t len1, double *pages, double *pages_bare) {
+  static const int kinds[] = {W_OPLOG, W_BARE, W_SAME, W_TRIG, W_SESS};
+  printf("    WAL pages per commit (%d commits after %d; a count):", PAGES_N, PAGES_WARM);
+  for (size_t i = 0, n = 0; i < sizeof kinds / sizeof *kinds; i++) {
+    int k = kinds[i];
+    if (!want_side(k == W_OPLOG ? "oplog" : "base")) continue;
+    pres p = wal_pages(k, len1);
+    printf("%s%s %.2f (max %ld)", n++ ? "  " : " ", k == W_OPLOG ? "oplog" : SIDE_NAME[k], p.avg, p.max);
+    if (p.restarts) printf(" [%ld WAL restarts not counted]", p.restarts);
+    if (k == W_OPLOG) *pages = p.avg;
+    if (k == W_BARE) *pages_bare = p.avg;
+  }
+  printf("\n");
+  if (*pages > 0 && *pages_bare > 0) printf("    pages oplog/BARE %.2f\n", *pages / *pages_bare);
+  fflush(stdout);
+}
+
 /* Entry data length of 1-op and W2_BATCH-op entries, measured on real oplog
- * files (the SAME-SQL blobs must have that length); doubles as a warm-up. */
-static void calibrate(size_t *len1, size_t *len2) {
+ * files (the SAME-SQL blobs must have that length); doubles as a warm-up.
+ * Also says which format the core writes, and checks on a format-2 file
+ * that the core's metadata blobs have the length SAME-SQL writes. */
+static void calibrate(size_t *len1, size_t *len2, int *format2) {
   char p[PATH_MAX + 32];
   wside w;
   path_in(p, sizeof p, "w_calib.db");
@@ -1241,6 +1559,15 @@ static void calibrate(size_t *len1, size_t *len2) {
   ws_run(&w, 200);
   ws_close(&w);
   *len1 = data_len_of(p);
+  *format2 = core_is_format2(p);
+  if (*format2) {
+    sqlite3 *s = sq_open(p, OPLOG_SYNC_NORMAL);
+    double ml = sq_double(s, "SELECT avg(length(metadata)) FROM oplog_entries");
+    sqlite3_close(s);
+    if (llround(ml) != META_BLOB_LEN)
+      printf("note: the core's metadata blobs are %.1f bytes, SAME-SQL writes %d: update the bench\n",
+             ml, META_BLOB_LEN);
+  }
   ws_open(&w, W_OPLOG, p, OPLOG_SYNC_NORMAL, W2_BATCH, 0, 0);
   ws_run(&w, 20);
   ws_close(&w);
@@ -1253,16 +1580,65 @@ static void calibrate(size_t *len1, size_t *len2) {
 static void usage(void) {
   fprintf(stderr,
           "usage: oplog_bench [--quick] [--dir DIR] [--rounds N] [--keep]\n"
-          "                   [--only w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open] [--side oplog|base]\n");
+          "                   [--only w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open] [--side oplog|base]\n"
+          "                   [--fake KEY=VALUE]...\n");
   exit(2);
+}
+
+/* The figures of the last line, in its order. ran: the run was asked to
+ * measure it (nan is then a failure); pages: a count of pages per commit,
+ * at least 1 (every commit writes a page). */
+enum {
+  F_W1, F_W1F, F_W2, F_W2BARE, F_W3, F_W4, F_W5, F_LUA1, F_LUA2, F_OPEN, F_RSS, F_PAGES,
+  F_PAGES_BARE, F_TRIG_W1, F_SESS_W1, F_TRIG_W1F, F_SESS_W1F, F_TRIG_W2, F_SESS_W2, F__N
+};
+static struct fig {
+  const char *key;
+  int decimals, pages, ran;
+  double v;
+} FIG[F__N] = {
+    [F_W1] = {"w1", 3},          [F_W1F] = {"w1f", 3},         [F_W2] = {"w2", 3},
+    [F_W2BARE] = {"w2bare", 3},  [F_W3] = {"w3", 3},           [F_W4] = {"w4", 3},
+    [F_W5] = {"w5", 3},          [F_LUA1] = {"lua1", 3},       [F_LUA2] = {"lua2", 3},
+    [F_OPEN] = {"open_ms", 2},   [F_RSS] = {"rss_mb", 1},      [F_PAGES] = {"pages", 2, 1},
+    [F_PAGES_BARE] = {"pages_bare", 2, 1},
+    [F_TRIG_W1] = {"trig_w1", 3}, [F_SESS_W1] = {"sess_w1", 3}, [F_TRIG_W1F] = {"trig_w1f", 3},
+    [F_SESS_W1F] = {"sess_w1f", 3}, [F_TRIG_W2] = {"trig_w2", 3}, [F_SESS_W2] = {"sess_w2", 3},
+};
+
+static void fig_set(int f, int ran, double v) {
+  FIG[f].ran = ran;
+  FIG[f].v = v;
+}
+
+/* --fake KEY=VALUE: sets a figure (and marks it run) before the check, so
+ * that a test can see the check fail. */
+static void fig_fake(const char *kv) {
+  const char *eq = strchr(kv, '=');
+  for (int f = 0; eq && f < F__N; f++)
+    if (strlen(FIG[f].key) == (size_t)(eq - kv) && strncmp(kv, FIG[f].key, (size_t)(eq - kv)) == 0) {
+      fig_set(f, 1, strtod(eq + 1, NULL));
+      return;
+    }
+  die("--fake %s: no such figure", kv);
+}
+
+/* A figure that was run must be a positive number (a ratio of two rates,
+ * milliseconds, megabytes), and a page count at least 1. */
+static int fig_possible(const struct fig *g) {
+  if (!g->ran) return 1;
+  return isfinite(g->v) && g->v > 0 && (!g->pages || g->v >= 1);
 }
 
 int main(int argc, char **argv) {
   const char *child = NULL;
+  const char *fakes[32];
+  int nfakes = 0;
   long child_n = 0;
   int child_round = 0;
   int rounds = 0;
   snprintf(C.dir, sizeof C.dir, "bench-data");
+  for (int f = 0; f < F__N; f++) FIG[f].v = NAN;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = (i + 1 < argc) ? argv[i + 1] : NULL;
@@ -1272,6 +1648,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--rounds") == 0 && v) rounds = atoi(argv[++i]);
     else if (strcmp(a, "--only") == 0 && v) C.only = argv[++i];
     else if (strcmp(a, "--side") == 0 && v) C.side = argv[++i];
+    else if (strcmp(a, "--fake") == 0 && v && nfakes < 32) fakes[nfakes++] = argv[++i];
     else if (strcmp(a, "--child") == 0 && v) child = argv[++i];
     else if (strcmp(a, "--n") == 0 && v) child_n = atol(argv[++i]);
     else if (strcmp(a, "--round") == 0 && v) child_round = atoi(argv[++i]);
@@ -1290,7 +1667,8 @@ int main(int argc, char **argv) {
   C.self[sl] = 0;
   write_keyfile();
   /* Fixed sizes: full mode runs each timed measurement for roughly 1-5 s on
-   * a 2-core VM; quick mode only proves that the harness works. */
+   * a 2-core VM; quick mode only proves that the harness works. The WAL
+   * page counts are the same in both modes. */
   if (C.quick) {
     C.rounds = 2;
     C.w1_n = 300;
@@ -1308,23 +1686,37 @@ int main(int argc, char **argv) {
   print_machine();
 
   size_t len1 = 0, len2 = 0;
+  int format2 = 0;
   if (want_side("base")) { /* only SAME-SQL needs them (skipped for profiling) */
-    calibrate(&len1, &len2);
-    printf("entry data: %zu bytes for 1 op, %zu bytes for %d ops\n", len1, len2, W2_BATCH);
+    calibrate(&len1, &len2, &format2);
+    printf("entry data: %zu bytes for 1 op, %zu bytes for %d ops; core writes format %d%s\n", len1,
+           len2, W2_BATCH, format2 ? 2 : 1,
+           format2 ? "" : " (SAME-SQL on provisional format-2 tables)");
   }
-
-  double w1 = NAN, w1f = NAN, w2 = NAN, w2bare = NAN, w3 = NAN, w4 = NAN, w5 = NAN, l1 = NAN,
-         l2 = NAN, open_ms = NAN, rss_mb = NAN;
+  int both = !C.side; /* a ratio of the oplog to a baseline needs both sides */
 
   if (want("w1") || want("l1")) {
-    wres w = write_workload("W1/L1", OPLOG_SYNC_NORMAL, C.w1_n, 1, 0, len1, want("l1"));
-    w1 = ratio(side_rate(&w.oplog), side_rate(&w.bare));
-    l1 = ratio(side_rate(&w.lua), side_rate(&w.oplog));
-    if (want("l1")) printf("    ratio Lua/C %.3f\n", l1);
+    wres w = write_workload("W1/L1", OPLOG_SYNC_NORMAL, C.w1_n, 1, 0, len1, want("l1"), 1);
+    const side *b = &w.sd[W_BARE];
+    fig_set(F_W1, both, ratio(side_rate(&w.sd[W_OPLOG]), side_rate(b)));
+    fig_set(F_TRIG_W1, want_side("base"), ratio(side_rate(&w.sd[W_TRIG]), side_rate(b)));
+    fig_set(F_SESS_W1, want_side("base"), ratio(side_rate(&w.sd[W_SESS]), side_rate(b)));
+    fig_set(F_LUA1, want("l1") && want_side("oplog"),
+            ratio(side_rate(&w.sd[W_LUA]), side_rate(&w.sd[W_OPLOG])));
+    if (want("l1")) printf("    ratio Lua/C %.3f\n", FIG[F_LUA1].v);
+    if (want("w1")) {
+      double pg = NAN, pgb = NAN;
+      pages_w1(len1, &pg, &pgb);
+      fig_set(F_PAGES, want_side("oplog"), pg);
+      fig_set(F_PAGES_BARE, want_side("base"), pgb);
+    }
   }
   if (want("w1f")) {
-    wres w = write_workload("W1F", OPLOG_SYNC_FULL, C.w1f_n, 1, 0, len1, 0);
-    w1f = ratio(side_rate(&w.oplog), side_rate(&w.bare));
+    wres w = write_workload("W1F", OPLOG_SYNC_FULL, C.w1f_n, 1, 0, len1, 0, 1);
+    const side *b = &w.sd[W_BARE];
+    fig_set(F_W1F, both, ratio(side_rate(&w.sd[W_OPLOG]), side_rate(b)));
+    fig_set(F_TRIG_W1F, want_side("base"), ratio(side_rate(&w.sd[W_TRIG]), side_rate(b)));
+    fig_set(F_SESS_W1F, want_side("base"), ratio(side_rate(&w.sd[W_SESS]), side_rate(b)));
   }
   /* W2 is 100 entries (one row each) per SQLite transaction. Lua takes part
    * when its binding has tx:entry; otherwise L2 is measured on the closest
@@ -1337,21 +1729,26 @@ int main(int argc, char **argv) {
     lua_multi = lua_has_tx_entry(pp);
   }
   if (want("w2") || (want("l2") && lua_multi)) {
-    wres w = write_workload("W2/L2", OPLOG_SYNC_NORMAL, C.w2_tx, W2_BATCH, 1, len1,
-                            want("l2") && lua_multi);
-    w2 = ratio(side_rate(&w.oplog), side_rate(&w.same));
-    w2bare = ratio(side_rate(&w.oplog), side_rate(&w.bare));
-    if (want("l2") && lua_multi) {
-      l2 = ratio(side_rate(&w.lua), side_rate(&w.oplog));
-      printf("    ratio Lua/C %.3f\n", l2);
+    int l2 = want("l2") && lua_multi;
+    wres w = write_workload("W2/L2", OPLOG_SYNC_NORMAL, C.w2_tx, W2_BATCH, 1, len1, l2, 1);
+    const side *o = &w.sd[W_OPLOG], *b = &w.sd[W_BARE];
+    fig_set(F_W2, both, ratio(side_rate(o), side_rate(&w.sd[W_SAME])));
+    fig_set(F_W2BARE, both, ratio(side_rate(o), side_rate(b)));
+    fig_set(F_TRIG_W2, want_side("base"), ratio(side_rate(&w.sd[W_TRIG]), side_rate(b)));
+    fig_set(F_SESS_W2, want_side("base"), ratio(side_rate(&w.sd[W_SESS]), side_rate(b)));
+    if (l2) {
+      fig_set(F_LUA2, want_side("oplog"), ratio(side_rate(&w.sd[W_LUA]), side_rate(o)));
+      printf("    ratio Lua/C %.3f\n", FIG[F_LUA2].v);
     }
   }
   if (want("w2e") || (want("l2") && !lua_multi)) {
+    int l2 = want("l2") && !lua_multi;
     wres e = write_workload("W2-1E (informational)", OPLOG_SYNC_NORMAL, C.w2_tx, W2_BATCH, 0, len2,
-                            want("l2") && !lua_multi);
-    if (want("l2") && !lua_multi) {
-      l2 = ratio(side_rate(&e.lua), side_rate(&e.oplog));
-      printf("    ratio Lua/C %.3f (the Lua binding has no tx:entry: L2 measured on W2-1E)\n", l2);
+                            l2, 0);
+    if (l2) {
+      fig_set(F_LUA2, want_side("oplog"), ratio(side_rate(&e.sd[W_LUA]), side_rate(&e.sd[W_OPLOG])));
+      printf("    ratio Lua/C %.3f (the Lua binding has no tx:entry: L2 measured on W2-1E)\n",
+             FIG[F_LUA2].v);
     }
   }
 
@@ -1365,12 +1762,12 @@ int main(int argc, char **argv) {
     printf("    built in %.1f s (%.0f entries/s written)\n", b.secs, (double)C.big_n / b.secs);
     struct {
       const char *key, *label, *o, *b, *unit;
-      double *out;
+      int fig;
     } big_w[] = {
-        {"w3", "W3 read+decrypt all entries", "w3o", "w3b", "entries", &w3},
-        {"w5", "W5 verify chain without key", "w5o", "w5b", "entries", &w5},
+        {"w3", "W3 read+decrypt all entries", "w3o", "w3b", "entries", F_W3},
+        {"w5", "W5 verify chain without key", "w5o", "w5b", "entries", F_W5},
         /* last: replay adds tables to the data set file */
-        {"w4", "W4 replay into suffix tables", "w4o", "w4b", "ops", &w4},
+        {"w4", "W4 replay into suffix tables", "w4o", "w4b", "ops", F_W4},
     };
     for (size_t k = 0; k < sizeof big_w / sizeof *big_w; k++) {
       if (!want(big_w[k].key)) continue;
@@ -1396,13 +1793,14 @@ int main(int argc, char **argv) {
         }
       side_print(&so, big_w[k].unit);
       side_print(&sb, big_w[k].unit);
-      *big_w[k].out = ratio(side_rate(&so), side_rate(&sb));
-      printf("    ratio oplog/baseline %.3f\n", *big_w[k].out);
+      fig_set(big_w[k].fig, both, ratio(side_rate(&so), side_rate(&sb)));
+      printf("    ratio oplog/baseline %.3f\n", FIG[big_w[k].fig].v);
       print_paired("oplog/baseline", &so, &sb);
       if (so.hwm_kb > max_hwm) max_hwm = so.hwm_kb;
       fflush(stdout);
     }
-    if (max_hwm > 0) rss_mb = (double)max_hwm / 1024.0;
+    fig_set(F_RSS, (want("w3") || want("w4") || want("w5")) && want_side("oplog"),
+            max_hwm > 0 ? (double)max_hwm / 1024.0 : NAN);
     if (want("w4") && !C.keep) {
       /* the replayed copies are not needed any more */
       sqlite3 *s = sq_open(g_ds, OPLOG_SYNC_NORMAL);
@@ -1431,10 +1829,10 @@ int main(int argc, char **argv) {
           firsts[j] = firsts[j - 1];
           firsts[j - 1] = x;
         }
-      open_ms = firsts[2];
+      fig_set(F_OPEN, 1, firsts[2]);
       printf("open with key file (%ld-entry file): first open in a fresh process %.3f ms "
              "(median of 5), later opens %.3f ms\n",
-             C.big_n, open_ms, later);
+             C.big_n, FIG[F_OPEN].v, later);
     }
     if (!C.keep) {
       rm_db(g_ds);
@@ -1447,8 +1845,19 @@ int main(int argc, char **argv) {
   }
   printf("targets: w1>=0.65 w1f>=0.95 w2>=0.8 w2bare>=0.45 w3>=0.5 w4>=0.5 w5>=0.5 "
          "lua1>=0.7 lua2>=0.7 open_ms<=5 rss_mb<=32\n");
-  printf("bench: w1=%.3f w1f=%.3f w2=%.3f w2bare=%.3f w3=%.3f w4=%.3f w5=%.3f lua1=%.3f lua2=%.3f "
-         "open_ms=%.2f rss_mb=%.1f\n",
-         w1, w1f, w2, w2bare, w3, w4, w5, l1, l2, open_ms, rss_mb);
-  return 0;
+  for (int i = 0; i < nfakes; i++) fig_fake(fakes[i]);
+  /* an impossible figure fails the run (said before the last line, which
+   * stays last) */
+  int bad = 0;
+  for (int f = 0; f < F__N; f++)
+    if (!fig_possible(&FIG[f]))
+      fprintf(stderr, "%s %s=%.*f", bad++ ? "" : "bench: impossible figure(s):", FIG[f].key,
+              FIG[f].decimals, FIG[f].v);
+  if (bad) fprintf(stderr, " (a figure that was run must be a positive number, pages at least 1)\n");
+  fflush(stderr);
+  /* the last line: every figure, nan for those not run */
+  printf("bench:");
+  for (int f = 0; f < F__N; f++) printf(" %s=%.*f", FIG[f].key, FIG[f].decimals, FIG[f].v);
+  printf("\n");
+  return bad ? 1 : 0;
 }

@@ -11,7 +11,7 @@
  * is the peak of that work alone. W1 also counts the WAL pages each side
  * writes per commit.
  *
- *   oplog_bench [--quick] [--dir DIR] [--rounds N] [--only w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open]
+ *   oplog_bench [--quick] [--dir DIR] [--rounds N] [--only sql,w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open]
  *               [--side oplog|base] [--keep] [--fake KEY=VALUE]...
  *
  * The last line printed is machine-readable (see README.md). The exit status
@@ -31,6 +31,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1547,6 +1548,152 @@ static void pages_w1(size_t len1, double *pages, double *pages_bare) {
   fflush(stdout);
 }
 
+/* ------------------------------------------------------------------ SAME-SQL against the core's SQL */
+
+/* Every connection the process opens gets a statement trace (an SQLite
+ * auto-extension: the oplog's own connection cannot be reached otherwise);
+ * it records only while g_trace.on. */
+static struct {
+  int on;
+  char **v;
+  size_t n, cap;
+} g_trace;
+
+/* Part of a word for sql_norm: a space between two of these stays. */
+static int sql_wordch(char c) {
+  return c == '_' || c == '"' || c == '\'' || c == '`' || c == '?' || isalnum((unsigned char)c);
+}
+
+/* Statement text with parameters written `?`, whitespace folded to one
+ * space between words and dropped elsewhere ("a , b" and "a,b" compare
+ * equal). */
+static char *sql_norm(const char *q) {
+  size_t n = strlen(q);
+  char *o = malloc(n + 1), *d = o;
+  if (!o) die("nomem");
+  int sp = 0;
+  for (const char *p = q; *p;) {
+    if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+      sp = 1;
+      p++;
+      continue;
+    }
+    if (sp && d > o && sql_wordch(d[-1]) && (sql_wordch(*p) || *p == ':' || *p == '@' || *p == '$'))
+      *d++ = ' ';
+    sp = 0;
+    if (*p == '?' || ((*p == ':' || *p == '@' || *p == '$') && (p[1] == '_' || isalpha((unsigned char)p[1])))) {
+      *d++ = '?';
+      p++;
+      while (*p == '_' || isalnum((unsigned char)*p)) p++;
+      continue;
+    }
+    *d++ = *p++;
+  }
+  *d = 0;
+  return o;
+}
+
+static int trace_cb(unsigned type, void *ctx, void *p, void *x) {
+  (void)ctx;
+  if (!g_trace.on || type != SQLITE_TRACE_STMT) return 0;
+  const char *q = (const char *)x;
+  if (q && strncmp(q, "--", 2) == 0) return 0; /* a trigger's body */
+  q = sqlite3_sql((sqlite3_stmt *)p);
+  if (!q) return 0;
+  if (g_trace.n == g_trace.cap) {
+    g_trace.cap = g_trace.cap ? g_trace.cap * 2 : 4096;
+    g_trace.v = realloc(g_trace.v, g_trace.cap * sizeof *g_trace.v);
+    if (!g_trace.v) die("nomem");
+  }
+  g_trace.v[g_trace.n++] = sql_norm(q);
+  return 0;
+}
+
+static int trace_ext(sqlite3 *db, char **err, const void *api) {
+  (void)err, (void)api;
+  sqlite3_trace_v2(db, SQLITE_TRACE_STMT, trace_cb, NULL);
+  return SQLITE_OK;
+}
+
+typedef struct sqlrun {
+  char **v;
+  size_t n;
+} sqlrun;
+
+/* The statements one side issues for ntx transactions on a fresh file. */
+static sqlrun trace_side(int kind, int per_tx, int multi, long ntx, size_t blob_len) {
+  char p[PATH_MAX + 32];
+  wside w;
+  path_in(p, sizeof p, "w_trace.db");
+  ws_open(&w, kind, p, OPLOG_SYNC_NORMAL, per_tx, multi, blob_len);
+  g_trace.n = 0;
+  g_trace.on = 1;
+  ws_run(&w, ntx);
+  g_trace.on = 0;
+  ws_close(&w);
+  rm_db(p);
+  sqlrun r = {g_trace.v, g_trace.n};
+  g_trace.v = NULL;
+  g_trace.n = g_trace.cap = 0;
+  return r;
+}
+
+static void sqlrun_free(sqlrun *r) {
+  for (size_t i = 0; i < r->n; i++) free(r->v[i]);
+  free(r->v);
+}
+
+/* How many times s occurs in r. */
+static size_t sql_count(const sqlrun *r, const char *s) {
+  size_t c = 0;
+  for (size_t i = 0; i < r->n; i++) c += strcmp(r->v[i], s) == 0;
+  return c;
+}
+
+/* Compares the statements of the oplog side and of SAME-SQL for the same
+ * transactions, in order. Returns 1 when they are the same. */
+static int sql_compare(const char *label, int per_tx, int multi, long ntx, size_t blob_len) {
+  sqlrun a = trace_side(W_OPLOG, per_tx, multi, ntx, blob_len);
+  sqlrun b = trace_side(W_SAME, per_tx, multi, ntx, blob_len);
+  size_t i = 0;
+  while (i < a.n && i < b.n && strcmp(a.v[i], b.v[i]) == 0) i++;
+  int same = i == a.n && i == b.n;
+  if (same) {
+    printf("    %s: %zu statements in %ld transactions, the same in the same order\n", label, a.n, ntx);
+  } else {
+    printf("    %s: DIFFERENT (core %zu statements, SAME-SQL %zu, first difference at #%zu:\n"
+           "      core: %s\n      SAME-SQL: %s)\n",
+           label, a.n, b.n, i + 1, i < a.n ? a.v[i] : "(end)", i < b.n ? b.v[i] : "(end)");
+    printf("      count core / SAME-SQL of each statement that differs:\n");
+    for (int side = 0; side < 2; side++) {
+      const sqlrun *x = side ? &b : &a;
+      for (size_t k = 0; k < x->n; k++) {
+        int seen = 0; /* first occurrence in a, or in b but not in a */
+        for (size_t j = 0; j < k && !seen; j++) seen = strcmp(x->v[j], x->v[k]) == 0;
+        if (seen || (side && sql_count(&a, x->v[k]))) continue;
+        size_t ca = sql_count(&a, x->v[k]), cb = sql_count(&b, x->v[k]);
+        if (ca != cb) printf("      %6zu / %-6zu %.200s\n", ca, cb, x->v[k]);
+      }
+    }
+  }
+  sqlrun_free(&a);
+  sqlrun_free(&b);
+  return same;
+}
+
+/* The SAME-SQL check: W1 over 600 transactions and W2 over 6 (600 entries
+ * each, so two catch-ups of the derived tables). */
+static int sql_check(size_t len1) {
+  printf("SAME-SQL against the core's statements (sqlite3_trace_v2 on every connection):\n");
+  fflush(stdout);
+  sqlite3_auto_extension((void (*)(void))trace_ext);
+  int ok = sql_compare("W1", 1, 0, 600, len1);
+  ok &= sql_compare("W2", W2_BATCH, 1, 6, len1);
+  sqlite3_cancel_auto_extension((void (*)(void))trace_ext);
+  fflush(stdout);
+  return ok;
+}
+
 /* Entry data length of 1-op and W2_BATCH-op entries, measured on real oplog
  * files (the SAME-SQL blobs must have that length); doubles as a warm-up.
  * Also says which format the core writes, and checks on a format-2 file
@@ -1580,7 +1727,7 @@ static void calibrate(size_t *len1, size_t *len2, int *format2) {
 static void usage(void) {
   fprintf(stderr,
           "usage: oplog_bench [--quick] [--dir DIR] [--rounds N] [--keep]\n"
-          "                   [--only w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open] [--side oplog|base]\n"
+          "                   [--only sql,w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open] [--side oplog|base]\n"
           "                   [--fake KEY=VALUE]...\n");
   exit(2);
 }
@@ -1694,6 +1841,9 @@ int main(int argc, char **argv) {
            format2 ? "" : " (SAME-SQL on provisional format-2 tables)");
   }
   int both = !C.side; /* a ratio of the oplog to a baseline needs both sides */
+  if (want("sql") && both && !sql_check(len1))
+    printf("    note: SAME-SQL is not the core's SQL%s: w2 and the other oplog/SAME-SQL "
+           "ratios compare different work\n", format2 ? "" : " (the core still writes format 1)");
 
   if (want("w1") || want("l1")) {
     wres w = write_workload("W1/L1", OPLOG_SYNC_NORMAL, C.w1_n, 1, 0, len1, want("l1"), 1);

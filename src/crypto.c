@@ -13,6 +13,8 @@
 #include "internal.h"
 
 #define WRAP_AD "oplog.v1.data-key"
+#define WRAP_AD2 "oplog.v2.data-key"
+#define SEED_AD "oplog.v2.origin-seed"
 #define SALT_BYTES crypto_pwhash_SALTBYTES
 #define DEFAULT_KDF_OPS 2ULL
 #define DEFAULT_KDF_MEM (64u * 1024 * 1024)
@@ -126,34 +128,46 @@ static int root_from_source(oplog_db *db, const oplog_key_source *src, unsigned 
   return OPLOG_OK;
 }
 
-static void wrap_ad(uint8_t ad[sizeof WRAP_AD - 1 + 8], int64_t id) {
-  memcpy(ad, WRAP_AD, sizeof WRAP_AD - 1);
-  put_u64(ad + sizeof WRAP_AD - 1, (uint64_t)id);
+/* Format 2 binds a data key to its origin and id; format 1 (a file read
+ * as it is, origin_id NULL) to its id only. */
+#define WRAP_AD_MAX (sizeof WRAP_AD2 - 1 + OPLOG_ORIGIN_BYTES + 8)
+static size_t wrap_ad(uint8_t ad[WRAP_AD_MAX], const uint8_t *origin_id, int64_t id) {
+  if (!origin_id) {
+    memcpy(ad, WRAP_AD, sizeof WRAP_AD - 1);
+    put_u64(ad + sizeof WRAP_AD - 1, (uint64_t)id);
+    return sizeof WRAP_AD - 1 + 8;
+  }
+  memcpy(ad, WRAP_AD2, sizeof WRAP_AD2 - 1);
+  memcpy(ad + sizeof WRAP_AD2 - 1, origin_id, OPLOG_ORIGIN_BYTES);
+  put_u64(ad + sizeof WRAP_AD2 - 1 + OPLOG_ORIGIN_BYTES, (uint64_t)id);
+  return WRAP_AD_MAX;
 }
 
-int crypto_unwrap(const unsigned char *root, int64_t id, const uint8_t *nonce, size_t nnonce,
-                  const uint8_t *wrapped, size_t nwrapped, unsigned char key[OPLOG_KEY_BYTES]) {
+int crypto_unwrap(const unsigned char *root, const uint8_t *origin_id, int64_t id, const uint8_t *nonce,
+                  size_t nnonce, const uint8_t *wrapped, size_t nwrapped, unsigned char key[OPLOG_KEY_BYTES]) {
   if (nnonce != OPLOG_NONCE_BYTES || nwrapped != OPLOG_KEY_BYTES + OPLOG_TAG_BYTES)
     return OPLOG_CORRUPT;
-  uint8_t ad[sizeof WRAP_AD - 1 + 8];
-  wrap_ad(ad, id);
+  uint8_t ad[WRAP_AD_MAX];
+  size_t adlen = wrap_ad(ad, origin_id, id);
   unsigned long long klen = 0;
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(key, &klen, NULL, wrapped, nwrapped, ad,
-                                                 sizeof ad, nonce, root) != 0)
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(key, &klen, NULL, wrapped, nwrapped, ad, adlen, nonce, root) != 0)
     return OPLOG_DECRYPT_FAILED;
   return OPLOG_OK;
 }
 
-static int wrap_key(const unsigned char *root, int64_t id, const unsigned char *key,
-                    uint8_t nonce[OPLOG_NONCE_BYTES],
-                    uint8_t wrapped[OPLOG_KEY_BYTES + OPLOG_TAG_BYTES]) {
-  uint8_t ad[sizeof WRAP_AD - 1 + 8];
-  wrap_ad(ad, id);
+static void wrap_key(const unsigned char *root, const uint8_t *origin_id, int64_t id, const unsigned char *key,
+                     uint8_t nonce[OPLOG_NONCE_BYTES], uint8_t wrapped[OPLOG_KEY_BYTES + OPLOG_TAG_BYTES]) {
+  uint8_t ad[WRAP_AD_MAX];
+  size_t adlen = wrap_ad(ad, origin_id, id);
   randombytes_buf(nonce, OPLOG_NONCE_BYTES);
   unsigned long long wlen = 0;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(wrapped, &wlen, key, OPLOG_KEY_BYTES, ad, sizeof ad,
-                                             NULL, nonce, root);
-  return OPLOG_OK;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(wrapped, &wlen, key, OPLOG_KEY_BYTES, ad, adlen, NULL, nonce, root);
+}
+
+/* The wrapping of an origin's seed: like a data key's, with its own tag. */
+static void seed_ad(uint8_t ad[sizeof SEED_AD - 1 + OPLOG_ORIGIN_BYTES], const uint8_t *pk) {
+  memcpy(ad, SEED_AD, sizeof SEED_AD - 1);
+  memcpy(ad + sizeof SEED_AD - 1, pk, OPLOG_ORIGIN_BYTES);
 }
 
 /* Grows a locked key array by one slot (the old array is wiped). */
@@ -180,7 +194,7 @@ static int keyring_load(oplog_db *db) {
   size_t nkeys = 0;
   int64_t active = 0;
   sqlite3_stmt *s = NULL;
-  int r = sqlite3_prepare_v2(db->sql, "SELECT id, state, nonce, wrapped FROM oplog_keys ORDER BY id",
+  int r = sqlite3_prepare_v2(db->sql, "SELECT origin, id, nonce, wrapped FROM oplog_keys ORDER BY origin, id",
                              -1, &s, NULL);
   if (r != SQLITE_OK) return db_sqlerr(db, r);
   int rc = OPLOG_OK, good = 0, bad = 0;
@@ -190,25 +204,31 @@ static int keyring_load(oplog_db *db) {
       rc = db_error(db, OPLOG_NOMEM, "out of memory");
       break;
     }
-    k->id = sqlite3_column_int64(s, 0);
-    size_t sn;
-    const char *state = col_bytes(s, 1, &sn);
-    int u = crypto_unwrap(kr->root, k->id, sqlite3_column_blob(s, 2),
-                          (size_t)sqlite3_column_bytes(s, 2), sqlite3_column_blob(s, 3),
-                          (size_t)sqlite3_column_bytes(s, 3), k->key);
+    k->origin = sqlite3_column_int64(s, 0);
+    k->id = sqlite3_column_int64(s, 1);
+    const uint8_t *oid = NULL;
+    if (db->format != 1 && !(oid = origin_id(db, k->origin))) {
+      rc = db->code;
+      break;
+    }
+    int u = crypto_unwrap(kr->root, oid, k->id, sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2),
+                          sqlite3_column_blob(s, 3), (size_t)sqlite3_column_bytes(s, 3), k->key);
     if (u != OPLOG_OK) {
       nkeys--;
       bad++;
       continue;
     }
     good++;
-    if (sn == 6 && memcmp(state, "active", 6) == 0) active = k->id;
+    /* The key for new entries is this origin's newest key that unwraps:
+     * authenticated, unlike the state column, which a writer of the file
+     * could set back to 'active' on a retired key. */
+    if (k->origin == 1 && k->id > active) active = k->id;
   }
   if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
   sqlite3_finalize(s);
   if (!rc && bad && !good) rc = db_error(db, OPLOG_WRONG_KEY, "wrong key: it does not unwrap this file's data keys");
   if (!rc && bad) rc = db_error(db, OPLOG_CORRUPT, "%d data key(s) in oplog_keys cannot be unwrapped", bad);
-  if (!rc && (!good || !active)) rc = db_error(db, OPLOG_CORRUPT, "oplog_keys has no active data key");
+  if (!rc && !active) rc = db_error(db, OPLOG_CORRUPT, "oplog_keys has no data key of this file's origin");
   if (rc) {
     if (keys) sodium_free(keys);
     return rc;
@@ -220,24 +240,159 @@ static int keyring_load(oplog_db *db) {
   return OPLOG_OK;
 }
 
-static int insert_key(oplog_db *db, int64_t id, const unsigned char *key, const char *state) {
-  uint8_t nonce[OPLOG_NONCE_BYTES], wrapped[OPLOG_KEY_BYTES + OPLOG_TAG_BYTES];
-  wrap_key(db->kr.root, id, key, nonce, wrapped);
+static int insert_key(oplog_db *db, int64_t id, const uint8_t nonce[OPLOG_NONCE_BYTES],
+                      const uint8_t wrapped[OPLOG_KEY_BYTES + OPLOG_TAG_BYTES], const char *state) {
   sqlite3_stmt *s = NULL;
   int r = sqlite3_prepare_v2(db->sql,
-                             "INSERT INTO oplog_keys (id, created, state, nonce, wrapped) "
-                             "VALUES (?1, ?2, ?3, ?4, ?5)",
+                             "INSERT INTO oplog_keys (origin, id, created, state, nonce, wrapped) "
+                             "VALUES (1, ?1, ?2, ?3, ?4, ?5)",
                              -1, &s, NULL);
   if (r == SQLITE_OK) {
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, now_ms());
     sqlite3_bind_text(s, 3, state, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 4, nonce, sizeof nonce, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 5, wrapped, sizeof wrapped, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 4, nonce, OPLOG_NONCE_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 5, wrapped, OPLOG_KEY_BYTES + OPLOG_TAG_BYTES, SQLITE_STATIC);
     r = sqlite3_step(s);
   }
   sqlite3_finalize(s);
   return r == SQLITE_DONE ? OPLOG_OK : db_sqlerr(db, r);
+}
+
+/* ---------------------------------------------------------------- origins */
+
+const uint8_t *origin_id(oplog_db *db, int64_t no) {
+  for (size_t i = 0; i < db->norigins; i++)
+    if (db->origins[i].no == no) return db->origins[i].id;
+  sqlite3_stmt *s = db_stmt(db, ST_ORIGIN_GET);
+  if (!s) return NULL;
+  sqlite3_bind_int64(s, 1, no);
+  int r = sqlite3_step(s);
+  const uint8_t *out = NULL;
+  if (r == SQLITE_ROW && sqlite3_column_bytes(s, 0) == OPLOG_ORIGIN_BYTES) {
+    struct origin_slot *grown = sqlite3_realloc64(db->origins, (db->norigins + 1) * sizeof *grown);
+    if (!grown) {
+      db_error(db, OPLOG_NOMEM, "out of memory");
+    } else {
+      db->origins = grown;
+      grown[db->norigins].no = no;
+      memcpy(grown[db->norigins].id, sqlite3_column_blob(s, 0), OPLOG_ORIGIN_BYTES);
+      out = grown[db->norigins++].id;
+    }
+  } else if (r == SQLITE_ROW || r == SQLITE_DONE) {
+    db_error(db, OPLOG_CORRUPT, "origin %lld is not in oplog_origins", (long long)no);
+  } else {
+    db_sqlerr(db, r);
+  }
+  sqlite3_reset(s);
+  return out;
+}
+
+/* Writes origin 1's secret (seed) under `root`, or as is without one. */
+static int store_seed(oplog_db *db, const unsigned char *root, const unsigned char *pk, const unsigned char *seed,
+                      int insert) {
+  uint8_t nonce[OPLOG_NONCE_BYTES], wrapped[OPLOG_KEY_BYTES + OPLOG_TAG_BYTES];
+  if (root) {
+    uint8_t ad[sizeof SEED_AD - 1 + OPLOG_ORIGIN_BYTES];
+    seed_ad(ad, pk);
+    randombytes_buf(nonce, sizeof nonce);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(wrapped, NULL, seed, OPLOG_KEY_BYTES, ad, sizeof ad, NULL, nonce,
+                                               root);
+  }
+  sqlite3_stmt *s = NULL;
+  int r = sqlite3_prepare_v2(db->sql,
+                             insert ? "INSERT INTO oplog_origins (no, id, nonce, secret) VALUES (1, ?1, ?2, ?3)"
+                                    : "UPDATE oplog_origins SET nonce = ?2, secret = ?3 WHERE no = 1 AND id = ?1",
+                             -1, &s, NULL);
+  if (r == SQLITE_OK) {
+    sqlite3_bind_blob(s, 1, pk, OPLOG_ORIGIN_BYTES, SQLITE_STATIC);
+    if (root) {
+      sqlite3_bind_blob(s, 2, nonce, sizeof nonce, SQLITE_STATIC);
+      sqlite3_bind_blob(s, 3, wrapped, sizeof wrapped, SQLITE_STATIC);
+    } else {
+      sqlite3_bind_blob(s, 3, seed, OPLOG_KEY_BYTES, SQLITE_STATIC);
+    }
+    r = sqlite3_step(s);
+  }
+  sqlite3_finalize(s);
+  return r == SQLITE_DONE ? OPLOG_OK : db_sqlerr(db, r);
+}
+
+int origin_create(oplog_db *db) {
+  unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+  unsigned char *sk = sodium_malloc(crypto_sign_SECRETKEYBYTES + crypto_sign_SEEDBYTES);
+  if (!sk) return db_error(db, OPLOG_NOMEM, "out of memory");
+  unsigned char *seed = sk + crypto_sign_SECRETKEYBYTES;
+  randombytes_buf(seed, crypto_sign_SEEDBYTES);
+  crypto_sign_seed_keypair(pk, sk, seed);
+  int rc = store_seed(db, db->kr.encrypted ? db->kr.root : NULL, pk, seed, 1);
+  sodium_free(sk);
+  if (rc) return rc;
+  db->norigins = 0; /* no 1 is now this one */
+  memcpy(db->self_id, pk, OPLOG_ORIGIN_BYTES);
+  return OPLOG_OK;
+}
+
+/* Origin 1's seed, unwrapped with the loaded root key. */
+static int load_seed(oplog_db *db, unsigned char *seed, unsigned char pk[OPLOG_ORIGIN_BYTES]) {
+  sqlite3_stmt *s = NULL;
+  int r = sqlite3_prepare_v2(db->sql, "SELECT id, nonce, secret FROM oplog_origins WHERE no = 1", -1, &s, NULL);
+  int rc = OPLOG_OK;
+  if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) {
+    uint8_t ad[sizeof SEED_AD - 1 + OPLOG_ORIGIN_BYTES];
+    unsigned long long n = 0;
+    if (sqlite3_column_bytes(s, 0) != OPLOG_ORIGIN_BYTES || sqlite3_column_bytes(s, 1) != OPLOG_NONCE_BYTES ||
+        sqlite3_column_bytes(s, 2) != OPLOG_KEY_BYTES + OPLOG_TAG_BYTES) {
+      rc = db_error(db, OPLOG_CORRUPT, "oplog_origins holds no wrapped secret for this file's origin");
+    } else {
+      memcpy(pk, sqlite3_column_blob(s, 0), OPLOG_ORIGIN_BYTES);
+      seed_ad(ad, pk);
+      if (crypto_aead_xchacha20poly1305_ietf_decrypt(seed, &n, NULL, sqlite3_column_blob(s, 2), OPLOG_KEY_BYTES + OPLOG_TAG_BYTES,
+                                                     ad, sizeof ad, sqlite3_column_blob(s, 1), db->kr.root) != 0)
+        rc = db_error(db, OPLOG_CORRUPT, "the secret of this file's origin does not unwrap with its key");
+    }
+  } else {
+    rc = r == SQLITE_DONE ? db_error(db, OPLOG_CORRUPT, "oplog_origins has no origin 1") : db_sqlerr(db, r);
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
+int crypto_rewrap_all(oplog_db *db, const unsigned char *root) {
+  sqlite3_stmt *s = NULL;
+  int r = sqlite3_prepare_v2(db->sql, "UPDATE oplog_keys SET nonce = ?3, wrapped = ?4 WHERE origin = ?1 AND id = ?2",
+                             -1, &s, NULL);
+  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  int rc = OPLOG_OK;
+  for (size_t i = 0; i < db->kr.nkeys && !rc; i++) {
+    const data_key *k = &db->kr.keys[i];
+    const uint8_t *oid = origin_id(db, k->origin);
+    if (!oid) {
+      rc = db->code;
+      break;
+    }
+    uint8_t nonce[OPLOG_NONCE_BYTES], wrapped[OPLOG_KEY_BYTES + OPLOG_TAG_BYTES];
+    wrap_key(root, oid, k->id, k->key, nonce, wrapped);
+    sqlite3_bind_int64(s, 1, k->origin);
+    sqlite3_bind_int64(s, 2, k->id);
+    sqlite3_bind_blob(s, 3, nonce, sizeof nonce, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 4, wrapped, sizeof wrapped, SQLITE_STATIC);
+    r = sqlite3_step(s);
+    if (r != SQLITE_DONE) rc = db_sqlerr(db, r);
+    else if (sqlite3_changes(db->sql) != 1)
+      rc = db_error(db, OPLOG_CORRUPT, "data key %lld of origin %lld vanished", (long long)k->id, (long long)k->origin);
+    sqlite3_reset(s);
+  }
+  sqlite3_finalize(s);
+  if (rc) return rc;
+  /* and the origin's secret */
+  unsigned char *seed = sodium_malloc(OPLOG_KEY_BYTES);
+  unsigned char pk[OPLOG_ORIGIN_BYTES];
+  if (!seed) return db_error(db, OPLOG_NOMEM, "out of memory");
+  rc = load_seed(db, seed, pk);
+  if (!rc) rc = store_seed(db, root, pk, seed, 0);
+  sodium_free(seed);
+  return rc;
 }
 
 /* Writes the settings of a new root key source (mode and KDF parameters). */
@@ -282,15 +437,23 @@ int crypto_open(oplog_db *db, const oplog_key_source *src, int is_new) {
     if ((rc = config_set(db, "format", SQLITE_INTEGER, NULL, 0, OPLOG_FORMAT_VERSION)) ||
         (rc = config_set(db, "created", SQLITE_INTEGER, NULL, 0, now_ms())))
       return rc;
-    if (src->no_encryption) return config_set(db, "encryption", SQLITE_TEXT, "none", 4, 0);
+    if (src->no_encryption) {
+      if ((rc = config_set(db, "encryption", SQLITE_TEXT, "none", 4, 0))) return rc;
+      return origin_create(db);
+    }
     if ((rc = alloc_root(db)) || (rc = new_root(db, src, kr->root))) return rc;
+    kr->encrypted = 1;
+    if ((rc = origin_create(db))) return rc;
     data_key *k = keys_push(&kr->keys, &kr->nkeys);
     if (!k) return db_error(db, OPLOG_NOMEM, "out of memory");
+    k->origin = 1;
     k->id = 1;
     crypto_aead_xchacha20poly1305_ietf_keygen(k->key);
     kr->active = 1;
-    kr->encrypted = kr->have_key = 1;
-    return insert_key(db, 1, k->key, "active");
+    kr->have_key = 1;
+    uint8_t nonce[OPLOG_NONCE_BYTES], wrapped[OPLOG_KEY_BYTES + OPLOG_TAG_BYTES];
+    wrap_key(kr->root, db->self_id, 1, k->key, nonce, wrapped);
+    return insert_key(db, 1, nonce, wrapped, "active");
   }
   char mode[16] = {0};
   size_t mlen = 0;
@@ -343,19 +506,39 @@ void crypto_close(oplog_db *db) {
   db->kr.have_key = 0;
 }
 
-static void entry_ad(uint8_t *ad, size_t *n, int64_t id, const char *aggregate, size_t alen,
-                     int64_t key_id) {
-  ad[0] = OPLOG_FORMAT_VERSION;
-  put_u64(ad + 1, (uint64_t)id);
-  put_u64(ad + 9, (uint64_t)key_id);
-  put_u32(ad + 17, (uint32_t)alen);
-  memcpy(ad + 21, aggregate, alen);
-  *n = 21 + alen;
+#define DATA_AD2 "oplog-data-v2"
+
+/* The additional data of an entry's encryption (FORMAT.md "Entry data"):
+ * format 2 binds the ciphertext to everything stored in the clear for the
+ * entry that travels with it, never to the local id. */
+static int entry_ad(oplog_db *db, const stored_entry *e, buf *ad) {
+  uint8_t n[8 * 4];
+  ad->n = 0;
+  int bad;
+  if (e->format == 1) {
+    n[0] = 1;
+    put_u64(n + 1, (uint64_t)e->seq);
+    put_u64(n + 9, (uint64_t)e->key_id);
+    put_u32(n + 17, (uint32_t)e->aggregate_len);
+    bad = buf_append(ad, n, 21) || buf_append(ad, e->aggregate, e->aggregate_len);
+  } else {
+    bad = buf_append(ad, DATA_AD2, sizeof DATA_AD2 - 1) || buf_append(ad, e->origin_id, OPLOG_ORIGIN_BYTES);
+    put_u64(n, (uint64_t)e->seq);
+    put_u64(n + 8, (uint64_t)e->clock);
+    put_u64(n + 16, (uint64_t)e->created);
+    put_u64(n + 24, (uint64_t)e->key_id);
+    bad = bad || buf_append(ad, n, sizeof n);
+    put_u32(n, (uint32_t)e->aggregate_len);
+    bad = bad || buf_append(ad, n, 4) || buf_append(ad, e->aggregate, e->aggregate_len);
+    put_u32(n, (uint32_t)e->nmetadata);
+    bad = bad || buf_append(ad, n, 4) || buf_append(ad, e->metadata, e->nmetadata);
+  }
+  return bad ? db_error(db, OPLOG_NOMEM, "out of memory") : OPLOG_OK;
 }
 
-static const unsigned char *find_key(oplog_db *db, int64_t id) {
+static const unsigned char *find_key(oplog_db *db, int64_t origin, int64_t id) {
   for (size_t i = 0; i < db->kr.nkeys; i++)
-    if (db->kr.keys[i].id == id) return db->kr.keys[i].key;
+    if (db->kr.keys[i].id == id && db->kr.keys[i].origin == origin) return db->kr.keys[i].key;
   return NULL;
 }
 
@@ -365,77 +548,57 @@ static int need_key(oplog_db *db) {
   return OPLOG_OK;
 }
 
-int crypto_encrypt_entry(oplog_db *db, int64_t id, const char *aggregate, int64_t *key_id,
-                         const uint8_t *plain, size_t n, buf *out) {
+int crypto_encrypt_entry(oplog_db *db, stored_entry *e, const uint8_t *plain, size_t n, buf *out) {
   if (!db->kr.encrypted) {
-    *key_id = 0;
+    e->key_id = 0;
     return buf_append(out, plain, n) ? db_error(db, OPLOG_NOMEM, "out of memory") : OPLOG_OK;
   }
   int rc = need_key(db);
   if (rc) return rc;
-  size_t alen = strlen(aggregate);
-  uint8_t adbuf[256];
-  uint8_t *ad = alen + 21 <= sizeof adbuf ? adbuf : sqlite3_malloc64(alen + 21);
-  if (!ad || buf_reserve(out, OPLOG_NONCE_BYTES + n + OPLOG_TAG_BYTES)) {
-    if (ad != adbuf) sqlite3_free(ad);
-    return db_error(db, OPLOG_NOMEM, "out of memory");
-  }
-  size_t adlen;
-  *key_id = db->kr.active;
-  const unsigned char *key = find_key(db, *key_id);
-  if (!key) {
-    if (ad != adbuf) sqlite3_free(ad);
-    return db_error(db, OPLOG_CORRUPT, "no active data key is loaded");
-  }
-  entry_ad(ad, &adlen, id, aggregate, alen, *key_id);
+  e->key_id = db->kr.active;
+  const unsigned char *key = find_key(db, e->origin, e->key_id);
+  if (!key) return db_error(db, OPLOG_CORRUPT, "no active data key is loaded");
+  if ((rc = entry_ad(db, e, &db->adbuf))) return rc;
+  if (buf_reserve(out, OPLOG_NONCE_BYTES + n + OPLOG_TAG_BYTES)) return db_error(db, OPLOG_NOMEM, "out of memory");
   uint8_t *nonce = out->p + out->n;
   randombytes_buf(nonce, OPLOG_NONCE_BYTES);
   unsigned long long clen = 0;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + OPLOG_NONCE_BYTES, &clen, plain, n, ad,
-                                             adlen, NULL, nonce, key);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + OPLOG_NONCE_BYTES, &clen, plain, n, db->adbuf.p, db->adbuf.n,
+                                             NULL, nonce, key);
   out->n += OPLOG_NONCE_BYTES + (size_t)clen;
-  if (ad != adbuf) sqlite3_free(ad);
   return OPLOG_OK;
 }
 
-int crypto_decrypt_entry(oplog_db *db, int64_t id, const char *aggregate, int64_t key_id,
-                         const uint8_t *data, size_t n, buf *out) {
-  if (key_id == 0) {
+int crypto_decrypt_entry(oplog_db *db, const stored_entry *e, buf *out) {
+  const uint8_t *data = e->data;
+  size_t n = e->ndata;
+  if (e->key_id == 0) {
     if (db->kr.encrypted)
-      return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld is not encrypted in an encrypted file",
-                      (long long)id);
+      return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld is not encrypted in an encrypted file", (long long)e->id);
     return buf_append(out, data, n) ? db_error(db, OPLOG_NOMEM, "out of memory") : OPLOG_OK;
   }
   if (!db->kr.encrypted)
-    return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld claims key %lld in a plaintext file",
-                    (long long)id, (long long)key_id);
+    return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld claims key %lld in a plaintext file", (long long)e->id,
+                    (long long)e->key_id);
   int rc = need_key(db);
   if (rc) return rc;
-  const unsigned char *key = find_key(db, key_id);
+  const unsigned char *key = find_key(db, e->origin, e->key_id);
   if (!key) {
     /* another connection may have rotated the key since we loaded ours */
     if ((rc = keyring_load(db))) return rc;
-    key = find_key(db, key_id);
+    key = find_key(db, e->origin, e->key_id);
   }
   if (!key || n < OPLOG_NONCE_BYTES + OPLOG_TAG_BYTES)
-    return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld cannot be decrypted%s", (long long)id,
+    return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld cannot be decrypted%s", (long long)e->id,
                     key ? " (data too short)" : " (unknown key id)");
-  size_t alen = strlen(aggregate);
-  uint8_t adbuf[256];
-  uint8_t *ad = alen + 21 <= sizeof adbuf ? adbuf : sqlite3_malloc64(alen + 21);
   size_t plen = n - OPLOG_NONCE_BYTES - OPLOG_TAG_BYTES;
-  if (!ad || buf_reserve(out, plen)) {
-    if (ad != adbuf) sqlite3_free(ad);
-    return db_error(db, OPLOG_NOMEM, "out of memory");
-  }
-  size_t adlen;
-  entry_ad(ad, &adlen, id, aggregate, alen, key_id);
+  if ((rc = entry_ad(db, e, &db->adbuf))) return rc;
+  if (buf_reserve(out, plen)) return db_error(db, OPLOG_NOMEM, "out of memory");
   unsigned long long mlen = 0;
-  int bad = crypto_aead_xchacha20poly1305_ietf_decrypt(
-      out->p + out->n, &mlen, NULL, data + OPLOG_NONCE_BYTES, n - OPLOG_NONCE_BYTES, ad, adlen,
-      data, key);
-  if (ad != adbuf) sqlite3_free(ad);
-  if (bad) return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld cannot be decrypted (authentication failed)", (long long)id);
+  int bad = crypto_aead_xchacha20poly1305_ietf_decrypt(out->p + out->n, &mlen, NULL, data + OPLOG_NONCE_BYTES,
+                                                       n - OPLOG_NONCE_BYTES, db->adbuf.p, db->adbuf.n, data, key);
+  if (bad)
+    return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld cannot be decrypted (authentication failed)", (long long)e->id);
   out->n += (size_t)mlen;
   return OPLOG_OK;
 }
@@ -487,7 +650,7 @@ int oplog_keys(oplog_db *db, int (*each)(void *, int64_t, int64_t, const char *)
   if (!db || !each) return OPLOG_INVALID_ARGUMENT;
   db_clear_error(db);
   sqlite3_stmt *s = NULL;
-  int r = sqlite3_prepare_v2(db->sql, "SELECT id, created, state FROM oplog_keys ORDER BY id", -1,
+  int r = sqlite3_prepare_v2(db->sql, "SELECT id, created, state FROM oplog_keys WHERE origin = 1 ORDER BY id", -1,
                              &s, NULL);
   if (r != SQLITE_OK) return db_sqlerr(db, r);
   int rc = OPLOG_OK;
@@ -514,28 +677,37 @@ static int key_admin_check(oplog_db *db) {
   return need_key(db);
 }
 
+/* Retires this origin's active key and adds a new one, wrapped under
+ * root, in the caller's transaction (with the keyring loaded in it). */
+static int add_key(oplog_db *db, const unsigned char *root, int64_t *new_id) {
+  int64_t id = 0;
+  for (size_t i = 0; i < db->kr.nkeys; i++)
+    if (db->kr.keys[i].origin == 1 && db->kr.keys[i].id > id) id = db->kr.keys[i].id;
+  id++;
+  unsigned char *key = sodium_malloc(OPLOG_KEY_BYTES);
+  if (!key) return db_error(db, OPLOG_NOMEM, "out of memory");
+  crypto_aead_xchacha20poly1305_ietf_keygen(key);
+  int rc = db_exec(db, "UPDATE oplog_keys SET state = 'retired' WHERE origin = 1 AND state = 'active'");
+  if (!rc) {
+    uint8_t nonce[OPLOG_NONCE_BYTES], wrapped[OPLOG_KEY_BYTES + OPLOG_TAG_BYTES];
+    wrap_key(root, db->self_id, id, key, nonce, wrapped);
+    rc = insert_key(db, id, nonce, wrapped, "active");
+  }
+  sodium_free(key); /* sodium_free wipes */
+  if (!rc && new_id) *new_id = id;
+  return rc;
+}
+
 int oplog_rotate_key(oplog_db *db, int64_t *new_id) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
   db_clear_error(db);
   int rc = key_admin_check(db);
   if (rc) return rc;
   if ((rc = db_begin(db, 1))) return rc;
-  if ((rc = keyring_load(db))) goto fail; /* see keys rotated elsewhere */
   int64_t id = 0;
-  for (size_t i = 0; i < db->kr.nkeys; i++)
-    if (db->kr.keys[i].id > id) id = db->kr.keys[i].id;
-  id++;
-  unsigned char *key = sodium_malloc(OPLOG_KEY_BYTES);
-  if (!key) {
-    rc = db_error(db, OPLOG_NOMEM, "out of memory");
+  if ((rc = keyring_load(db)) || /* see keys rotated elsewhere */
+      (rc = add_key(db, db->kr.root, &id)) || (rc = db_commit(db)))
     goto fail;
-  }
-  crypto_aead_xchacha20poly1305_ietf_keygen(key);
-  rc = db_exec(db, "UPDATE oplog_keys SET state = 'retired' WHERE state = 'active'");
-  if (!rc) rc = insert_key(db, id, key, "active");
-  if (!rc) rc = db_commit(db);
-  sodium_free(key); /* sodium_free wipes */
-  if (rc) goto fail;
   if ((rc = keyring_load(db))) return rc;
   if (new_id) *new_id = id;
   return OPLOG_OK;
@@ -556,29 +728,15 @@ int oplog_rekey(oplog_db *db, const oplog_key_source *src) {
   unsigned char *root = sodium_malloc(OPLOG_KEY_BYTES);
   if (!root) return db_error(db, OPLOG_NOMEM, "out of memory");
   if ((rc = db_begin(db, 1))) goto done;
-  if ((rc = keyring_load(db)) || (rc = new_root(db, src, root))) goto fail;
-  /* Re-wrap every key in this one transaction: a crash leaves the old
-   * root key or the new one working, never neither. */
-  sqlite3_stmt *s = NULL;
-  int r = sqlite3_prepare_v2(db->sql, "UPDATE oplog_keys SET nonce = ?2, wrapped = ?3 WHERE id = ?1",
-                             -1, &s, NULL);
-  if (r != SQLITE_OK) {
-    rc = db_sqlerr(db, r);
+  /* Re-wrap every key and the origin's secret in this one transaction (a
+   * crash leaves the old root key or the new one working, never neither),
+   * and start a new data key: whoever kept the old root key and a copy of
+   * the file reads nothing written after the rekey. */
+  if ((rc = keyring_load(db)) || (rc = new_root(db, src, root)) || (rc = crypto_rewrap_all(db, root)) ||
+      (rc = add_key(db, root, NULL)) || (rc = db_commit(db)))
     goto fail;
-  }
-  for (size_t i = 0; i < db->kr.nkeys && !rc; i++) {
-    uint8_t nonce[OPLOG_NONCE_BYTES], wrapped[OPLOG_KEY_BYTES + OPLOG_TAG_BYTES];
-    wrap_key(root, db->kr.keys[i].id, db->kr.keys[i].key, nonce, wrapped);
-    sqlite3_bind_int64(s, 1, db->kr.keys[i].id);
-    sqlite3_bind_blob(s, 2, nonce, sizeof nonce, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 3, wrapped, sizeof wrapped, SQLITE_STATIC);
-    r = sqlite3_step(s);
-    if (r != SQLITE_DONE) rc = db_sqlerr(db, r);
-    sqlite3_reset(s);
-  }
-  sqlite3_finalize(s);
-  if (rc || (rc = db_commit(db))) goto fail;
   memcpy(db->kr.root, root, OPLOG_KEY_BYTES);
+  rc = keyring_load(db);
   goto done;
 fail:
   db_rollback(db);

@@ -84,19 +84,21 @@ int db_exec(oplog_db *db, const char *sql) {
   return rc == SQLITE_OK ? OPLOG_OK : db_sqlerr(db, rc);
 }
 
+#define WM SQL_INDEXED_UPTO
 static const char *const stmt_sql[ST__COUNT] = {
-    [ST_TICKET_GET] = "SELECT version FROM oplog_ticket WHERE name = ?1",
-    [ST_TICKET_REDEEM] =
-        "UPDATE oplog_ticket SET version = version + 1 WHERE name = ?1 AND version = ?2",
+    [ST_TICKET_GET] = "SELECT version + (SELECT count(*) FROM oplog_entries WHERE id > " WM
+                      " AND aggregate_name = ?1) FROM oplog_ticket WHERE name = ?1",
     [ST_TICKET_ENSURE] = "INSERT OR IGNORE INTO oplog_ticket (name, version) VALUES (?1, 1)",
-    [ST_HEAD] = "SELECT id, hash FROM oplog_entries ORDER BY id DESC LIMIT 1",
-    [ST_ENTRY_INSERT] = ("INSERT INTO oplog_entries (id, created, aggregate, key_id, data, "
-                         "prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-    [ST_META_INSERT] =
-        "INSERT INTO oplog_metadata (entry_id, seq, key, value) VALUES (?1, ?2, ?3, ?4)",
-    [ST_META_GET] = "SELECT key, value FROM oplog_metadata WHERE entry_id = ?1 ORDER BY seq",
-    [ST_ENTRY_GET] =
-        "SELECT id, created, aggregate, key_id, data FROM oplog_entries WHERE id = ?1",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
+    [ST_STATE] = "SELECT " WM ", (SELECT value FROM oplog_config WHERE name = 'clock'),"
+                 " (SELECT max(clock) FROM oplog_entries WHERE id > " WM "), (SELECT max(id) FROM oplog_entries)",
+    [ST_HEAD_TAIL] = "SELECT id, seq, hash FROM oplog_entries WHERE id > ?1 AND origin = 1 ORDER BY id DESC LIMIT 1",
+    [ST_HEAD_INDEXED] = "SELECT e.id, e.seq, e.hash FROM oplog_index x JOIN oplog_entries e ON e.id = x.entry_id"
+                        " WHERE x.origin = 1 ORDER BY x.seq DESC LIMIT 1",
+    [ST_ENTRY_INSERT] = "INSERT INTO oplog_entries (" ENTRY_COLUMNS ") VALUES (NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                        "?10, ?11, ?12)",
+    [ST_ENTRY_GET] = "SELECT " ENTRY_COLUMNS " FROM oplog_entries WHERE id = ?1",
+    [ST_ORIGIN_GET] = "SELECT id FROM oplog_origins WHERE no = ?1",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_BEGIN_READ] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
@@ -128,7 +130,7 @@ static int step_once(oplog_db *db, int which) {
 }
 
 int db_begin(oplog_db *db, int write) {
-  db->head_valid = 0;
+  db->ls.checked = 0;
   /* Callers hold no transaction of the handle here. One still open in
    * SQLite is a leftover whose ROLLBACK failed for lack of memory: end it
    * now that memory may be back. */
@@ -137,13 +139,15 @@ int db_begin(oplog_db *db, int write) {
 }
 
 int db_commit(oplog_db *db) {
-  db->head_valid = 0;
-  return step_once(db, ST_COMMIT);
+  db->ls.checked = 0;
+  int rc = step_once(db, ST_COMMIT);
+  if (rc) state_forget(db);
+  return rc;
 }
 
 void db_rollback(oplog_db *db) {
-  db->head_valid = 0;
   if (!db->sql || sqlite3_get_autocommit(db->sql)) return;
+  state_forget(db);
   /* The caller's error stays: this runs on failure paths. The statement
    * was prepared at open, so that rolling back needs no memory. */
   sqlite3_stmt *s = db->st[ST_ROLLBACK];
@@ -161,40 +165,34 @@ static int config_new(const oplog_open_opts *o) {
          (k->no_encryption != 0);
 }
 
-/* Applies the migrations above the file's level, in one transaction. New
- * files also get their encryption settings in that same transaction, so a
- * crash leaves either nothing or a complete, keyed file. */
-static int migrate(oplog_db *db, const oplog_key_source *src) {
+static int read_level(oplog_db *db, int *level);
+
+/* Applies the migrations above the file's level (`seen` when the handle
+ * looked), in one transaction. A new file also gets its encryption
+ * settings and origin in that same transaction, and a format-1 file its
+ * rows in the format-2 tables, so a crash leaves the file as it was or
+ * complete. */
+static int migrate(oplog_db *db, const oplog_key_source *src, int seen) {
   int target = schema_level();
   int rc = db_begin(db, 1);
   if (rc) return rc;
-  sqlite3_stmt *s = NULL;
   int level = 0;
-  int r = sqlite3_prepare_v2(db->sql, "PRAGMA user_version", -1, &s, NULL);
-  if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) level = sqlite3_column_int(s, 0);
-  sqlite3_finalize(s);
-  if (r != SQLITE_ROW) {
-    rc = db_sqlerr(db, r);
+  if ((rc = read_level(db, &level))) goto fail;
+  if (level != seen) {
+    rc = db_error(db, OPLOG_BUSY, "another connection changed the schema of %s meanwhile: open it again", db->path);
     goto fail;
   }
-  if (level > target) {
-    rc = db_error(db, OPLOG_SCHEMA_TOO_NEW,
-                  "file schema level %d is newer than this library's %d (oplog %s)", level,
-                  target, OPLOG_VERSION);
-    goto fail;
-  }
-  int is_new = level == 0;
   for (int i = level; i < target; i++) {
     if ((rc = db_exec(db, oplog_migrations[i].text))) goto fail;
+    if (i == 1 && (rc = format1_migrate(db, level))) goto fail; /* 002: the rows follow */
   }
-  if (level < target) {
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", target);
-    if ((rc = db_exec(db, sql))) goto fail;
-  }
-  if (is_new && (rc = crypto_open(db, src, 1))) goto fail;
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version = %d", target);
+  if ((rc = db_exec(db, sql))) goto fail;
+  if (level == 0 && (rc = crypto_open(db, src, 1))) goto fail;
   if ((rc = db_commit(db))) goto fail;
-  return is_new ? -1 : OPLOG_OK;
+  db->format = OPLOG_FORMAT_VERSION;
+  return OPLOG_OK;
 fail:
   db_rollback(db);
   return rc;
@@ -217,7 +215,7 @@ int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
   if (!db) return OPLOG_NOMEM;
   memset(db, 0, sizeof *db);
   *out = db;
-  stmt_cache_init(&db->live, "main", "");
+  stmt_cache_init(&db->live, "main", "", 1);
   if (!opts) opts = &defaults;
   if (!path || !*path) return db_error(db, OPLOG_INVALID_ARGUMENT, "path must be a non-empty string");
   if (sodium_init() < 0) return db_error(db, OPLOG_IO, "libsodium failed to initialise");
@@ -264,20 +262,26 @@ int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
                                                           : "PRAGMA synchronous = FULL")))
       return rc;
   }
-  int is_new = 0;
-  if (level < schema_level()) {
-    if (db->readonly)
-      return db_error(db, level == 0 ? OPLOG_NOT_FOUND : OPLOG_READONLY,
-                      level == 0 ? "%s is not an oplog file" : "%s needs a schema upgrade; open it read-write once",
-                      path);
-    if (level == 0 && config_new(opts) == 0)
+  if (meta_register(db->sql) != SQLITE_OK) return db_sqlerr(db, sqlite3_errcode(db->sql));
+  db->format = OPLOG_FORMAT_VERSION;
+  if (level == 0) {
+    if (db->readonly) return db_error(db, OPLOG_NOT_FOUND, "%s is not an oplog file", path);
+    if (config_new(opts) == 0)
       return db_error(db, OPLOG_KEY_REQUIRED,
                       "a new file needs a key choice: key_file, key, passphrase or encryption = false");
-    rc = migrate(db, &opts->key);
-    if (rc > 0) return rc;
-    is_new = rc < 0;
+    if ((rc = migrate(db, &opts->key, 0))) return rc;
+  } else {
+    /* A format-1 file is read through views until it is migrated, which
+     * needs a writable handle and, for an encrypted file, its key. */
+    if (level == 1 && (rc = format1_views(db))) return rc;
+    if ((rc = crypto_open(db, &opts->key, 0))) return rc;
+    if (level == 1 && !db->readonly && (!db->kr.encrypted || db->kr.have_key) &&
+        (rc = migrate(db, &opts->key, 1)))
+      return rc;
   }
-  if (!is_new && (rc = crypto_open(db, &opts->key, 0))) return rc;
+  const uint8_t *self = origin_id(db, 1);
+  if (!self) return db->code;
+  memcpy(db->self_id, self, OPLOG_ORIGIN_BYTES);
   if ((rc = catalog_load(db))) return rc;
   db_clear_error(db);
   return OPLOG_OK;
@@ -286,6 +290,8 @@ int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
 int oplog_close(oplog_db *db) {
   if (!db) return OPLOG_OK;
   db_rollback(db);
+  db->tx = TX_NONE;
+  index_flush_at_close(db);
   stmt_cache_clear(&db->live);
   for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(db->st[i]);
   catalog_free(db);
@@ -295,6 +301,9 @@ int oplog_close(oplog_db *db) {
   buf_free(&db->q.texts);
   buf_free(&db->q.row);
   buf_free(&db->scratch);
+  buf_free(&db->mbuf);
+  buf_free(&db->adbuf);
+  sqlite3_free(db->origins);
   if (db->scratch2.p) sodium_memzero(db->scratch2.p, db->scratch2.cap);
   buf_free(&db->scratch2);
   sqlite3_free(db->tx_aggregate);
@@ -342,7 +351,7 @@ int oplog_rollback(oplog_db *db) {
   db_clear_error(db);
   if (db->tx != TX_LOW) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction opened with begin");
   db->tx = TX_NONE;
-  db->head_valid = 0;
+  state_forget(db);
   if (!sqlite3_get_autocommit(db->sql)) return step_once(db, ST_ROLLBACK);
   return OPLOG_OK;
 }
@@ -369,9 +378,10 @@ int oplog_get_stats(oplog_db *db, oplog_stats *out,
   sqlite3_finalize(s);
   if (r != SQLITE_OK) return db_sqlerr(db, r);
   if (!each) return OPLOG_OK;
+  /* a ticket is 1 + the entries of its aggregate (ticket.c) */
   r = sqlite3_prepare_v2(db->sql,
-                         "SELECT t.name, t.version, (SELECT count(*) FROM oplog_entries e"
-                         " WHERE e.aggregate = t.name) FROM oplog_ticket t ORDER BY t.name",
+                         "SELECT t.name, t.version + (SELECT count(*) FROM oplog_entries WHERE id > " WM
+                         " AND aggregate_name = t.name) FROM oplog_ticket t ORDER BY t.name",
                          -1, &s, NULL);
   if (r != SQLITE_OK) return db_sqlerr(db, r);
   int rc = OPLOG_OK;
@@ -381,7 +391,7 @@ int oplog_get_stats(oplog_db *db, oplog_stats *out,
       rc = db_error(db, OPLOG_NOMEM, "out of memory");
       break;
     }
-    rc = each(ctx, name, sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 1));
+    rc = each(ctx, name, sqlite3_column_int64(s, 1) - 1, sqlite3_column_int64(s, 1));
     sqlite3_free(name);
     if (rc) break;
   }

@@ -1,85 +1,87 @@
-/* entry.c — writing one entry: metadata checks, ticket redemption, the
- * entry's position and hash in the chain, encryption, and the inserts of
- * the entry row and its metadata, all inside the caller's transaction. */
+/* entry.c — an entry as stored: writing one (ticket check, its origin, seq
+ * and clock, metadata, encryption, hash, the insert, all inside the
+ * caller's transaction) and reading one row of oplog_entries back. */
 #include <string.h>
 
 #include "internal.h"
 
-#define MAX_META_PAIRS 1024
-#define MAX_META_KEY 256
-#define MAX_META_VALUE 65536
-
-static int meta_check(oplog_db *db, const oplog_meta *md, size_t n) {
-  if (n && !md) return db_error(db, OPLOG_INVALID_ARGUMENT, "metadata is NULL");
-  if (n > MAX_META_PAIRS)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "at most %d metadata pairs per entry", MAX_META_PAIRS);
-  for (size_t i = 0; i < n; i++) {
-    const char *k = md[i].key, *v = md[i].value;
-    size_t kn = k ? strlen(k) : 0;
-    if (!kn || kn > MAX_META_KEY || !utf8_valid((const uint8_t *)k, kn))
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "metadata keys are UTF-8 strings of 1 to %d bytes",
-                      MAX_META_KEY);
-    if (v && (strlen(v) > MAX_META_VALUE || !utf8_valid((const uint8_t *)v, strlen(v))))
-      return db_error(db, OPLOG_INVALID_ARGUMENT,
-                      "metadata value of '%s' must be UTF-8 of at most %d bytes", k, MAX_META_VALUE);
-  }
-  return OPLOG_OK;
-}
-
 int entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const oplog_meta *md,
                 size_t nmd, const uint8_t *data, size_t ndata, int64_t *out_id) {
   int rc = meta_check(db, md, nmd);
-  if (rc || (rc = ticket_redeem(db, aggregate, ticket))) return rc;
-  unsigned char prev[OPLOG_HASH_BYTES], hash[OPLOG_HASH_BYTES];
-  int64_t prev_id;
-  if (db->head_valid) {
-    prev_id = db->head_id;
-    memcpy(prev, db->head_hash, OPLOG_HASH_BYTES);
-  } else if ((rc = head_read(db, &prev_id, prev))) {
-    return rc;
-  }
-  chain_entry e = {.id = prev_id + 1, .created = now_ms(), .aggregate = aggregate,
-                   .aggregate_len = strlen(aggregate), .prev_hash = prev};
+  int64_t current = 0;
+  if (rc || (rc = state_check(db)) || (rc = ticket_read(db, aggregate, &current))) return rc;
+  /* The write lock is held: nobody can redeem this version meanwhile. */
+  if (current != ticket)
+    return db_error(db, OPLOG_TICKET_CONFLICT,
+                    "ticket of '%s' is at version %lld, not %lld: another writer came first", aggregate,
+                    (long long)current, (long long)ticket);
+  log_state *ls = &db->ls;
+  stored_entry e = {.origin = 1,
+                    .origin_id = db->self_id,
+                    .seq = ls->seq + 1,
+                    .clock = ls->clock + 1,
+                    .created = now_ms(),
+                    .aggregate = aggregate,
+                    .aggregate_len = strlen(aggregate),
+                    .prev_hash = ls->hash,
+                    .format = OPLOG_FORMAT_VERSION};
+  db->mbuf.n = 0;
   db->scratch.n = 0;
-  if ((rc = crypto_encrypt_entry(db, e.id, aggregate, &e.key_id, data, ndata, &db->scratch)))
-    return rc;
+  if ((rc = meta_encode(db, md, nmd, &db->mbuf))) return rc;
+  e.metadata = db->mbuf.p;
+  e.nmetadata = db->mbuf.n;
+  if ((rc = crypto_encrypt_entry(db, &e, data, ndata, &db->scratch))) return rc;
   e.data = db->scratch.p;
   e.ndata = db->scratch.n;
-  crypto_generichash_state st;
-  chain_begin(&st, &e);
-  for (size_t i = 0; i < nmd; i++)
-    chain_meta(&st, md[i].key, strlen(md[i].key), md[i].value, md[i].value ? strlen(md[i].value) : 0,
-               md[i].value != NULL);
-  chain_finish(&st, &e, nmd, hash);
+  unsigned char hash[OPLOG_HASH_BYTES];
+  chain_hash(&e, hash);
 
   sqlite3_stmt *s = db_stmt(db, ST_ENTRY_INSERT);
   if (!s) return db->code;
-  sqlite3_bind_int64(s, 1, e.id);
-  sqlite3_bind_int64(s, 2, e.created);
-  sqlite3_bind_text(s, 3, aggregate, (int)e.aggregate_len, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 4, e.key_id);
-  sqlite3_bind_blob(s, 5, e.data, (int)e.ndata, SQLITE_STATIC);
-  sqlite3_bind_blob(s, 6, prev, OPLOG_HASH_BYTES, SQLITE_STATIC);
-  sqlite3_bind_blob(s, 7, hash, OPLOG_HASH_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, e.origin);
+  sqlite3_bind_int64(s, 3, e.seq);
+  sqlite3_bind_int64(s, 4, e.clock);
+  sqlite3_bind_int64(s, 5, e.created);
+  sqlite3_bind_text(s, 6, aggregate, (int)e.aggregate_len, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 7, e.key_id);
+  sqlite3_bind_blob(s, 8, e.metadata, (int)e.nmetadata, SQLITE_STATIC);
+  sqlite3_bind_blob(s, 9, e.data, (int)e.ndata, SQLITE_STATIC);
+  sqlite3_bind_blob(s, 10, e.prev_hash, OPLOG_HASH_BYTES, SQLITE_STATIC);
+  sqlite3_bind_blob(s, 11, hash, OPLOG_HASH_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int(s, 12, e.format);
   int r = sqlite3_step(s);
   sqlite3_reset(s);
   if (r != SQLITE_DONE) return db_sqlerr(db, r);
-  if (nmd) {
-    if (!(s = db_stmt(db, ST_META_INSERT))) return db->code;
-    for (size_t i = 0; i < nmd; i++) {
-      sqlite3_bind_int64(s, 1, e.id);
-      sqlite3_bind_int64(s, 2, (int64_t)i + 1);
-      sqlite3_bind_text(s, 3, md[i].key, -1, SQLITE_STATIC);
-      if (md[i].value) sqlite3_bind_text(s, 4, md[i].value, -1, SQLITE_STATIC);
-      else sqlite3_bind_null(s, 4);
-      r = sqlite3_step(s);
-      sqlite3_reset(s);
-      if (r != SQLITE_DONE) return db_sqlerr(db, r);
-    }
-  }
-  db->head_valid = 1;
-  db->head_id = e.id;
-  memcpy(db->head_hash, hash, OPLOG_HASH_BYTES);
-  *out_id = e.id;
+  int64_t id = sqlite3_last_insert_rowid(db->sql);
+  if (id - ls->wm >= INDEX_FLUSH_EVERY && (rc = index_flush(db))) return rc;
+  /* only now, with everything in place, does the cache move */
+  ls->last_id = ls->head_id = id;
+  ls->seq = e.seq;
+  ls->clock = e.clock;
+  memcpy(ls->hash, hash, OPLOG_HASH_BYTES);
+  ticket_remember(db, aggregate, ticket + 1);
+  *out_id = id;
+  return OPLOG_OK;
+}
+
+int entry_from_row(oplog_db *db, sqlite3_stmt *s, stored_entry *e) {
+  memset(e, 0, sizeof *e);
+  e->id = sqlite3_column_int64(s, 0);
+  e->origin = sqlite3_column_int64(s, 1);
+  e->seq = sqlite3_column_int64(s, 2);
+  e->clock = sqlite3_column_int64(s, 3);
+  e->created = sqlite3_column_int64(s, 4);
+  e->aggregate = col_bytes(s, 5, &e->aggregate_len);
+  e->key_id = sqlite3_column_int64(s, 6);
+  e->metadata = (const uint8_t *)col_bytes(s, 7, &e->nmetadata);
+  e->data = (const uint8_t *)col_bytes(s, 8, &e->ndata);
+  e->prev_hash = sqlite3_column_blob(s, 9);
+  int good = sqlite3_column_bytes(s, 9) == OPLOG_HASH_BYTES;
+  e->hash = sqlite3_column_blob(s, 10);
+  good = good && sqlite3_column_bytes(s, 10) == OPLOG_HASH_BYTES;
+  e->format = sqlite3_column_int(s, 11);
+  if (!good || (e->format != 1 && e->format != 2))
+    return db_error(db, OPLOG_CORRUPT, "entry %lld has a malformed hash, prev_hash or format", (long long)e->id);
+  if (!(e->origin_id = origin_id(db, e->origin))) return db->code;
   return OPLOG_OK;
 }

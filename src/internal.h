@@ -17,7 +17,9 @@
 #define OPLOG_KEY_BYTES 32
 #define OPLOG_NONCE_BYTES 24
 #define OPLOG_TAG_BYTES 16
-#define OPLOG_FORMAT_VERSION 1
+#define OPLOG_FORMAT_VERSION 2
+/* The derived tables are caught up when this many entries lie above them. */
+#define INDEX_FLUSH_EVERY 256
 
 /* ---------------------------------------------------------------- arena (arena.c)
  * Bump allocator for decoded entries: one reset per entry instead of a free
@@ -83,11 +85,12 @@ typedef struct stmt_slot {
 typedef struct stmt_cache {
   const char *schema; /* quoted into SQL, validated identifier */
   const char *suffix;
+  int returning; /* live writes: RETURNING the row as stored, to log it */
   unsigned gen; /* db->catalog_gen the slots were prepared for */
   stmt_slot slot[STMT_CACHE_SLOTS];
 } stmt_cache;
 
-void stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix);
+void stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix, int returning);
 void stmt_cache_clear(stmt_cache *c);
 
 /* Checks an operation against its type: known columns, no duplicates, key
@@ -96,8 +99,11 @@ void stmt_cache_clear(stmt_cache *c);
 int op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols);
 /* The stored type of a value in a column (TEXT on a BLOB column is BLOB). */
 oplog_value_type value_stored_type(const type_def *t, int col, const oplog_value *v);
-/* Runs the op's SQL; update/delete of a missing row is OPLOG_NOT_FOUND. */
-int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols);
+/* Runs the op's SQL; update/delete of a missing row is OPLOG_NOT_FOUND.
+ * In a cache with `returning`, the row as the table stored it is appended
+ * to log (if not NULL) as the operation to record. */
+struct queue;
+int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, struct queue *log);
 
 /* ---------------------------------------------------------------- queue (queue.c)
  * The encoded operations of one entry: protobuf EntryData, appended one
@@ -116,9 +122,54 @@ void queue_reset(queue *q);
 int entry_decode(oplog_db *db, arena *a, const uint8_t *p, size_t n, const oplog_op **ops,
                  size_t *nops);
 
+/* ---------------------------------------------------------------- entries as stored
+ * One row of oplog_entries, borrowed from a statement or a writer's buffers. */
+typedef struct stored_entry {
+  int64_t id;                /* local arrival order; 0 before insert */
+  int64_t origin;            /* oplog_origins.no */
+  const uint8_t *origin_id;  /* OPLOG_ORIGIN_BYTES */
+  int64_t seq, clock, created, key_id;
+  const char *aggregate;
+  size_t aggregate_len;
+  const uint8_t *metadata; /* the stored metadata blob (meta.c) */
+  size_t nmetadata;
+  const uint8_t *data;
+  size_t ndata;
+  const uint8_t *prev_hash; /* OPLOG_HASH_BYTES */
+  const uint8_t *hash;      /* as stored, when read */
+  int format;               /* 1: migrated from format 1; 2 */
+} stored_entry;
+
+/* The columns entry_from_row reads, in order. */
+#define ENTRY_COLUMNS \
+  "id, origin, seq, clock, created, aggregate_name, key_id, metadata, data, prev_hash, hash, format"
+/* Fills e from a row of ENTRY_COLUMNS starting at column 0; pointers stay
+ * valid until the statement moves. A hash or prev_hash of the wrong size,
+ * or an unknown origin, is OPLOG_CORRUPT. */
+int entry_from_row(oplog_db *db, sqlite3_stmt *s, stored_entry *e);
+
+/* ---------------------------------------------------------------- metadata (meta.c) */
+int meta_check(oplog_db *db, const oplog_meta *md, size_t n);
+int meta_encode(oplog_db *db, const oplog_meta *md, size_t n, buf *out);
+int meta_decode(oplog_db *db, arena *a, const uint8_t *p, size_t n, const oplog_meta **out,
+                size_t *nout);
+typedef struct meta_reader {
+  const uint8_t *p;
+  size_t n, off;
+  uint32_t left;
+} meta_reader;
+typedef struct meta_pair {
+  const char *key, *value;
+  size_t nkey, nvalue;
+  int has_value;
+} meta_pair;
+int meta_open(meta_reader *r, const uint8_t *p, size_t n); /* 0: malformed */
+int meta_next(meta_reader *r, meta_pair *out);             /* 1 pair, 0 end, -1 malformed */
+int meta_register(sqlite3 *sql); /* the SQL functions oplog_meta_has, oplog_meta_pack */
+
 /* ---------------------------------------------------------------- crypto (crypto.c) */
 typedef struct data_key {
-  int64_t id;
+  int64_t origin, id;
   unsigned char key[OPLOG_KEY_BYTES];
 } data_key;
 
@@ -128,49 +179,44 @@ typedef struct keyring {
   unsigned char *root; /* sodium_malloc'd, OPLOG_KEY_BYTES */
   data_key *keys;      /* sodium_malloc'd array */
   size_t nkeys;
-  int64_t active;      /* id of the key for new entries */
+  int64_t active;      /* id of this origin's key for new entries */
 } keyring;
 
 /* Reads (and for a new file, creates) the encryption settings and keys. */
 int crypto_open(oplog_db *db, const oplog_key_source *src, int is_new);
 void crypto_close(oplog_db *db);
-/* data = nonce || ciphertext; out is appended to. */
-int crypto_encrypt_entry(oplog_db *db, int64_t id, const char *aggregate, int64_t *key_id,
-                         const uint8_t *plain, size_t n, buf *out);
-int crypto_decrypt_entry(oplog_db *db, int64_t id, const char *aggregate, int64_t key_id,
-                         const uint8_t *data, size_t n, buf *out);
-/* Fuzz entry point: checks one stored key row against the loaded root key. */
-int crypto_unwrap(const unsigned char *root, int64_t id, const uint8_t *nonce, size_t nnonce,
-                  const uint8_t *wrapped, size_t nwrapped, unsigned char key[OPLOG_KEY_BYTES]);
+/* Sets e->key_id to the active key and appends nonce || ciphertext to out;
+ * the additional data comes from e (FORMAT.md). */
+int crypto_encrypt_entry(oplog_db *db, stored_entry *e, const uint8_t *plain, size_t n, buf *out);
+int crypto_decrypt_entry(oplog_db *db, const stored_entry *e, buf *out);
+/* Fuzz entry point: checks one stored key row against the loaded root key.
+ * origin_id NULL: the format-1 wrapping. */
+int crypto_unwrap(const unsigned char *root, const uint8_t *origin_id, int64_t id, const uint8_t *nonce,
+                  size_t nnonce, const uint8_t *wrapped, size_t nwrapped, unsigned char key[OPLOG_KEY_BYTES]);
+/* Makes this file's origin (no 1): an Ed25519 key pair, its seed wrapped
+ * by the root key (or kept as is in a plaintext file). */
+int origin_create(oplog_db *db);
+/* Wraps every loaded data key of a migrated file again, for its origin. */
+int crypto_rewrap_all(oplog_db *db, const unsigned char *root);
+/* The 32-byte id of origin `no` (loaded on a miss); NULL and an error if absent. */
+const uint8_t *origin_id(oplog_db *db, int64_t no);
 
 /* ---------------------------------------------------------------- chain (chain.c) */
-typedef struct chain_entry {
-  int64_t id, created, key_id;
-  const char *aggregate;
-  size_t aggregate_len;
-  const uint8_t *data;
-  size_t ndata;
-  const uint8_t *prev_hash; /* OPLOG_HASH_BYTES */
-} chain_entry;
-
-/* Streams one entry's hash (FORMAT.md "Hash chain"): begin, then each
- * metadata pair in seq order, then finish with their count. */
-void chain_begin(crypto_generichash_state *st, const chain_entry *e);
-void chain_meta(crypto_generichash_state *st, const char *key, size_t nkey, const char *value,
-                size_t nvalue, int has_value);
-void chain_finish(crypto_generichash_state *st, const chain_entry *e, size_t nmetadata,
-                  unsigned char out[OPLOG_HASH_BYTES]);
+/* e's hash (FORMAT.md "Hash chain", by e->format). OPLOG_CORRUPT if a
+ * format-1 entry's metadata cannot be read. */
+int chain_hash(const stored_entry *e, unsigned char out[OPLOG_HASH_BYTES]);
 
 /* ---------------------------------------------------------------- statements (db.c) */
 enum {
   ST_TICKET_GET,
-  ST_TICKET_REDEEM,
   ST_TICKET_ENSURE,
-  ST_HEAD,
+  ST_DATA_VERSION,
+  ST_STATE,
+  ST_HEAD_TAIL, /* these two in this order (index.c) */
+  ST_HEAD_INDEXED,
   ST_ENTRY_INSERT,
-  ST_META_INSERT,
-  ST_META_GET,
   ST_ENTRY_GET,
+  ST_ORIGIN_GET,
   ST_BEGIN,
   ST_BEGIN_READ,
   ST_COMMIT,
@@ -186,6 +232,20 @@ void db_rollback(oplog_db *db);
 
 /* ---------------------------------------------------------------- the handle */
 enum { TX_NONE, TX_HIGH, TX_LOW };
+
+typedef struct log_state {
+  int valid;   /* matches the file as of data_version */
+  int checked; /* data_version was compared in this transaction */
+  int64_t data_version;
+  int64_t wm;      /* oplog_config 'indexed_upto' */
+  int64_t last_id; /* newest entry id */
+  int64_t clock;   /* largest clock in the file */
+  int64_t seq, head_id; /* this origin's newest entry */
+  unsigned char hash[OPLOG_HASH_BYTES];
+  int tk_valid; /* one cached ticket */
+  char tk_name[64];
+  int64_t tk_version;
+} log_state;
 
 struct oplog_db {
   sqlite3 *sql;
@@ -207,11 +267,17 @@ struct oplog_db {
   int64_t tx_ticket;
   int64_t tx_last_rowid;
   queue q;
-  /* The chain's head as written by this handle's open write transaction:
-   * while it holds the write lock, no one else can move it. */
-  int head_valid;
-  int64_t head_id;
-  unsigned char head_hash[OPLOG_HASH_BYTES];
+  /* The log's state, cached across transactions (index.c). */
+  log_state ls;
+  int format;                                 /* 1: a format-1 file read as it is */
+  unsigned char self_id[OPLOG_ORIGIN_BYTES];  /* this file's origin */
+  struct origin_slot {
+    int64_t no;
+    unsigned char id[OPLOG_ORIGIN_BYTES];
+  } *origins;
+  size_t norigins;
+  buf mbuf;     /* an entry's metadata blob */
+  buf adbuf;    /* an entry's additional data */
   buf scratch;  /* encrypted entry data */
   buf scratch2; /* decrypted entry data */
 };
@@ -228,6 +294,8 @@ int map_sqlite_code(int rc);
 void db_clear_error(oplog_db *db);
 
 /* ---------------------------------------------------------------- helpers */
+/* The derived tables' watermark, as a scalar subquery in SQL. */
+#define SQL_INDEXED_UPTO "(SELECT value FROM oplog_config WHERE name = 'indexed_upto')"
 /* A TEXT or BLOB column's bytes without asking SQLite for a NUL terminator
  * (sqlite3_column_text may allocate for it, and fail under memory
  * pressure); "" for NULL. */
@@ -240,16 +308,37 @@ int db_exec(oplog_db *db, const char *sql);
 void put_u32(uint8_t *p, uint32_t v);
 void put_u64(uint8_t *p, uint64_t v);
 
-/* ticket.c */
+/* index.c: derived tables, the cached state, tickets. */
+/* Entries per aggregate, counted (few aggregates: a list). */
+typedef struct agg_count {
+  char *name;
+  int64_t n;
+} agg_count;
+typedef struct agg_counts {
+  agg_count *a;
+  size_t n, cap;
+} agg_counts;
+int agg_counts_add(agg_counts *c, const char *name, size_t len); /* OPLOG_NOMEM */
+int64_t agg_counts_take(agg_counts *c, const char *name, size_t len); /* the count, zeroed */
+void agg_counts_free(agg_counts *c);
+int state_check(oplog_db *db); /* inside a write transaction */
+void state_forget(oplog_db *db);
+int index_flush(oplog_db *db);
+void index_flush_at_close(oplog_db *db);
 int ticket_read(oplog_db *db, const char *aggregate, int64_t *version);
-int ticket_redeem(oplog_db *db, const char *aggregate, int64_t version);
+void ticket_remember(oplog_db *db, const char *aggregate, int64_t version);
 int ticket_ensure(oplog_db *db, const char *aggregate);
 
+/* format1.c: format-1 files read as they are, and migrated. */
+int format1_views(oplog_db *db);
+/* Inside the transaction that applied schema/002: copies a format-1 file's
+ * rows (from_level 1) into the format-2 tables and drops the old ones. */
+int format1_migrate(oplog_db *db, int from_level);
+
 /* entry.c: writes one entry (data = encoded EntryData) inside the caller's
- * transaction: redeems the ticket, encrypts, chains, inserts. */
+ * transaction: checks the ticket, encrypts, chains, inserts. */
 int entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const oplog_meta *md,
                 size_t nmd, const uint8_t *data, size_t ndata, int64_t *id);
-int head_read(oplog_db *db, int64_t *id, unsigned char hash[OPLOG_HASH_BYTES]);
 
 /* reader.c: the streaming reader shared by oplog_entries and replay. */
 enum { ITER_OPS = 1, ITER_META = 2 }; /* decrypt and decode; load metadata */

@@ -389,6 +389,15 @@ static void build_names(lua_State *L, ldb *d, int idx, size_t *nn, int arg, cons
   }
 }
 
+/* A metadata key or value at idx: a string without NUL bytes, which C
+ * strings would cut short. */
+static const char *meta_string(lua_State *L, int idx, int arg, const char *what, const char *role) {
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n);
+  if (strlen(s) != n) arg_error(L, arg, "%s: a metadata %s contains a NUL byte", what, role);
+  return s;
+}
+
 /* Fills d->meta from a metadata table {key = "v" | {"v1", ...} | true}. */
 static size_t build_meta(lua_State *L, ldb *d, int idx, int arg, const char *what) {
   size_t n = 0;
@@ -398,12 +407,12 @@ static size_t build_meta(lua_State *L, ldb *d, int idx, int arg, const char *wha
     const char *k;
     if (lua_type(L, -2) != LUA_TSTRING)
       arg_error(L, arg, "%s: keys must be strings, got %s", what, luaL_typename(L, -2));
-    k = lua_tostring(L, -2);
+    k = meta_string(L, -2, arg, what, "key");
     switch (lua_type(L, -1)) {
     case LUA_TSTRING:
       if (n >= d->cap_meta) d->meta = grow(L, d->meta, &d->cap_meta, n + 1, sizeof *d->meta);
       d->meta[n].key = k;
-      d->meta[n++].value = lua_tostring(L, -1);
+      d->meta[n++].value = meta_string(L, -1, arg, what, "value");
       break;
     case LUA_TBOOLEAN:
       if (!lua_toboolean(L, -1)) goto bad;
@@ -424,7 +433,7 @@ static size_t build_meta(lua_State *L, ldb *d, int idx, int arg, const char *wha
           arg_error(L, arg, "%s: key '%s': value #%d must be a string, got %s", what, k, (int)i,
                     luaL_typename(L, -1));
         d->meta[n].key = k;
-        d->meta[n++].value = lua_tostring(L, -1);
+        d->meta[n++].value = meta_string(L, -1, arg, what, "value");
         lua_pop(L, 1);
       }
       break;
@@ -1175,6 +1184,8 @@ static int db_write_entry(lua_State *L) {
 
 /* ------------------------------------------------------------------ reading */
 
+static void push_hex(lua_State *L, const unsigned char *p, size_t n);
+
 static void push_entry(lua_State *L, const oplog_entry *e) {
   int nullidx, meta;
   size_t i, j;
@@ -1190,6 +1201,12 @@ static void push_entry(lua_State *L, const oplog_entry *e) {
   lua_setfield(L, -2, "created");
   lua_pushinteger(L, (lua_Integer)e->key_id);
   lua_setfield(L, -2, "key_id");
+  push_hex(L, e->origin, OPLOG_ORIGIN_BYTES);
+  lua_setfield(L, -2, "origin");
+  lua_pushinteger(L, (lua_Integer)e->seq);
+  lua_setfield(L, -2, "seq");
+  lua_pushinteger(L, (lua_Integer)e->clock);
+  lua_setfield(L, -2, "clock");
   lua_createtable(L, 0, (int)e->nmetadata);
   meta = lua_gettop(L);
   for (i = 0; i < e->nmetadata; i++) {
@@ -1509,6 +1526,22 @@ static int db_head(lua_State *L) {
   return 1;
 }
 
+/* db:origin() -> { id = "<hex>", seq = n, clock = n } */
+static int db_origin(lua_State *L) {
+  ldb *d = check_db(L);
+  oplog_origin_info o;
+  int rc = oplog_origin(d->db, &o);
+  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  lua_createtable(L, 0, 3);
+  push_hex(L, o.id, OPLOG_ORIGIN_BYTES);
+  lua_setfield(L, -2, "id");
+  lua_pushinteger(L, (lua_Integer)o.seq);
+  lua_setfield(L, -2, "seq");
+  lua_pushinteger(L, (lua_Integer)o.clock);
+  lua_setfield(L, -2, "clock");
+  return 1;
+}
+
 /* ------------------------------------------------------------------ stats, keys */
 
 static int fill_aggregate(lua_State *L) {
@@ -1604,6 +1637,7 @@ static const luaL_Reg db_methods[] = {
     {"replay", db_replay},
     {"verify", db_verify},
     {"head", db_head},
+    {"origin", db_origin},
     {"stats", db_stats},
     {"keys", db_keys},
     {"rotate_key", db_rotate_key},

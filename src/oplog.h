@@ -273,13 +273,20 @@ int oplog_write_entry(oplog_db *db, const oplog_entry_write *w, int64_t *entry_i
 /* ---------------------------------------------------------------- reading */
 
 typedef struct oplog_entry {
-  int64_t id;
+  int64_t id;      /* position in this file (arrival order) */
+  const unsigned char *origin; /* OPLOG_ORIGIN_BYTES: the writing file's origin */
+  int64_t seq;     /* place in its origin's chain: 1, 2, 3, ... */
+  int64_t clock;   /* Lamport clock */
   int64_t created; /* unix milliseconds */
   const char *aggregate;
   int64_t key_id; /* 0: plaintext */
   const oplog_meta *metadata;
   size_t nmetadata;
-  const oplog_op *ops; /* rows decoded; TEXT values are NUL-terminated */
+  /* Rows decoded; TEXT values are NUL-terminated. An entry written by a
+   * transaction carries each row as the live table stored it: a create
+   * every column, an update the key and the columns of its mask, a delete
+   * the key (values in their storage class: no BOOLEAN). */
+  const oplog_op *ops;
   size_t nops;
 } oplog_entry;
 
@@ -354,8 +361,24 @@ typedef struct oplog_verify_result {
 int oplog_verify(oplog_db *db, const oplog_verify_opts *opts, oplog_problem_fn on_problem,
                  void *ctx, oplog_verify_result *out);
 
-/* Newest entry: id 0 and an all-zero hash for an empty log. */
+/* This file's own origin's newest entry: id 0 and an all-zero hash when it
+ * has written none. */
 int oplog_head(oplog_db *db, int64_t *id, unsigned char hash[OPLOG_HASH_BYTES]);
+
+#define OPLOG_ORIGIN_BYTES 32
+
+/* This file's identity: an Ed25519 public key made with the file. A
+ * format-1 file not migrated yet (opened read-only, or without its key)
+ * has none: all zeros. */
+typedef struct oplog_origin_info {
+  unsigned char id[OPLOG_ORIGIN_BYTES];
+  int64_t seq;     /* the last seq this origin wrote (0: none) */
+  int64_t clock;   /* the file's Lamport clock: the largest clock it holds */
+  int64_t head_id; /* local id of that newest own entry (0: none) */
+  unsigned char head_hash[OPLOG_HASH_BYTES];
+} oplog_origin_info;
+
+int oplog_origin(oplog_db *db, oplog_origin_info *out);
 
 /* ---------------------------------------------------------------- stats & keys */
 

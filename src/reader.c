@@ -9,104 +9,38 @@ struct oplog_iter {
   oplog_db *db;
   sqlite3_stmt *stmt;
   int flags;
-  int reverse;
-  /* A scan of an id range reads metadata alongside, in the same order (a
-   * merge join), instead of one lookup per entry. */
-  sqlite3_stmt *meta;
-  int meta_r; /* last sqlite3_step result of meta */
   arena a;
   oplog_entry e;
 };
 
-/* Appends the metadata row at columns k (key) and k + 1 (value) of s. */
-static int meta_push(oplog_db *db, arena *a, sqlite3_stmt *s, int k, oplog_meta **md, size_t *n,
-                     size_t *cap) {
-  if (*n == *cap) {
-    size_t ncap = *cap ? *cap * 2 : 4;
-    oplog_meta *grown = arena_alloc(a, ncap * sizeof *grown);
-    if (!grown) return db_error(db, OPLOG_NOMEM, "out of memory");
-    if (*n) memcpy(grown, *md, *n * sizeof **md);
-    *md = grown;
-    *cap = ncap;
-  }
-  size_t kn, vn;
-  const char *key = col_bytes(s, k, &kn), *v = col_bytes(s, k + 1, &vn);
-  int has = sqlite3_column_type(s, k + 1) != SQLITE_NULL;
-  oplog_meta *m = &(*md)[*n];
-  m->key = arena_strndup(a, key, kn);
-  m->value = has ? arena_strndup(a, v, vn) : NULL;
-  if (!m->key || (has && !m->value)) return db_error(db, OPLOG_NOMEM, "out of memory");
-  (*n)++;
-  return OPLOG_OK;
-}
-
-/* The metadata of e: from the iterator's merge join when it has one, else
- * with a lookup by entry id. */
-static int meta_load(oplog_db *db, oplog_iter *it, arena *a, oplog_entry *e) {
-  oplog_meta *md = NULL;
-  size_t n = 0, cap = 0;
-  int rc = OPLOG_OK;
-  if (it && it->meta) {
-    while (!rc && it->meta_r == SQLITE_ROW) {
-      int64_t mid = sqlite3_column_int64(it->meta, 0);
-      if (it->reverse ? mid < e->id : mid > e->id) break;
-      if (mid == e->id) rc = meta_push(db, a, it->meta, 1, &md, &n, &cap);
-      if (!rc) it->meta_r = sqlite3_step(it->meta);
-    }
-    if (!rc && it->meta_r != SQLITE_ROW && it->meta_r != SQLITE_DONE) rc = db_sqlerr(db, it->meta_r);
-    for (size_t i = 0; !rc && it->reverse && i < n / 2; i++) { /* read in seq DESC */
-      oplog_meta t = md[i];
-      md[i] = md[n - 1 - i];
-      md[n - 1 - i] = t;
-    }
-  } else {
-    sqlite3_stmt *m = db_stmt(db, ST_META_GET);
-    if (!m) return db->code;
-    sqlite3_bind_int64(m, 1, e->id);
-    int r;
-    while (!rc && (r = sqlite3_step(m)) == SQLITE_ROW) rc = meta_push(db, a, m, 0, &md, &n, &cap);
-    if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
-    sqlite3_reset(m);
-  }
-  e->metadata = md;
-  e->nmetadata = n;
-  return rc;
-}
-
-/* Fills e from a row (id, created, aggregate, key_id, data): decrypted and
- * decoded with ITER_OPS, with its metadata with ITER_META, into a. */
-static int entry_load(oplog_db *db, sqlite3_stmt *row, oplog_iter *it, int flags, arena *a,
-                      oplog_entry *e) {
-  int with_ops = flags & ITER_OPS;
+/* Fills e from a row of ENTRY_COLUMNS: metadata from the entry's own blob;
+ * decrypted and decoded operations with ITER_OPS; into a. */
+static int entry_load(oplog_db *db, sqlite3_stmt *row, int flags, arena *a, oplog_entry *e) {
+  stored_entry se;
   memset(e, 0, sizeof *e);
-  e->id = sqlite3_column_int64(row, 0);
-  e->created = sqlite3_column_int64(row, 1);
-  size_t an;
-  const char *agg = col_bytes(row, 2, &an);
-  e->aggregate = arena_strndup(a, agg, an);
-  e->key_id = sqlite3_column_int64(row, 3);
-  if (!e->aggregate) return db_error(db, OPLOG_NOMEM, "out of memory");
-  int rc;
-  if (with_ops) {
-    db->scratch2.n = 0;
-    rc = crypto_decrypt_entry(db, e->id, e->aggregate, e->key_id, sqlite3_column_blob(row, 4),
-                              (size_t)sqlite3_column_bytes(row, 4), &db->scratch2);
-    if (!rc) rc = entry_decode(db, a, db->scratch2.p, db->scratch2.n, &e->ops, &e->nops);
-    if (db->scratch2.n) sodium_memzero(db->scratch2.p, db->scratch2.n);
-    if (rc) {
-      if (rc == OPLOG_CORRUPT || rc == OPLOG_NOT_FOUND || rc == OPLOG_DECRYPT_FAILED) {
-        char *m = sqlite3_mprintf("entry %lld: %s", (long long)e->id, oplog_errmsg(db));
-        if (m && !strstr(oplog_errmsg(db), "entry ")) {
-          sqlite3_free(db->msg);
-          db->msg = m;
-        } else {
-          sqlite3_free(m);
-        }
-      }
-      return rc;
-    }
+  int rc = entry_from_row(db, row, &se);
+  if (rc) return rc;
+  e->id = se.id;
+  e->created = se.created;
+  e->key_id = se.key_id;
+  e->seq = se.seq;
+  e->clock = se.clock;
+  e->aggregate = arena_strndup(a, se.aggregate, se.aggregate_len);
+  uint8_t *origin = arena_alloc(a, OPLOG_ORIGIN_BYTES);
+  if (!e->aggregate || !origin) return db_error(db, OPLOG_NOMEM, "out of memory");
+  memcpy(origin, se.origin_id, OPLOG_ORIGIN_BYTES);
+  e->origin = origin;
+  if ((flags & ITER_META) && (rc = meta_decode(db, a, se.metadata, se.nmetadata, &e->metadata, &e->nmetadata)))
+    return rc == OPLOG_CORRUPT ? db_error(db, rc, "entry %lld: malformed metadata", (long long)e->id) : rc;
+  if (!(flags & ITER_OPS)) return OPLOG_OK;
+  db->scratch2.n = 0;
+  rc = crypto_decrypt_entry(db, &se, &db->scratch2);
+  if (!rc) rc = entry_decode(db, a, db->scratch2.p, db->scratch2.n, &e->ops, &e->nops);
+  if (db->scratch2.n) sodium_memzero(db->scratch2.p, db->scratch2.n);
+  if (rc == OPLOG_CORRUPT || rc == OPLOG_NOT_FOUND || rc == OPLOG_DECRYPT_FAILED) {
+    if (!strstr(oplog_errmsg(db), "entry ")) db_error(db, rc, "entry %lld: %s", (long long)e->id, oplog_errmsg(db));
   }
-  return (flags & ITER_META) ? meta_load(db, it, a, e) : OPLOG_OK;
+  return rc;
 }
 
 static int filter_check(oplog_db *db, const oplog_filter *f) {
@@ -120,40 +54,55 @@ static int filter_check(oplog_db *db, const oplog_filter *f) {
   return OPLOG_OK;
 }
 
-/* Builds "SELECT <what> FROM oplog_entries WHERE ..." for a filter and
- * binds it. Metadata filters use the (key, value, entry_id) index. */
-static int filter_prepare(oplog_db *db, const oplog_filter *f, const char *what, int ordered,
-                          sqlite3_stmt **out) {
+/* Parameters: ?1 aggregate, ?2 since, ?3 upto, ?4 limit, then each
+ * metadata pair i as ?(5 + 2i) key and ?(6 + 2i) value. */
+static void filter_conditions(sqlite3_str *q, const oplog_filter *f, const char *id) {
+  if (f->since) sqlite3_str_appendf(q, " AND %s > ?2", id);
+  if (f->upto) sqlite3_str_appendf(q, " AND %s <= ?3", id);
+  /* metadata: the derived rows, and the entries above them read directly */
+  for (size_t i = 0; i < f->nmetadata; i++) {
+    int k = 5 + 2 * (int)i;
+    if (f->metadata[i].value)
+      sqlite3_str_appendf(q,
+                          " AND %s IN (SELECT entry_id FROM oplog_metadata WHERE key = ?%d AND value = ?%d"
+                          " UNION ALL SELECT id FROM oplog_entries WHERE id > " SQL_INDEXED_UPTO
+                          " AND oplog_meta_has(metadata, ?%d, ?%d))",
+                          id, k, k + 1, k, k + 1);
+    else
+      sqlite3_str_appendf(q,
+                          " AND %s IN (SELECT entry_id FROM oplog_metadata WHERE key = ?%d"
+                          " UNION ALL SELECT id FROM oplog_entries WHERE id > " SQL_INDEXED_UPTO
+                          " AND oplog_meta_has(metadata, ?%d))",
+                          id, k, k);
+  }
+}
+
+/* Builds the SELECT of `what` (columns of e) over the entries a filter
+ * selects and binds it. By aggregate, the derived oplog_index covers the
+ * entries up to the watermark and the entries above it are read directly:
+ * two ordered arms, merged. count: SELECT count(*) of them instead. */
+static int filter_prepare(oplog_db *db, const oplog_filter *f, const char *what, int count, sqlite3_stmt **out) {
   *out = NULL;
   int rc = filter_check(db, f);
   if (rc) return rc;
-  char *sql = sqlite3_mprintf("SELECT %s FROM oplog_entries WHERE 1", what);
-  if (sql && f->aggregate) {
-    char *m = sqlite3_mprintf("%s AND aggregate = ?", sql);
-    sqlite3_free(sql);
-    sql = m;
+  sqlite3_str *q = sqlite3_str_new(db->sql);
+  if (count) sqlite3_str_appendall(q, "SELECT count(*) FROM (");
+  if (f->aggregate) {
+    sqlite3_str_appendf(q,
+                        "SELECT %s FROM oplog_index x JOIN oplog_entries e ON e.id = x.entry_id"
+                        " WHERE x.aggregate_name = ?1 AND x.entry_id <= " SQL_INDEXED_UPTO,
+                        what);
+    filter_conditions(q, f, "x.entry_id");
+    sqlite3_str_appendf(q,
+                        " UNION ALL SELECT %s FROM oplog_entries e WHERE e.aggregate_name = ?1 AND e.id > " SQL_INDEXED_UPTO,
+                        what);
+  } else {
+    sqlite3_str_appendf(q, "SELECT %s FROM oplog_entries e WHERE 1", what);
   }
-  if (sql && f->since) {
-    char *m = sqlite3_mprintf("%s AND id > ?", sql);
-    sqlite3_free(sql);
-    sql = m;
-  }
-  if (sql && f->upto) {
-    char *m = sqlite3_mprintf("%s AND id <= ?", sql);
-    sqlite3_free(sql);
-    sql = m;
-  }
-  for (size_t i = 0; sql && i < f->nmetadata; i++) {
-    char *m = sqlite3_mprintf("%s AND id IN (SELECT entry_id FROM oplog_metadata WHERE key = ?%s)", sql,
-                              f->metadata[i].value ? " AND value = ?" : "");
-    sqlite3_free(sql);
-    sql = m;
-  }
-  if (sql && ordered) {
-    char *m = sqlite3_mprintf("%s ORDER BY id%s%s", sql, f->reverse ? " DESC" : "", f->limit ? " LIMIT ?" : "");
-    sqlite3_free(sql);
-    sql = m;
-  }
+  filter_conditions(q, f, "e.id");
+  if (count) sqlite3_str_appendall(q, ")");
+  else sqlite3_str_appendf(q, " ORDER BY 1%s%s", f->reverse ? " DESC" : "", f->limit ? " LIMIT ?4" : "");
+  char *sql = sqlite3_str_finish(q);
   if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
   sqlite3_stmt *s = NULL;
   int r = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
@@ -161,15 +110,15 @@ static int filter_prepare(oplog_db *db, const oplog_filter *f, const char *what,
   if (r != SQLITE_OK) return db_sqlerr(db, r);
   /* Copies of the filter's strings (the statement outlives the call): a
    * failed copy would silently match nothing, so every bind is checked. */
-  int p = 1, b = SQLITE_OK;
-  if (f->aggregate) b |= sqlite3_bind_text(s, p++, f->aggregate, -1, SQLITE_TRANSIENT);
-  if (f->since) b |= sqlite3_bind_int64(s, p++, f->since);
-  if (f->upto) b |= sqlite3_bind_int64(s, p++, f->upto);
+  int b = SQLITE_OK;
+  if (f->aggregate) b |= sqlite3_bind_text(s, 1, f->aggregate, -1, SQLITE_TRANSIENT);
+  if (f->since) b |= sqlite3_bind_int64(s, 2, f->since);
+  if (f->upto) b |= sqlite3_bind_int64(s, 3, f->upto);
+  if (!count && f->limit) b |= sqlite3_bind_int64(s, 4, f->limit);
   for (size_t i = 0; i < f->nmetadata; i++) {
-    b |= sqlite3_bind_text(s, p++, f->metadata[i].key, -1, SQLITE_TRANSIENT);
-    if (f->metadata[i].value) b |= sqlite3_bind_text(s, p++, f->metadata[i].value, -1, SQLITE_TRANSIENT);
+    b |= sqlite3_bind_text(s, 5 + 2 * (int)i, f->metadata[i].key, -1, SQLITE_TRANSIENT);
+    if (f->metadata[i].value) b |= sqlite3_bind_text(s, 6 + 2 * (int)i, f->metadata[i].value, -1, SQLITE_TRANSIENT);
   }
-  if (ordered && f->limit) b |= sqlite3_bind_int64(s, p++, f->limit);
   if (b != SQLITE_OK) {
     sqlite3_finalize(s);
     return db_error(db, OPLOG_NOMEM, "out of memory");
@@ -179,10 +128,8 @@ static int filter_prepare(oplog_db *db, const oplog_filter *f, const char *what,
 }
 
 int64_t iter_count(oplog_db *db, const oplog_filter *f, int *rc) {
-  oplog_filter unlimited = *f;
-  unlimited.limit = 0;
   sqlite3_stmt *s;
-  *rc = filter_prepare(db, &unlimited, "count(*)", 0, &s);
+  *rc = filter_prepare(db, f, "e.id", 1, &s);
   if (*rc) return 0;
   int64_t n = 0;
   int r = sqlite3_step(s);
@@ -193,6 +140,10 @@ int64_t iter_count(oplog_db *db, const oplog_filter *f, int *rc) {
   return n;
 }
 
+#define ENTRY_COLUMNS_E                                                                                    \
+  "e.id, e.origin, e.seq, e.clock, e.created, e.aggregate_name, e.key_id, e.metadata, e.data, e.prev_hash, " \
+  "e.hash, e.format"
+
 int iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **out) {
   static const oplog_filter all;
   *out = NULL;
@@ -202,25 +153,7 @@ int iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **out) 
   memset(it, 0, sizeof *it);
   it->db = db;
   it->flags = flags;
-  it->reverse = f->reverse != 0;
-  int rc = filter_prepare(db, f, "id, created, aggregate, key_id, data", 1, &it->stmt);
-  /* An id range without other filters reads (nearly) every entry in it:
-   * join its metadata by walking both in id order. Sparse selections look
-   * metadata up per entry instead. */
-  if (!rc && (flags & ITER_META) && !f->aggregate && !f->nmetadata) {
-    const char *sql = it->reverse ? "SELECT entry_id, key, value FROM oplog_metadata WHERE entry_id > ?1 AND "
-                                    "entry_id <= ?2 ORDER BY entry_id DESC, seq DESC"
-                                  : "SELECT entry_id, key, value FROM oplog_metadata WHERE entry_id > ?1 AND "
-                                    "entry_id <= ?2 ORDER BY entry_id, seq";
-    int r = sqlite3_prepare_v2(db->sql, sql, -1, &it->meta, NULL);
-    if (r == SQLITE_OK) {
-      sqlite3_bind_int64(it->meta, 1, f->since);
-      sqlite3_bind_int64(it->meta, 2, f->upto ? f->upto : INT64_MAX);
-      it->meta_r = sqlite3_step(it->meta);
-      if (it->meta_r != SQLITE_ROW && it->meta_r != SQLITE_DONE) r = it->meta_r;
-    }
-    if (r != SQLITE_ROW && r != SQLITE_DONE && r != SQLITE_OK) rc = db_sqlerr(db, r);
-  }
+  int rc = filter_prepare(db, f, ENTRY_COLUMNS_E, 0, &it->stmt);
   if (rc) {
     oplog_iter_close(it);
     return rc;
@@ -253,7 +186,7 @@ int oplog_iter_next(oplog_iter *it, const oplog_entry **entry) {
     return OPLOG_OK;
   }
   if (r != SQLITE_ROW) return db_sqlerr(db, r);
-  int rc = entry_load(db, it->stmt, it, it->flags, &it->a, &it->e);
+  int rc = entry_load(db, it->stmt, it->flags, &it->a, &it->e);
   if (rc) return rc;
   *entry = &it->e;
   return OPLOG_OK;
@@ -264,7 +197,6 @@ int64_t iter_current_id(const oplog_iter *it) { return it->e.id; }
 void oplog_iter_close(oplog_iter *it) {
   if (!it) return;
   sqlite3_finalize(it->stmt);
-  sqlite3_finalize(it->meta);
   arena_free(&it->a);
   sqlite3_free(it);
 }
@@ -301,7 +233,7 @@ int oplog_entry_get(oplog_db *db, int64_t id, oplog_entry **out) {
     return db_error(db, OPLOG_NOMEM, "out of memory");
   }
   memset(oe, 0, sizeof *oe);
-  int rc = entry_load(db, s, NULL, ITER_OPS | ITER_META, &oe->a, &oe->e);
+  int rc = entry_load(db, s, ITER_OPS | ITER_META, &oe->a, &oe->e);
   sqlite3_reset(s);
   if (rc) {
     arena_free(&oe->a);

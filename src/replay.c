@@ -64,7 +64,7 @@ int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog
   if (progress && ((total = iter_count(db, f, &rc)), rc)) return rc;
   stmt_cache *cache = sqlite3_malloc64(sizeof *cache);
   if (!cache) return db_error(db, OPLOG_NOMEM, "out of memory");
-  stmt_cache_init(cache, schema, suffix);
+  stmt_cache_init(cache, schema, suffix, 0);
   cache->gen = db->catalog_gen;
   oplog_iter *it = NULL;
   rc = iter_open(db, f, ITER_OPS, &it); /* replay needs no metadata */
@@ -77,7 +77,7 @@ int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog
       int cols[OPLOG_MAX_COLUMNS];
       if ((rc = catalog_find(db, op->type, &t))) break;
       if (!t) rc = db_error(db, OPLOG_NOT_FOUND, "entry %lld: type %s is not in the catalog", (long long)e->id, op->type);
-      else if ((rc = op_validate(db, t, op, cols)) || (rc = op_apply(db, cache, t, op, cols))) {
+      else if ((rc = op_validate(db, t, op, cols)) || (rc = op_apply(db, cache, t, op, cols, NULL))) {
         op_failed = 1;
         char *m = sqlite3_mprintf("replay of entry %lld, operation %llu: %s", (long long)e->id, (unsigned long long)i + 1,
                                   oplog_errmsg(db));

@@ -7,10 +7,11 @@
 
 #include "internal.h"
 
-void stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix) {
+void stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix, int returning) {
   memset(c, 0, sizeof *c);
   c->schema = schema;
   c->suffix = suffix;
+  c->returning = returning;
 }
 
 void stmt_cache_clear(stmt_cache *c) {
@@ -130,55 +131,49 @@ int op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols) 
   return OPLOG_OK;
 }
 
+/* Columns a live write returns, so that the log holds the row as stored:
+ * a create all of them, an update its key and what it sets, a delete its
+ * key. */
+static uint64_t returned_columns(const type_def *t, int cls, uint64_t set) {
+  if (cls == OPLOG_OP_CREATE) return t->ncols == 64 ? ~0ULL : (1ULL << t->ncols) - 1;
+  return t->key_mask | (cls == OPLOG_OP_UPDATE ? set : 0);
+}
+
 static char *build_sql(const stmt_cache *c, const type_def *t, int cls, uint64_t set, uint64_t nul) {
-  char *sql;
+  sqlite3_str *q = sqlite3_str_new(NULL);
   if (cls == OPLOG_OP_CREATE) {
-    if (!set)
-      return sqlite3_mprintf("INSERT INTO \"%w\".\"%w%w\" DEFAULT VALUES", c->schema, t->table, c->suffix);
-    sql = sqlite3_mprintf("INSERT INTO \"%w\".\"%w%w\" (", c->schema, t->table, c->suffix);
-    int n = 0;
-    for (size_t i = 0; sql && i < t->ncols; i++)
-      if (set & (1ULL << i)) {
-        char *m = sqlite3_mprintf("%s%s\"%w\"", sql, n++ ? ", " : "", t->col_names[i]);
-        sqlite3_free(sql);
-        sql = m;
-      }
-    if (sql) {
-      char *m = sqlite3_mprintf("%s) VALUES (", sql);
-      sqlite3_free(sql);
-      sql = m;
+    sqlite3_str_appendf(q, "INSERT INTO \"%w\".\"%w%w\" ", c->schema, t->table, c->suffix);
+    if (!set) {
+      sqlite3_str_appendall(q, "DEFAULT VALUES");
+    } else {
+      int n = 0;
+      sqlite3_str_appendall(q, "(");
+      for (size_t i = 0; i < t->ncols; i++)
+        if (set & (1ULL << i)) sqlite3_str_appendf(q, "%s\"%w\"", n++ ? ", " : "", t->col_names[i]);
+      sqlite3_str_appendall(q, ") VALUES (");
+      for (int i = 0; i < n; i++) sqlite3_str_appendall(q, i ? ", ?" : "?");
+      sqlite3_str_appendall(q, ")");
     }
-    for (int i = 0; sql && i < n; i++) {
-      char *m = sqlite3_mprintf("%s%s?", sql, i ? ", " : "");
-      sqlite3_free(sql);
-      sql = m;
-    }
-    if (sql) {
-      char *m = sqlite3_mprintf("%s)", sql);
-      sqlite3_free(sql);
-      sql = m;
-    }
-    return sql;
-  }
-  if (cls == OPLOG_OP_UPDATE) {
-    sql = sqlite3_mprintf("UPDATE \"%w\".\"%w%w\" SET ", c->schema, t->table, c->suffix);
-    int n = 0;
-    for (size_t i = 0; sql && i < t->ncols; i++)
-      if ((set | nul) & (1ULL << i)) {
-        char *m = sqlite3_mprintf("%s%s\"%w\" = %s", sql, n++ ? ", " : "", t->col_names[i],
-                                  (set & (1ULL << i)) ? "?" : "NULL");
-        sqlite3_free(sql);
-        sql = m;
-      }
   } else {
-    sql = sqlite3_mprintf("DELETE FROM \"%w\".\"%w%w\"", c->schema, t->table, c->suffix);
+    if (cls == OPLOG_OP_UPDATE) {
+      int n = 0;
+      sqlite3_str_appendf(q, "UPDATE \"%w\".\"%w%w\" SET ", c->schema, t->table, c->suffix);
+      for (size_t i = 0; i < t->ncols; i++)
+        if ((set | nul) & (1ULL << i))
+          sqlite3_str_appendf(q, "%s\"%w\" = %s", n++ ? ", " : "", t->col_names[i], (set & (1ULL << i)) ? "?" : "NULL");
+    } else {
+      sqlite3_str_appendf(q, "DELETE FROM \"%w\".\"%w%w\"", c->schema, t->table, c->suffix);
+    }
+    for (size_t k = 0; k < t->nkey; k++)
+      sqlite3_str_appendf(q, " %s \"%w\" = ?", k ? "AND" : "WHERE", t->col_names[t->key_idx[k]]);
   }
-  for (size_t k = 0; sql && k < t->nkey; k++) {
-    char *m = sqlite3_mprintf("%s %s \"%w\" = ?", sql, k ? "AND" : "WHERE", t->col_names[t->key_idx[k]]);
-    sqlite3_free(sql);
-    sql = m;
+  if (c->returning) {
+    uint64_t ret = returned_columns(t, cls, set);
+    int n = 0;
+    for (size_t i = 0; i < t->ncols; i++)
+      if (ret & (1ULL << i)) sqlite3_str_appendf(q, "%s\"%w\"", n++ ? ", " : " RETURNING ", t->col_names[i]);
   }
-  return sql;
+  return sqlite3_str_finish(q);
 }
 
 static sqlite3_stmt *cached_stmt(oplog_db *db, stmt_cache *c, const type_def *t, int cls,
@@ -235,7 +230,43 @@ static void bind_value(sqlite3_stmt *s, int param, const type_def *t, int col, c
   }
 }
 
-int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols) {
+/* The row a live write returned (columns `ret` of t), as the operation to
+ * log: it replaces op's row; op's mask and nulls stay. */
+static int log_returned(oplog_db *db, queue *log, const type_def *t, const oplog_op *op, sqlite3_stmt *s,
+                        uint64_t ret) {
+  oplog_field fields[OPLOG_MAX_COLUMNS];
+  int cols[OPLOG_MAX_COLUMNS];
+  size_t n = 0;
+  for (size_t i = 0; i < t->ncols; i++) {
+    if (!(ret & (1ULL << i))) continue;
+    oplog_value *v = &fields[n].value;
+    int k = (int)n;
+    fields[n].name = t->col_names[i];
+    cols[n++] = (int)i;
+    switch (sqlite3_column_type(s, k)) {
+    case SQLITE_INTEGER:
+      v->type = OPLOG_INTEGER;
+      v->u.i = sqlite3_column_int64(s, k);
+      break;
+    case SQLITE_FLOAT:
+      v->type = OPLOG_REAL;
+      v->u.r = sqlite3_column_double(s, k);
+      break;
+    case SQLITE_TEXT:
+    case SQLITE_BLOB:
+      v->type = sqlite3_column_type(s, k) == SQLITE_TEXT ? OPLOG_TEXT : OPLOG_BLOB;
+      v->u.b.p = col_bytes(s, k, &v->u.b.n);
+      break;
+    default: v->type = OPLOG_NULL; break;
+    }
+  }
+  oplog_op logged = *op;
+  logged.row.fields = fields;
+  logged.row.nfields = n;
+  return queue_add(db, log, t, &logged, cols);
+}
+
+int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, queue *log) {
   int cls = op_class(op->kind);
   int field_of[OPLOG_MAX_COLUMNS];
   uint64_t present = 0, set = 0, nul = 0;
@@ -260,12 +291,23 @@ int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op,
       bind_value(s, p++, t, col, &op->row.fields[field_of[col]].value);
     }
   int r = sqlite3_step(s);
-  int rc = OPLOG_OK;
-  if (r != SQLITE_DONE) {
+  int rc = OPLOG_OK, rows = 0;
+  if (c->returning) {
+    for (; r == SQLITE_ROW && !rc; r = sqlite3_step(s)) {
+      if (rows++)
+        rc = db_error(db, OPLOG_CONSTRAINT, "%s of %s: its key selects more than one row of %s",
+                      oplog_op_name(op->kind), t->name, t->table);
+      else if (log)
+        rc = log_returned(db, log, t, op, s, returned_columns(t, cls, set));
+    }
+  }
+  if (rc) {
+    /* the statement's changes are undone with the transaction */
+  } else if (r != SQLITE_DONE) {
     rc = db_sqlerr(db, r);
     if (rc == OPLOG_CONSTRAINT)
       db_error(db, rc, "%s of %s: %s", oplog_op_name(op->kind), t->name, sqlite3_errmsg(db->sql));
-  } else if (cls != OPLOG_OP_CREATE && sqlite3_changes(db->sql) == 0) {
+  } else if (cls != OPLOG_OP_CREATE && (c->returning ? rows : sqlite3_changes(db->sql)) == 0) {
     rc = db_error(db, OPLOG_NOT_FOUND, "%s of %s: no row with that key in %s%s", oplog_op_name(op->kind),
                   t->name, t->table, c->suffix);
   }

@@ -1,37 +1,52 @@
 /* ticket.c — optimistic-locking tickets (Boundary's Ticketer): one version
- * counter per aggregate, redeemed in the same transaction and connection
- * as the entry it guards. */
+ * counter per aggregate. A ticket's version is 1 + the number of entries of
+ * its aggregate: oplog_ticket holds it for the entries the derived tables
+ * cover (index.c) and the entries above them are counted. A writer holding
+ * the write lock checks the version it read against it; the handle caches
+ * one aggregate's version across its own transactions. */
+#include <string.h>
+
 #include "internal.h"
 
+static int in_write_tx(oplog_db *db) {
+  return db->tx != TX_NONE && !sqlite3_get_autocommit(db->sql);
+}
+
 int ticket_read(oplog_db *db, const char *aggregate, int64_t *version) {
+  log_state *ls = &db->ls;
+  int cache = in_write_tx(db);
+  if (cache) {
+    int rc = state_check(db);
+    if (rc) return rc;
+    if (ls->tk_valid && strcmp(ls->tk_name, aggregate) == 0) {
+      *version = ls->tk_version;
+      return OPLOG_OK;
+    }
+  }
   sqlite3_stmt *s = db_stmt(db, ST_TICKET_GET);
   if (!s) return db->code;
   sqlite3_bind_text(s, 1, aggregate, -1, SQLITE_STATIC);
   int r = sqlite3_step(s);
   int rc = OPLOG_OK;
   if (r == SQLITE_ROW) *version = sqlite3_column_int64(s, 0);
-  else if (r == SQLITE_DONE) rc = db_error(db, OPLOG_NOT_FOUND, "no ticket for aggregate '%s' (define a type in it first)", aggregate);
+  else if (r == SQLITE_DONE)
+    rc = db_error(db, OPLOG_NOT_FOUND, "no ticket for aggregate '%s' (define a type in it first)", aggregate);
   else rc = db_sqlerr(db, r);
   sqlite3_reset(s);
+  if (!rc && cache) ticket_remember(db, aggregate, *version);
   return rc;
 }
 
-/* UPDATE ... WHERE name = ? AND version = ?: no row changed means another
- * writer redeemed this version first. */
-int ticket_redeem(oplog_db *db, const char *aggregate, int64_t version) {
-  sqlite3_stmt *s = db_stmt(db, ST_TICKET_REDEEM);
-  if (!s) return db->code;
-  sqlite3_bind_text(s, 1, aggregate, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 2, version);
-  int r = sqlite3_step(s);
-  sqlite3_reset(s);
-  if (r != SQLITE_DONE) return db_sqlerr(db, r);
-  if (sqlite3_changes(db->sql) == 1) return OPLOG_OK;
-  int64_t now = 0;
-  int rc = ticket_read(db, aggregate, &now);
-  if (rc) return rc;
-  return db_error(db, OPLOG_TICKET_CONFLICT, "ticket of '%s' is at version %lld, not %lld: another writer came first",
-                  aggregate, (long long)now, (long long)version);
+void ticket_remember(oplog_db *db, const char *aggregate, int64_t version) {
+  log_state *ls = &db->ls;
+  size_t n = strlen(aggregate);
+  if (n >= sizeof ls->tk_name) {
+    ls->tk_valid = 0; /* long names are not cached */
+    return;
+  }
+  memcpy(ls->tk_name, aggregate, n + 1);
+  ls->tk_version = version;
+  ls->tk_valid = 1;
 }
 
 int ticket_ensure(oplog_db *db, const char *aggregate) {
@@ -50,3 +65,4 @@ int oplog_ticket(oplog_db *db, const char *aggregate, int64_t *version) {
     return db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate must be a non-empty string");
   return ticket_read(db, aggregate, version);
 }
+

@@ -75,30 +75,10 @@ int oplog_tx_apply(oplog_db *db, const oplog_op *op) {
   const type_def *t;
   int cols[OPLOG_MAX_COLUMNS + 1];
   rc = op_prepare(db, db->tx_aggregate, op, &t, cols);
-  if (rc || (rc = op_apply(db, &db->live, t, op, cols))) return tx_abort(db, rc);
-  int cls_create = op->kind == OPLOG_OP_CREATE || op->kind == OPLOG_OP_CREATE_ITEMS;
+  /* the live write appends the row as the table stored it to the queue */
+  if (rc || (rc = op_apply(db, &db->live, t, op, cols, &db->q))) return tx_abort(db, rc);
   db->tx_last_rowid = sqlite3_last_insert_rowid(db->sql);
-  int key_field = -1;
-  for (size_t i = 0; i < op->row.nfields; i++)
-    if (t->rowid_key && cols[i] == t->key_idx[0]) key_field = (int)i;
-  if (cls_create && t->rowid_key &&
-      (key_field < 0 || op->row.fields[key_field].value.type == OPLOG_NULL)) {
-    /* the row got its key from SQLite: log it, so replay makes the same row */
-    oplog_field fields[OPLOG_MAX_COLUMNS];
-    if (op->row.nfields) memcpy(fields, op->row.fields, op->row.nfields * sizeof *fields);
-    size_t k = key_field < 0 ? op->row.nfields : (size_t)key_field;
-    fields[k].name = t->col_names[t->key_idx[0]];
-    fields[k].value.type = OPLOG_INTEGER;
-    fields[k].value.u.i = db->tx_last_rowid;
-    cols[k] = t->key_idx[0];
-    oplog_op full = *op;
-    full.row.fields = fields;
-    full.row.nfields = key_field < 0 ? k + 1 : op->row.nfields;
-    rc = queue_add(db, &db->q, t, &full, cols);
-  } else {
-    rc = queue_add(db, &db->q, t, op, cols);
-  }
-  return rc ? tx_abort(db, rc) : OPLOG_OK;
+  return OPLOG_OK;
 }
 
 /* Writes the queued operations as one entry; the next one redeems the
@@ -175,7 +155,7 @@ int oplog_write_entry(oplog_db *db, const oplog_entry_write *w, int64_t *entry_i
   rc = entry_write(db, w->aggregate, w->ticket, w->metadata, w->nmetadata, db->q.data.p, db->q.data.n, &id);
   queue_reset(&db->q);
   if (rc) {
-    db->head_valid = 0; /* the entry may have been half-written, then undone */
+    state_forget(db); /* the entry may have been half-written, then undone */
     if (!sqlite3_get_autocommit(db->sql)) {
       sqlite3_exec(db->sql, "ROLLBACK TO oplog_write_entry", NULL, NULL, NULL);
       sqlite3_exec(db->sql, "RELEASE oplog_write_entry", NULL, NULL, NULL);

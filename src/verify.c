@@ -38,111 +38,237 @@ static int tick(verify_ctx *v, int64_t done) {
 
 static void hex(char *out, const uint8_t *p, size_t n) { sodium_bin2hex(out, 2 * n + 1, p, n); }
 
-/* Walks entries and metadata together in id order (a merge join), so the
- * whole log is read once, sequentially. */
+/* Where each origin's chain stands during the walk. */
+typedef struct chain_pos {
+  int64_t origin, seq, id;
+  unsigned char hash[OPLOG_HASH_BYTES];
+} chain_pos;
+
+static chain_pos *chain_of(chain_pos **pos, size_t *n, int64_t origin) {
+  for (size_t i = 0; i < *n; i++)
+    if ((*pos)[i].origin == origin) return &(*pos)[i];
+  chain_pos *grown = sqlite3_realloc64(*pos, (*n + 1) * sizeof *grown);
+  if (!grown) return NULL;
+  *pos = grown;
+  memset(&grown[*n], 0, sizeof *grown);
+  grown[*n].origin = origin;
+  return &grown[(*n)++];
+}
+
+/* The derived rows must say exactly what the entries they cover say: a
+ * forged or missing row would be a wrong answer to a query. */
+typedef struct derived_walk {
+  sqlite3_stmt *ix, *md; /* oplog_index and oplog_metadata, in entry order */
+  int ixr, mdr;
+  int64_t wm;
+  agg_counts aggs;
+  int64_t max_clock;
+} derived_walk;
+
+static int derived_entry(verify_ctx *v, derived_walk *w, const stored_entry *e) {
+  oplog_db *db = v->db;
+  int rc = OPLOG_OK;
+  /* rows of entries that do not exist */
+  while (!rc && w->ixr == SQLITE_ROW && sqlite3_column_int64(w->ix, 0) < e->id) {
+    rc = problem(v, sqlite3_column_int64(w->ix, 0), "index_mismatch", "oplog_index has a row for entry %lld, which does not exist",
+                 (long long)sqlite3_column_int64(w->ix, 0));
+    w->ixr = sqlite3_step(w->ix);
+  }
+  while (!rc && w->mdr == SQLITE_ROW && sqlite3_column_int64(w->md, 0) < e->id) {
+    int64_t mid = sqlite3_column_int64(w->md, 0);
+    rc = problem(v, mid, "index_mismatch", "oplog_metadata has rows of entry %lld, which does not exist", (long long)mid);
+    while (w->mdr == SQLITE_ROW && sqlite3_column_int64(w->md, 0) == mid) w->mdr = sqlite3_step(w->md);
+  }
+  if (rc) return rc;
+  int covered = e->id <= w->wm;
+  if (covered) {
+    if (e->clock > w->max_clock) w->max_clock = e->clock;
+    if (agg_counts_add(&w->aggs, e->aggregate, e->aggregate_len)) return db_error(db, OPLOG_NOMEM, "out of memory");
+  }
+  /* oplog_index */
+  int has_ix = w->ixr == SQLITE_ROW && sqlite3_column_int64(w->ix, 0) == e->id;
+  if (has_ix != covered) {
+    rc = problem(v, e->id, "index_mismatch", covered ? "oplog_index lacks entry %lld" : "oplog_index has entry %lld, above its watermark",
+                 (long long)e->id);
+  } else if (has_ix) {
+    size_t an;
+    const char *agg = col_bytes(w->ix, 3, &an);
+    if (sqlite3_column_int64(w->ix, 1) != e->origin || sqlite3_column_int64(w->ix, 2) != e->seq ||
+        an != e->aggregate_len || memcmp(agg, e->aggregate, an) != 0)
+      rc = problem(v, e->id, "index_mismatch", "oplog_index says otherwise than entry %lld", (long long)e->id);
+  }
+  if (has_ix) w->ixr = sqlite3_step(w->ix);
+  if (rc) return rc;
+  /* oplog_metadata: the blob's pairs, in order, or no row at all */
+  meta_reader mr;
+  meta_pair m;
+  int s = meta_open(&mr, e->metadata, e->nmetadata) ? 1 : -1, same = 1, any = 0;
+  int64_t pos = 0;
+  while (w->mdr == SQLITE_ROW && sqlite3_column_int64(w->md, 0) == e->id) {
+    any = 1;
+    pos++;
+    if (s >= 0) s = meta_next(&mr, &m);
+    size_t kn, vn;
+    const char *k = col_bytes(w->md, 2, &kn), *val = col_bytes(w->md, 3, &vn);
+    int has = sqlite3_column_type(w->md, 3) != SQLITE_NULL;
+    if (s != 1 || sqlite3_column_int64(w->md, 1) != pos || kn != m.nkey || memcmp(k, m.key, kn) != 0 ||
+        has != m.has_value || (has && (vn != m.nvalue || memcmp(val, m.value, vn) != 0)))
+      same = 0;
+    w->mdr = sqlite3_step(w->md);
+  }
+  if (s >= 0 && (any || covered) && meta_next(&mr, &m) != 0) same = 0; /* pairs without rows */
+  if (covered ? !same : any)
+    rc = problem(v, e->id, "index_mismatch",
+                 covered ? "oplog_metadata differs from the metadata of entry %lld" : "oplog_metadata has rows of entry %lld, above its watermark",
+                 (long long)e->id);
+  return rc;
+}
+
+/* After the walk: rows of entries past the newest, and the tickets. */
+static int derived_finish(verify_ctx *v, derived_walk *w, int64_t config_clock) {
+  oplog_db *db = v->db;
+  int rc = OPLOG_OK;
+  if (w->ixr == SQLITE_ROW)
+    rc = problem(v, sqlite3_column_int64(w->ix, 0), "index_mismatch", "oplog_index has a row for entry %lld, which does not exist",
+                 (long long)sqlite3_column_int64(w->ix, 0));
+  if (!rc && w->mdr == SQLITE_ROW)
+    rc = problem(v, sqlite3_column_int64(w->md, 0), "index_mismatch", "oplog_metadata has rows of entry %lld, which does not exist",
+                 (long long)sqlite3_column_int64(w->md, 0));
+  if (!rc && config_clock != w->max_clock)
+    rc = problem(v, 0, "index_mismatch", "oplog_config says the clock is %lld, the entries it covers say %lld",
+                 (long long)config_clock, (long long)w->max_clock);
+  /* a ticket is 1 + the entries of its aggregate */
+  sqlite3_stmt *s = NULL;
+  int r = sqlite3_prepare_v2(db->sql, "SELECT name, version FROM oplog_ticket", -1, &s, NULL);
+  if (r != SQLITE_OK) return rc ? rc : db_sqlerr(db, r);
+  while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
+    size_t n;
+    const char *name = col_bytes(s, 0, &n);
+    int64_t count = agg_counts_take(&w->aggs, name, n);
+    if (sqlite3_column_int64(s, 1) != count + 1)
+      rc = problem(v, 0, "index_mismatch", "the ticket of '%.*s' is at %lld, its %lld entries say %lld", (int)n, name,
+                   (long long)sqlite3_column_int64(s, 1), (long long)count, (long long)count + 1);
+  }
+  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  sqlite3_finalize(s);
+  for (size_t i = 0; !rc && i < w->aggs.n; i++)
+    if (w->aggs.a[i].n)
+      rc = problem(v, 0, "index_mismatch", "aggregate '%s' has entries but no ticket", w->aggs.a[i].name);
+  return rc;
+}
+
+/* Walks the entries in id order, each origin's chain at once, with the
+ * derived tables alongside (merge joins): the log is read once. */
 static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int *head_seen) {
   oplog_db *db = v->db;
-  sqlite3_stmt *es = NULL, *ms = NULL;
-  int r = sqlite3_prepare_v2(db->sql,
-                             "SELECT id, created, aggregate, key_id, data, prev_hash, hash FROM oplog_entries ORDER BY id",
-                             -1, &es, NULL);
+  sqlite3_stmt *es = NULL, *cfg = NULL;
+  derived_walk w;
+  memset(&w, 0, sizeof w);
+  int r = sqlite3_prepare_v2(db->sql, "SELECT " ENTRY_COLUMNS " FROM oplog_entries ORDER BY id", -1, &es, NULL);
   if (r == SQLITE_OK)
-    r = sqlite3_prepare_v2(db->sql, "SELECT entry_id, key, value FROM oplog_metadata ORDER BY entry_id, seq", -1,
-                           &ms, NULL);
-  if (r != SQLITE_OK) {
-    sqlite3_finalize(es);
-    return db_sqlerr(db, r);
+    r = sqlite3_prepare_v2(db->sql, "SELECT entry_id, origin, seq, aggregate_name FROM oplog_index ORDER BY entry_id", -1,
+                           &w.ix, NULL);
+  if (r == SQLITE_OK)
+    r = sqlite3_prepare_v2(db->sql, "SELECT entry_id, position, key, value FROM oplog_metadata ORDER BY entry_id, position",
+                           -1, &w.md, NULL);
+  if (r == SQLITE_OK)
+    r = sqlite3_prepare_v2(db->sql,
+                           "SELECT " SQL_INDEXED_UPTO ", (SELECT value FROM oplog_config WHERE name = 'clock')", -1,
+                           &cfg, NULL);
+  int rc = OPLOG_OK;
+  int64_t config_clock = 0;
+  if (r == SQLITE_OK && (r = sqlite3_step(cfg)) == SQLITE_ROW) {
+    w.wm = sqlite3_column_int64(cfg, 0);
+    config_clock = sqlite3_column_int64(cfg, 1);
+    r = SQLITE_OK;
+  }
+  if (r != SQLITE_OK) rc = db_sqlerr(db, r);
+  if (!rc) {
+    w.ixr = sqlite3_step(w.ix);
+    w.mdr = sqlite3_step(w.md);
   }
   arena a = {0};
-  int rc = OPLOG_OK;
-  int mr = sqlite3_step(ms);
-  int64_t prev_id = 0, last_orphan = 0;
-  unsigned char prev_hash[OPLOG_HASH_BYTES] = {0};
+  chain_pos *pos = NULL;
+  size_t npos = 0;
+  int64_t prev_id = 0;
+  static const uint8_t zero[OPLOG_HASH_BYTES];
   while (!rc && (r = sqlite3_step(es)) == SQLITE_ROW) {
-    size_t agg_len;
-    chain_entry e = {.id = sqlite3_column_int64(es, 0),
-                     .created = sqlite3_column_int64(es, 1),
-                     .aggregate = col_bytes(es, 2, &agg_len),
-                     .key_id = sqlite3_column_int64(es, 3),
-                     .data = sqlite3_column_blob(es, 4),
-                     .ndata = (size_t)sqlite3_column_bytes(es, 4)};
-    e.aggregate_len = agg_len;
-    const uint8_t *stored_prev = sqlite3_column_blob(es, 5);
-    const uint8_t *stored_hash = sqlite3_column_blob(es, 6);
-    int good_prev = sqlite3_column_bytes(es, 5) == OPLOG_HASH_BYTES;
-    int good_hash = sqlite3_column_bytes(es, 6) == OPLOG_HASH_BYTES;
-    static const uint8_t zero[OPLOG_HASH_BYTES];
-    e.prev_hash = good_prev ? stored_prev : zero;
+    stored_entry e;
     v->out->entries++;
-    /* metadata rows of entries that do not exist */
-    while (mr == SQLITE_ROW && sqlite3_column_int64(ms, 0) < e.id) {
-      int64_t mid = sqlite3_column_int64(ms, 0);
-      if (mid != last_orphan && (rc = problem(v, mid, "missing_entry", "metadata of entry %lld without its entry", (long long)mid)))
-        break;
-      last_orphan = mid;
-      mr = sqlite3_step(ms);
-    }
+    int64_t id = sqlite3_column_int64(es, 0);
+    if (id != prev_id + 1)
+      rc = problem(v, id, "missing_entry", "entries %lld to %lld are missing before entry %lld", (long long)prev_id + 1,
+                   (long long)id - 1, (long long)id);
+    prev_id = id;
     if (rc) break;
-    crypto_generichash_state st;
-    chain_begin(&st, &e);
-    size_t nmd = 0;
-    while (mr == SQLITE_ROW && sqlite3_column_int64(ms, 0) == e.id) {
-      int has = sqlite3_column_type(ms, 2) != SQLITE_NULL;
-      size_t kn, vn;
-      const char *k = col_bytes(ms, 1, &kn), *val = col_bytes(ms, 2, &vn);
-      chain_meta(&st, k, kn, val, vn, has);
-      nmd++;
-      mr = sqlite3_step(ms);
+    int d = entry_from_row(db, es, &e);
+    if (d == OPLOG_NOMEM || (d && d != OPLOG_CORRUPT)) {
+      rc = d;
+      break;
+    }
+    if (d) {
+      rc = problem(v, id, "hash_mismatch", "%s", oplog_errmsg(db));
+      continue;
+    }
+    chain_pos *c = chain_of(&pos, &npos, e.origin);
+    if (!c) {
+      rc = db_error(db, OPLOG_NOMEM, "out of memory");
+      break;
     }
     unsigned char computed[OPLOG_HASH_BYTES];
-    chain_finish(&st, &e, nmd, computed);
-    if (e.id != prev_id + 1) {
-      if (e.id > prev_id + 1)
-        rc = problem(v, e.id, "missing_entry", "entries %lld to %lld are missing before entry %lld",
-                     (long long)prev_id + 1, (long long)e.id - 1, (long long)e.id);
-      else
-        rc = problem(v, e.id, "chain_break", "entry id %lld does not follow %lld", (long long)e.id, (long long)prev_id);
+    int bad_meta = chain_hash(&e, computed) != OPLOG_OK;
+    if (!bad_meta) {
+      meta_reader mr;
+      meta_pair m;
+      int ms = meta_open(&mr, e.metadata, e.nmetadata) ? 1 : -1;
+      while (ms == 1) ms = meta_next(&mr, &m);
+      bad_meta = ms < 0;
     }
-    if (!rc && (!good_prev || memcmp(stored_prev, prev_hash, OPLOG_HASH_BYTES) != 0))
-      rc = problem(v, e.id, "chain_break", "entry %lld does not link to the hash of entry %lld", (long long)e.id,
-                   (long long)prev_id);
-    if (!rc && (!good_hash || memcmp(stored_hash, computed, OPLOG_HASH_BYTES) != 0))
-      rc = problem(v, e.id, "hash_mismatch", "entry %lld or its metadata changed after it was written",
-                   (long long)e.id);
-    if (!rc && head && good_hash && memcmp(stored_hash, head, OPLOG_HASH_BYTES) == 0) *head_seen = 1;
+    if (e.seq != c->seq + 1) {
+      if (e.seq > c->seq + 1)
+        rc = problem(v, id, "missing_entry", "entries %lld to %lld of its origin are missing before entry %lld (seq %lld)",
+                     (long long)c->seq + 1, (long long)e.seq - 1, (long long)id, (long long)e.seq);
+      else
+        rc = problem(v, id, "chain_break", "entry %lld has seq %lld where its origin is at %lld", (long long)id,
+                     (long long)e.seq, (long long)c->seq);
+    }
+    if (!rc && memcmp(e.prev_hash, c->seq ? c->hash : zero, OPLOG_HASH_BYTES) != 0)
+      rc = problem(v, id, "chain_break", "entry %lld does not link to the hash of its origin's entry %lld", (long long)id,
+                   (long long)c->id);
+    if (!rc && !bad_meta && memcmp(e.hash, computed, OPLOG_HASH_BYTES) != 0)
+      rc = problem(v, id, "hash_mismatch", "entry %lld changed after it was written", (long long)id);
+    if (!rc && bad_meta)
+      rc = problem(v, id, "decrypt_failed", "entry %lld: its metadata does not decode", (long long)id);
+    if (!rc && head && e.origin == 1 && memcmp(e.hash, head, OPLOG_HASH_BYTES) == 0) *head_seen = 1;
     if (!rc && decrypt) {
       db->scratch2.n = 0;
-      char *aggregate = sqlite3_mprintf("%.*s", (int)e.aggregate_len, e.aggregate ? e.aggregate : "");
-      if (!aggregate) rc = db_error(db, OPLOG_NOMEM, "out of memory");
-      int d = rc ? rc : crypto_decrypt_entry(db, e.id, aggregate, e.key_id, e.data, e.ndata, &db->scratch2);
-      if (!d) {
+      int d2 = crypto_decrypt_entry(db, &e, &db->scratch2);
+      if (!d2) {
         const oplog_op *ops;
         size_t nops;
-        d = entry_decode(db, &a, db->scratch2.p, db->scratch2.n, &ops, &nops);
+        d2 = entry_decode(db, &a, db->scratch2.p, db->scratch2.n, &ops, &nops);
         arena_reset(&a);
       }
       if (db->scratch2.n) sodium_memzero(db->scratch2.p, db->scratch2.n);
-      sqlite3_free(aggregate);
-      if (d == OPLOG_NOMEM) rc = d;
-      else if (d && !rc) rc = problem(v, e.id, "decrypt_failed", "entry %lld: %s", (long long)e.id, oplog_errmsg(db));
+      if (d2 == OPLOG_NOMEM) rc = d2;
+      else if (d2) rc = problem(v, id, "decrypt_failed", "entry %lld: %s", (long long)id, oplog_errmsg(db));
     }
-    prev_id = e.id;
-    if (good_hash) memcpy(prev_hash, stored_hash, OPLOG_HASH_BYTES);
-    else memset(prev_hash, 0xff, OPLOG_HASH_BYTES);
+    if (!rc) rc = derived_entry(v, &w, &e);
+    c->seq = e.seq;
+    c->id = id;
+    memcpy(c->hash, e.hash, OPLOG_HASH_BYTES);
     if (!rc && v->out->entries % PROGRESS_EVERY == 0) rc = tick(v, v->out->entries);
   }
   if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
-  while (!rc && mr == SQLITE_ROW) {
-    int64_t mid = sqlite3_column_int64(ms, 0);
-    if (mid != last_orphan) rc = problem(v, mid, "missing_entry", "metadata of entry %lld without its entry", (long long)mid);
-    last_orphan = mid;
-    mr = sqlite3_step(ms);
-  }
-  if (!rc && mr != SQLITE_DONE && mr != SQLITE_ROW) rc = db_sqlerr(db, mr);
+  if (!rc) rc = derived_finish(v, &w, config_clock);
   if (!rc) rc = tick(v, v->out->entries);
+  agg_counts_free(&w.aggs);
+  sqlite3_free(pos);
   arena_free(&a);
   sqlite3_finalize(es);
-  sqlite3_finalize(ms);
+  sqlite3_finalize(cfg);
+  sqlite3_finalize(w.ix);
+  sqlite3_finalize(w.md);
   return rc;
 }
 

@@ -117,7 +117,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t nn = take(&s, nonce, u8(&s) % 41);
     size_t nw = take(&s, wrapped, u8(&s) % 81);
     unsigned char key[OPLOG_KEY_BYTES];
-    int rc = crypto_unwrap(rel_key, (int64_t)u8(&s), nonce, nn, wrapped, nw, key);
+    uint8_t origin[OPLOG_ORIGIN_BYTES] = {0};
+    int v1 = u8(&s) & 1; /* the format-1 wrapping or the origin-bound one */
+    if (!v1) take(&s, origin, sizeof origin);
+    int rc = crypto_unwrap(rel_key, v1 ? NULL : origin, (int64_t)u8(&s), nonce, nn, wrapped, nw, key);
     FUZZ_CHECK(rc == OPLOG_OK || rc == OPLOG_WRONG_KEY || rc == OPLOG_CORRUPT ||
                    rc == OPLOG_DECRYPT_FAILED,
                "crypto_unwrap: %s", oplog_code_name(rc));

@@ -555,9 +555,13 @@ int crypto_encrypt_entry(oplog_db *db, stored_entry *e, const uint8_t *plain, si
   }
   int rc = need_key(db);
   if (rc) return rc;
+  const unsigned char *key = find_key(db, e->origin, db->kr.active);
+  if (!key) {
+    /* a rotation or rekey committed but could not reload the keys */
+    if ((rc = keyring_load(db))) return rc;
+    if (!(key = find_key(db, e->origin, db->kr.active))) return db_error(db, OPLOG_CORRUPT, "no active data key is loaded");
+  }
   e->key_id = db->kr.active;
-  const unsigned char *key = find_key(db, e->origin, e->key_id);
-  if (!key) return db_error(db, OPLOG_CORRUPT, "no active data key is loaded");
   if ((rc = entry_ad(db, e, &db->adbuf))) return rc;
   if (buf_reserve(out, OPLOG_NONCE_BYTES + n + OPLOG_TAG_BYTES)) return db_error(db, OPLOG_NOMEM, "out of memory");
   uint8_t *nonce = out->p + out->n;
@@ -677,6 +681,16 @@ static int key_admin_check(oplog_db *db) {
   return need_key(db);
 }
 
+/* After a committed change of the keys: load them. That cannot undo the
+ * change, so a failure here is not the caller's; the next entry loads the
+ * keys again before it picks one (the active key is unknown until then). */
+static void keys_committed(oplog_db *db) {
+  if (keyring_load(db) != OPLOG_OK) {
+    db->kr.active = 0;
+    db_clear_error(db);
+  }
+}
+
 /* Retires this origin's active key and adds a new one, wrapped under
  * root, in the caller's transaction (with the keyring loaded in it). */
 static int add_key(oplog_db *db, const unsigned char *root, int64_t *new_id) {
@@ -708,7 +722,7 @@ int oplog_rotate_key(oplog_db *db, int64_t *new_id) {
   if ((rc = keyring_load(db)) || /* see keys rotated elsewhere */
       (rc = add_key(db, db->kr.root, &id)) || (rc = db_commit(db)))
     goto fail;
-  if ((rc = keyring_load(db))) return rc;
+  keys_committed(db);
   if (new_id) *new_id = id;
   return OPLOG_OK;
 fail:
@@ -736,7 +750,7 @@ int oplog_rekey(oplog_db *db, const oplog_key_source *src) {
       (rc = add_key(db, root, NULL)) || (rc = db_commit(db)))
     goto fail;
   memcpy(db->kr.root, root, OPLOG_KEY_BYTES);
-  rc = keyring_load(db);
+  keys_committed(db);
   goto done;
 fail:
   db_rollback(db);

@@ -60,6 +60,7 @@ int entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const oplog
   ls->clock = e.clock;
   memcpy(ls->hash, hash, OPLOG_HASH_BYTES);
   ticket_remember(db, aggregate, ticket + 1);
+  db->wrote = 1;
   *out_id = id;
   return OPLOG_OK;
 }

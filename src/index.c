@@ -219,9 +219,11 @@ int index_flush(oplog_db *db) {
 }
 
 /* At close: cover every entry, so that oplog_metadata and oplog_ticket
- * are complete for anyone reading the file with plain SQL. */
+ * are complete for anyone reading the file with plain SQL. Only a handle
+ * that wrote entries does it: closing a handle that only read must not
+ * write (another connection's open read would then be too old to write). */
 void index_flush_at_close(oplog_db *db) {
-  if (db->readonly || db->format != OPLOG_FORMAT_VERSION || !db->sql || db->tx != TX_NONE) return;
+  if (!db->wrote || db->readonly || db->format != OPLOG_FORMAT_VERSION || !db->sql || db->tx != TX_NONE) return;
   if (db_begin(db, 1)) goto out;
   db->tx = TX_LOW; /* lets state_check run inside */
   if (state_check(db) || (db->ls.wm < db->ls.last_id && index_flush(db)) || db_commit(db)) db_rollback(db);

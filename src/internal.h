@@ -270,6 +270,7 @@ struct oplog_db {
   /* The log's state, cached across transactions (index.c). */
   log_state ls;
   int format;                                 /* 1: a format-1 file read as it is */
+  int wrote;                                  /* entries written since open */
   unsigned char self_id[OPLOG_ORIGIN_BYTES];  /* this file's origin */
   struct origin_slot {
     int64_t no;

@@ -65,9 +65,18 @@ typedef struct derived_walk {
   int64_t max_clock;
 } derived_walk;
 
+/* A step of the derived walk that failed (I/O, memory) is an error, not a
+ * missing row. */
+static int derived_failed(oplog_db *db, const derived_walk *w) {
+  if (w->ixr != SQLITE_ROW && w->ixr != SQLITE_DONE) return db_sqlerr(db, w->ixr);
+  if (w->mdr != SQLITE_ROW && w->mdr != SQLITE_DONE) return db_sqlerr(db, w->mdr);
+  return OPLOG_OK;
+}
+
 static int derived_entry(verify_ctx *v, derived_walk *w, const stored_entry *e) {
   oplog_db *db = v->db;
-  int rc = OPLOG_OK;
+  int rc = derived_failed(db, w);
+  if (rc) return rc;
   /* rows of entries that do not exist */
   while (!rc && w->ixr == SQLITE_ROW && sqlite3_column_int64(w->ix, 0) < e->id) {
     rc = problem(v, sqlite3_column_int64(w->ix, 0), "index_mismatch", "oplog_index has a row for entry %lld, which does not exist",
@@ -98,7 +107,7 @@ static int derived_entry(verify_ctx *v, derived_walk *w, const stored_entry *e) 
       rc = problem(v, e->id, "index_mismatch", "oplog_index says otherwise than entry %lld", (long long)e->id);
   }
   if (has_ix) w->ixr = sqlite3_step(w->ix);
-  if (rc) return rc;
+  if (rc || (rc = derived_failed(db, w))) return rc;
   /* oplog_metadata: the blob's pairs, in order, or no row at all */
   meta_reader mr;
   meta_pair m;
@@ -117,6 +126,7 @@ static int derived_entry(verify_ctx *v, derived_walk *w, const stored_entry *e) 
     w->mdr = sqlite3_step(w->md);
   }
   if (s >= 0 && (any || covered) && meta_next(&mr, &m) != 0) same = 0; /* pairs without rows */
+  if ((rc = derived_failed(db, w))) return rc;
   if (covered ? !same : any)
     rc = problem(v, e->id, "index_mismatch",
                  covered ? "oplog_metadata differs from the metadata of entry %lld" : "oplog_metadata has rows of entry %lld, above its watermark",
@@ -127,7 +137,8 @@ static int derived_entry(verify_ctx *v, derived_walk *w, const stored_entry *e) 
 /* After the walk: rows of entries past the newest, and the tickets. */
 static int derived_finish(verify_ctx *v, derived_walk *w, int64_t config_clock) {
   oplog_db *db = v->db;
-  int rc = OPLOG_OK;
+  int rc = derived_failed(db, w);
+  if (rc) return rc;
   if (w->ixr == SQLITE_ROW)
     rc = problem(v, sqlite3_column_int64(w->ix, 0), "index_mismatch", "oplog_index has a row for entry %lld, which does not exist",
                  (long long)sqlite3_column_int64(w->ix, 0));

@@ -785,6 +785,406 @@ static void entries_metadata_every_path(void) {
   }
 }
 
+/* ---------------------------------------------------------------- format 2 */
+
+/* The row a transaction logs is the row the table stored: every column of
+ * a create in column order (DEFAULTs filled, rowid assigned, affinity
+ * applied), an update's key and mask columns as stored, a delete's key. */
+static void logged_row_is_stored_row(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  static const oplog_column cols[] = {
+      {"id", "INTEGER PRIMARY KEY"}, {"at", "INTEGER DEFAULT (random())"}, {"n", "NUMERIC"}};
+  OK(db, oplog_define(db, &(oplog_type_spec){"ev", NULL, NULL, cols, 3, NULL, 0}));
+  char *p = tpath("a.db");
+  oplog_field f[] = {{"n", vtext("7")}};
+  int64_t id;
+  OK(db, oplog_tx_begin(db, "ev"));
+  OK(db, oplog_tx_apply(db, &(oplog_op){.type = "ev", .kind = OPLOG_OP_CREATE, .row = {f, 1}}));
+  OK(db, oplog_tx_commit(db, NULL, 0, &id));
+  CHECK(count_rows(p, "SELECT count(*) FROM ev WHERE id = 1 AND typeof(at) = 'integer' AND typeof(n) = 'integer' "
+                      "AND n = 7") == 1);
+  int64_t at = count_rows(p, "SELECT at FROM ev WHERE id = 1");
+  oplog_entry *e;
+  OK(db, oplog_entry_get(db, id, &e));
+  CHECK(e->nops == 1 && e->ops[0].kind == OPLOG_OP_CREATE && e->ops[0].row.nfields == 3);
+  const oplog_field *r = e->ops[0].row.fields;
+  CHECK(strcmp(r[0].name, "id") == 0 && r[0].value.type == OPLOG_INTEGER && r[0].value.u.i == 1);
+  CHECK(strcmp(r[1].name, "at") == 0 && r[1].value.type == OPLOG_INTEGER && r[1].value.u.i == at);
+  CHECK(strcmp(r[2].name, "n") == 0 && r[2].value.type == OPLOG_INTEGER && r[2].value.u.i == 7);
+  oplog_entry_free(e);
+  /* replayed, the row is the live one: the DEFAULT's value came from the log */
+  oplog_replay_result rr;
+  OK(db, oplog_replay(db, &(oplog_replay_opts){.suffix = "_r"}, &rr));
+  CHECK(rr.entries == 1 && count_rows(p, "SELECT count(*) FROM ev e JOIN ev_r r USING (id) WHERE r.at = e.at "
+                                         "AND typeof(r.n) = 'integer' AND r.n = 7") == 1);
+
+  /* updates: the masked column as stored (NUMERIC: "8.5" is REAL 8.5, REAL
+   * 3.0 is INTEGER 3, "x1" stays TEXT); a column set to NULL by `nulls` is
+   * named there, not in the row */
+  struct {
+    oplog_value v;
+    int type;
+    double num;
+    const char *text;
+  } upd[] = {{vtext("8.5"), OPLOG_REAL, 8.5, NULL}, {vreal(3.0), OPLOG_INTEGER, 3, NULL},
+             {vtext("x1"), OPLOG_TEXT, 0, "x1"}};
+  const char *mask[] = {"n"}, *nulls[] = {"at"};
+  for (int i = 0; i < 3; i++) {
+    oplog_field u[] = {{"n", upd[i].v}, {"id", vint(1)}};
+    OK(db, oplog_tx_begin(db, "ev"));
+    OK(db, oplog_tx_apply(db, &(oplog_op){.type = "ev", .kind = OPLOG_OP_UPDATE, .row = {u, 2}, .mask = mask,
+                                          .nmask = 1, .nulls = nulls, .nnulls = i == 0}));
+    OK(db, oplog_tx_commit(db, NULL, 0, &id));
+    OK(db, oplog_entry_get(db, id, &e));
+    r = e->ops[0].row.fields;
+    CHECK(e->ops[0].kind == OPLOG_OP_UPDATE && e->ops[0].row.nfields == 2);
+    CHECK(strcmp(r[0].name, "id") == 0 && r[0].value.type == OPLOG_INTEGER && r[0].value.u.i == 1);
+    CHECK(strcmp(r[1].name, "n") == 0 && (int)r[1].value.type == upd[i].type);
+    if (upd[i].type == OPLOG_REAL) CHECK(r[1].value.u.r == upd[i].num);
+    if (upd[i].type == OPLOG_INTEGER) CHECK(r[1].value.u.i == (int64_t)upd[i].num);
+    if (upd[i].type == OPLOG_TEXT) CHECK(strcmp(r[1].value.u.b.p, upd[i].text) == 0);
+    CHECK(e->ops[0].nmask == 1 && strcmp(e->ops[0].mask[0], "n") == 0);
+    CHECK(e->ops[0].nnulls == (i == 0 ? 1u : 0u));
+    if (i == 0) CHECK(strcmp(e->ops[0].nulls[0], "at") == 0);
+    oplog_entry_free(e);
+  }
+  CHECK(count_rows(p, "SELECT count(*) FROM ev WHERE id = 1 AND at IS NULL AND n = 'x1'") == 1);
+
+  /* a second row with an explicit `at`, then a delete given more than the key: only the key is logged */
+  oplog_field f2[] = {{"at", vtext("42")}, {"id", vint(5)}};
+  oplog_field d[] = {{"n", vint(9)}, {"id", vint(1)}};
+  OK(db, oplog_tx_begin(db, "ev"));
+  OK(db, oplog_tx_apply(db, &(oplog_op){.type = "ev", .kind = OPLOG_OP_CREATE_ITEMS, .row = {f2, 2}}));
+  OK(db, oplog_tx_apply(db, &(oplog_op){.type = "ev", .kind = OPLOG_OP_DELETE, .row = {d, 2}}));
+  OK(db, oplog_tx_commit(db, NULL, 0, &id));
+  OK(db, oplog_entry_get(db, id, &e));
+  CHECK(e->nops == 2 && e->ops[0].row.nfields == 3);
+  r = e->ops[0].row.fields;
+  CHECK(r[0].value.type == OPLOG_INTEGER && r[0].value.u.i == 5 && r[1].value.type == OPLOG_INTEGER &&
+        r[1].value.u.i == 42 && r[2].value.type == OPLOG_NULL);
+  CHECK(e->ops[1].kind == OPLOG_OP_DELETE && e->ops[1].row.nfields == 1 &&
+        strcmp(e->ops[1].row.fields[0].name, "id") == 0 && e->ops[1].row.fields[0].value.u.i == 1);
+  oplog_entry_free(e);
+
+  /* the log alone rebuilds the table, random() default included */
+  oplog_verify_result vr;
+  OK(db, oplog_verify(db, &(oplog_verify_opts){.replay = 1}, NULL, NULL, &vr));
+  CHECK(vr.ok && vr.entries == 5);
+  oplog_close(db);
+}
+
+/* A seeded log over three aggregates and the model of it the test keeps. */
+#define FC_N 650
+typedef struct fc_model {
+  int agg[FC_N + 1]; /* 0 users, 1 stock, 2 sensors */
+  int dev[FC_N + 1]; /* "dev" = d<dev>, -1: no metadata at all */
+  int batch[FC_N + 1]; /* "batch" present, no value */
+  int tag[FC_N + 1];   /* "tag" = t<tag>, -1: none */
+} fc_model;
+static const char *const fc_aggs[] = {"users", "stock", "sensors"};
+
+static int fc_write(oplog_db *db, fc_model *m, int i, unsigned *seed) {
+  *seed = *seed * 1103515245u + 12345u;
+  unsigned x = *seed >> 8;
+  int a = (int)(x % 3);
+  m->agg[i] = a;
+  m->dev[i] = x % 11 == 0 ? -1 : (int)(x / 3 % 5);
+  m->batch[i] = m->dev[i] >= 0 && x / 15 % 7 == 0;
+  m->tag[i] = m->dev[i] >= 0 && x / 105 % 2 ? (int)(x / 210 % 4) : -1;
+  char dev[8], tag[8], name[16];
+  snprintf(dev, sizeof dev, "d%d", m->dev[i]);
+  snprintf(tag, sizeof tag, "t%d", m->tag[i]);
+  snprintf(name, sizeof name, "n%d", i);
+  oplog_meta md[3];
+  size_t nmd = 0;
+  if (m->dev[i] >= 0) md[nmd++] = (oplog_meta){"dev", dev};
+  if (m->batch[i]) md[nmd++] = (oplog_meta){"batch", NULL};
+  if (m->tag[i] >= 0) md[nmd++] = (oplog_meta){"tag", tag};
+  oplog_field fu[] = {{"id", vint(i)}, {"name", vtext(name)}};
+  oplog_field fs[] = {{"sku", vtext(name)}};
+  oplog_field fr[] = {{"id", vint(i)}, {"v", vreal(i / 4.0)}};
+  oplog_op op = a == 0   ? (oplog_op){.type = "user", .kind = OPLOG_OP_CREATE, .row = {fu, 2}}
+                : a == 1 ? (oplog_op){.type = "item", .kind = OPLOG_OP_CREATE, .row = {fs, 1}}
+                         : (oplog_op){.type = "reading", .kind = OPLOG_OP_CREATE, .row = {fr, 2}};
+  int64_t id = 0;
+  if (oplog_tx_begin(db, fc_aggs[a]) || oplog_tx_apply(db, &op) || oplog_tx_commit(db, md, nmd, &id) || id != i) {
+    fprintf(stderr, "fc_write %d: %s\n", i, oplog_errmsg(db));
+    return 0;
+  }
+  return 1;
+}
+
+typedef struct fc_query {
+  int agg;                  /* -1: any */
+  int dev, batch, tag;      /* -1: not filtered (batch: 1 = key present) */
+  int64_t since, upto, limit;
+  int reverse;
+} fc_query;
+
+/* The ids a query must return, from the model. */
+static int fc_expect(const fc_model *m, int n, const fc_query *q, int64_t *ids) {
+  int k = 0;
+  for (int j = 0; j < n; j++) {
+    int i = q->reverse ? n - j : j + 1;
+    if ((q->agg >= 0 && m->agg[i] != q->agg) || (q->dev >= 0 && m->dev[i] != q->dev) ||
+        (q->batch > 0 && !m->batch[i]) || (q->tag >= 0 && m->tag[i] != q->tag) || (q->since && i <= q->since) ||
+        (q->upto && i > q->upto))
+      continue;
+    if (q->limit && k == q->limit) break;
+    ids[k++] = i;
+  }
+  return k;
+}
+
+/* Runs every query on db and compares with the model; 1 if all agree. */
+static int fc_check(oplog_db *db, const fc_model *m, int n, const char *when) {
+  static const fc_query qs[] = {
+      {0, -1, -1, -1, 0, 0, 0, 0},    {1, -1, -1, -1, 0, 0, 0, 0},    {2, -1, -1, -1, 0, 0, 0, 1},
+      {-1, 2, -1, -1, 0, 0, 0, 0},    {-1, -1, 1, -1, 0, 0, 0, 0},    {-1, -1, -1, 3, 0, 0, 0, 1},
+      {1, 1, -1, -1, 0, 0, 0, 0},     {0, -1, 1, -1, 100, 500, 0, 0}, {2, -1, -1, 3, 0, 0, 5, 1},
+      {-1, 3, -1, 1, 0, 0, 0, 0},     {-1, 0, 1, 2, 0, 0, 0, 0},      {2, 4, -1, -1, 250, 0, 0, 1},
+      {-1, -1, -1, -1, 200, 300, 0, 0}, {-1, 7, -1, -1, 0, 0, 0, 0}};
+  static int64_t want[FC_N], got[FC_N];
+  for (size_t k = 0; k < sizeof qs / sizeof *qs; k++) {
+    const fc_query *q = &qs[k];
+    char dev[8], tag[8];
+    snprintf(dev, sizeof dev, "d%d", q->dev);
+    snprintf(tag, sizeof tag, "t%d", q->tag);
+    oplog_meta md[3];
+    size_t nmd = 0;
+    if (q->dev >= 0) md[nmd++] = (oplog_meta){"dev", dev};
+    if (q->batch > 0) md[nmd++] = (oplog_meta){"batch", NULL};
+    if (q->tag >= 0) md[nmd++] = (oplog_meta){"tag", tag};
+    oplog_filter f = {.aggregate = q->agg >= 0 ? fc_aggs[q->agg] : NULL, .since = q->since, .upto = q->upto,
+                      .metadata = md, .nmetadata = nmd, .limit = q->limit, .reverse = q->reverse};
+    int nw = fc_expect(m, n, q, want), ng = 0;
+    oplog_iter *it;
+    if (oplog_entries(db, &f, &it)) {
+      fprintf(stderr, "%s: query %zu: %s\n", when, k, oplog_errmsg(db));
+      return 0;
+    }
+    const oplog_entry *e;
+    int rc;
+    while ((rc = oplog_iter_next(it, &e)) == OPLOG_OK && e && ng < FC_N) {
+      /* the entry read is the one the model wrote */
+      if (strcmp(e->aggregate, fc_aggs[m->agg[e->id]]) != 0) ng = FC_N;
+      got[ng++] = e->id;
+    }
+    oplog_iter_close(it);
+    if (rc || ng != nw || memcmp(got, want, (size_t)nw * sizeof *want) != 0) {
+      fprintf(stderr, "%s: query %zu: %d entries, expected %d\n", when, k, ng, nw);
+      return 0;
+    }
+  }
+  /* and every ticket is 1 + the entries of its aggregate */
+  for (int a = 0; a < 3; a++) {
+    int64_t v = 0, cnt = 0;
+    for (int i = 1; i <= n; i++) cnt += m->agg[i] == a;
+    if (oplog_ticket(db, fc_aggs[a], &v) || v != cnt + 1) {
+      fprintf(stderr, "%s: ticket %s %lld, expected %lld\n", when, fc_aggs[a], (long long)v, (long long)cnt + 1);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Filters by metadata and by aggregate answer completely whether the
+ * entries lie above the derived tables (the tail) or below them, across
+ * the catch-ups that happen while writing and the one at close. */
+static void filters_complete_across_catchup(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  static const oplog_column icols[] = {{"sku", "TEXT PRIMARY KEY"}};
+  static const oplog_column rcols[] = {{"id", "INTEGER PRIMARY KEY"}, {"v", "REAL"}};
+  OK(db, oplog_define(db, &(oplog_type_spec){"item", NULL, "stock", icols, 1, NULL, 0}));
+  OK(db, oplog_define(db, &(oplog_type_spec){"reading", NULL, "sensors", rcols, 2, NULL, 0}));
+  static fc_model m;
+  unsigned seed = 7;
+  char *p = tpath("a.db");
+  char why[256];
+  static const int checkpoints[] = {100, 300, FC_N};
+  int n = 0;
+  oplog_db *reader = NULL;
+  for (size_t c = 0; c < 3; c++) {
+    while (n < checkpoints[c]) {
+      n++;
+      CHECK(fc_write(db, &m, n, &seed));
+    }
+    int64_t wm = count_rows(p, "SELECT value FROM oplog_config WHERE name = 'indexed_upto'");
+    /* fewer than 256 entries above the derived tables; past 256, some below */
+    CHECK(wm >= 0 && n - wm < 256 && (n < 256 || wm > 0) && wm < n);
+    CHECK(check_derived(p, 0, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+    char when[64];
+    snprintf(when, sizeof when, "writer after %d (indexed_upto %lld)", n, (long long)wm);
+    CHECK(fc_check(db, &m, n, when));
+    /* another handle reads the same file: same answers */
+    if (!reader) CHECK((reader = open_plain("a.db")));
+    snprintf(when, sizeof when, "reader after %d", n);
+    CHECK(fc_check(reader, &m, n, when));
+  }
+  oplog_close(reader);
+  oplog_close(db);
+  CHECK(check_derived(p, 1, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+  db = open_plain("a.db");
+  CHECK(db);
+  CHECK(fc_check(db, &m, n, "reopened"));
+  oplog_close(db);
+  /* read-only: nothing can catch up, the answers are the same */
+  oplog_open_opts ro = {.readonly = 1};
+  CHECK(oplog_open(p, &ro, &db) == OPLOG_OK);
+  CHECK(fc_check(db, &m, n, "read-only"));
+  oplog_close(db);
+}
+
+/* The file's origin: a 32-byte id made with the file and kept; seq and
+ * clock count its entries one by one. */
+static void origin_seq_clock(void) {
+  static const unsigned char key[32] = {5, 4, 3};
+  unsigned char zero[32] = {0}, id0[32];
+  oplog_origin_info o;
+  oplog_db *db = open_keyed("a.db", key);
+  CHECK(db);
+  OK(db, oplog_origin(db, &o));
+  CHECK(memcmp(o.id, zero, 32) != 0 && o.seq == 0 && o.clock == 0 && o.head_id == 0 &&
+        memcmp(o.head_hash, zero, 32) == 0);
+  memcpy(id0, o.id, 32);
+  char *p = tpath("a.db");
+  /* the id is the file's origin no 1, in the clear */
+  sqlite3 *s;
+  sqlite3_stmt *st;
+  CHECK(sqlite3_open_v2(p, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+  CHECK(sqlite3_prepare_v2(s, "SELECT id FROM oplog_origins WHERE no = 1", -1, &st, NULL) == SQLITE_OK);
+  int same = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32 &&
+             memcmp(sqlite3_column_blob(st, 0), id0, 32) == 0;
+  sqlite3_finalize(st);
+  sqlite3_close(s);
+  CHECK(same);
+  OK(db, define_user(db));
+  for (int i = 1; i <= 5; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "u%d", i);
+    CHECK(write_user(db, i, name, i) == i);
+    OK(db, oplog_origin(db, &o));
+    CHECK(o.seq == i && o.clock == i && o.head_id == i && memcmp(o.id, id0, 32) == 0);
+    int64_t hid;
+    unsigned char h[32];
+    OK(db, oplog_head(db, &hid, h));
+    CHECK(hid == i && memcmp(h, o.head_hash, 32) == 0);
+    oplog_entry *e;
+    OK(db, oplog_entry_get(db, i, &e));
+    CHECK(e->seq == i && e->clock == i && memcmp(e->origin, id0, 32) == 0);
+    oplog_entry_free(e);
+  }
+  /* several entries in one SQLite transaction: one seq each */
+  OK(db, oplog_tx_begin(db, "users"));
+  for (int i = 6; i <= 8; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "u%d", i);
+    oplog_field f[] = {{"id", vint(i)}, {"name", vtext(name)}};
+    OK(db, oplog_tx_apply(db, &(oplog_op){.type = "user", .kind = OPLOG_OP_CREATE, .row = {f, 2}}));
+    int64_t eid;
+    OK(db, oplog_tx_entry(db, NULL, 0, &eid));
+    OK(db, oplog_origin(db, &o));
+    CHECK(eid == i && o.seq == i && o.clock == i && o.head_id == i);
+  }
+  OK(db, oplog_tx_commit(db, NULL, 0, NULL));
+  oplog_close(db);
+  CHECK(count_rows(p, "SELECT count(*) FROM oplog_entries WHERE origin = 1 AND seq = id AND clock = id") == 8);
+  /* stable across reopen, with the key and without it */
+  db = open_keyed("a.db", key);
+  CHECK(db);
+  OK(db, oplog_origin(db, &o));
+  CHECK(memcmp(o.id, id0, 32) == 0 && o.seq == 8 && o.clock == 8 && o.head_id == 8);
+  CHECK(write_user(db, 9, "u9", 9) == 9);
+  OK(db, oplog_origin(db, &o));
+  CHECK(o.seq == 9 && o.clock == 9);
+  oplog_close(db);
+  oplog_open_opts keyless = {0};
+  CHECK(oplog_open(p, &keyless, &db) == OPLOG_OK);
+  OK(db, oplog_origin(db, &o));
+  CHECK(memcmp(o.id, id0, 32) == 0 && o.seq == 9 && o.clock == 9 && o.head_id == 9);
+  oplog_close(db);
+  /* another file, another origin */
+  db = open_plain("b.db");
+  CHECK(db);
+  OK(db, oplog_origin(db, &o));
+  CHECK(memcmp(o.id, zero, 32) != 0 && memcmp(o.id, id0, 32) != 0 && o.seq == 0);
+  oplog_close(db);
+}
+
+static int64_t agg_covered(const char *p, const char *agg) {
+  char sql[200];
+  snprintf(sql, sizeof sql, "SELECT version FROM oplog_ticket WHERE name = '%s'", agg);
+  return count_rows(p, sql);
+}
+
+/* After oplog_close, plain SQL on the derived tables sees every entry. */
+static void derived_complete_after_close(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  static const oplog_column icols[] = {{"sku", "TEXT PRIMARY KEY"}};
+  OK(db, oplog_define(db, &(oplog_type_spec){"item", NULL, "stock", icols, 1, NULL, 0}));
+  char *p = tpath("a.db");
+  char why[256];
+  int64_t pairs = 0, users = 0, stock = 0, n = 0;
+  for (int round = 0; round < 2; round++) {
+    int count = round == 0 ? 300 : 7; /* one catch-up while writing, then a short tail */
+    for (int i = 0; i < count; i++) {
+      n++;
+      char name[32], v[32];
+      snprintf(name, sizeof name, "x%lld", (long long)n);
+      snprintf(v, sizeof v, "%lld", (long long)n);
+      oplog_meta md[] = {{"n", v}, {"even", n % 2 ? NULL : "yes"}, {"flag", NULL}};
+      size_t nmd = (size_t)(n % 4); /* 0 to 3 pairs */
+      if (nmd > 3) nmd = 3;
+      if (n % 3) {
+        oplog_field f[] = {{"id", vint(n)}, {"name", vtext(name)}};
+        OK(db, oplog_tx_begin(db, "users"));
+        OK(db, oplog_tx_apply(db, &(oplog_op){.type = "user", .kind = OPLOG_OP_CREATE, .row = {f, 2}}));
+        users++;
+      } else {
+        oplog_field f[] = {{"sku", vtext(name)}};
+        OK(db, oplog_tx_begin(db, "stock"));
+        OK(db, oplog_tx_apply(db, &(oplog_op){.type = "item", .kind = OPLOG_OP_CREATE, .row = {f, 1}}));
+        stock++;
+      }
+      int64_t id;
+      OK(db, oplog_tx_commit(db, md, nmd, &id));
+      CHECK(id == n);
+      pairs += (int64_t)nmd;
+    }
+    /* open: the file lags (consistently) */
+    CHECK(check_derived(p, 0, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+    CHECK(count_rows(p, "SELECT count(*) FROM oplog_index") < n);
+    oplog_close(db);
+    CHECK(count_rows(p, "SELECT count(*) FROM oplog_entries") == n);
+    CHECK(count_rows(p, "SELECT count(*) FROM oplog_index") == n);
+    CHECK(count_rows(p, "SELECT count(DISTINCT entry_id) FROM oplog_index") == n);
+    CHECK(count_rows(p, "SELECT count(*) FROM oplog_metadata") == pairs);
+    CHECK(count_rows(p, "SELECT count(*) FROM oplog_metadata WHERE key = 'even' AND value = 'yes'") ==
+          count_rows(p, "SELECT count(*) FROM oplog_entries WHERE id % 2 = 0 AND id % 4 >= 2"));
+    CHECK(count_rows(p, "SELECT count(*) FROM oplog_index WHERE aggregate_name = 'users'") == users);
+    CHECK(agg_covered(p, "users") == users + 1 && agg_covered(p, "stock") == stock + 1);
+    CHECK(count_rows(p, "SELECT value FROM oplog_config WHERE name = 'indexed_upto'") == n);
+    CHECK(count_rows(p, "SELECT value FROM oplog_config WHERE name = 'clock'") == n);
+    CHECK(check_derived(p, 1, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+    if (round == 0) {
+      db = open_plain("a.db");
+      CHECK(db);
+    }
+  }
+  /* what the library says agrees with the file */
+  db = open_plain("a.db");
+  CHECK(db);
+  oplog_verify_result vr;
+  OK(db, oplog_verify(db, NULL, NULL, NULL, &vr));
+  CHECK(vr.ok && vr.entries == n);
+  oplog_close(db);
+}
+
 static const struct test_case cases[] = {
     {"entries_metadata_every_path", entries_metadata_every_path},
     {"tx_entry_batches", tx_entry_batches},
@@ -806,6 +1206,10 @@ static const struct test_case cases[] = {
     {"entries_stream_flat_memory", entries_stream_flat_memory},
     {"values_types_and_blob_affinity", values_types_and_blob_affinity},
     {"stats_and_head", stats_and_head},
+    {"logged_row_is_stored_row", logged_row_is_stored_row},
+    {"filters_complete_across_catchup", filters_complete_across_catchup},
+    {"origin_seq_clock", origin_seq_clock},
+    {"derived_complete_after_close", derived_complete_after_close},
     {NULL, NULL}};
 
 int main(int argc, char **argv) { return test_main(argc, argv, cases); }

@@ -182,6 +182,7 @@ static int migrate(oplog_db *db, const oplog_key_source *src, int seen) {
     rc = db_error(db, OPLOG_BUSY, "another connection changed the schema of %s meanwhile: open it again", db->path);
     goto fail;
   }
+  if (level == 1 && (rc = format1_drop_views(db))) goto fail;
   for (int i = level; i < target; i++) {
     if ((rc = db_exec(db, oplog_migrations[i].text))) goto fail;
     if (i == 1 && (rc = format1_migrate(db, level))) goto fail; /* 002: the rows follow */

@@ -33,7 +33,7 @@ int format1_views(oplog_db *db) {
   return db_exec(db, views);
 }
 
-static int drop_views(oplog_db *db) {
+int format1_drop_views(oplog_db *db) {
   return db_exec(db, "DROP VIEW temp.oplog_entries; DROP VIEW temp.oplog_metadata; DROP VIEW temp.oplog_index;"
                      "DROP VIEW temp.oplog_keys; DROP VIEW temp.oplog_origins; DROP VIEW temp.oplog_config;");
 }
@@ -64,7 +64,7 @@ static int copy_keys(oplog_db *db) {
 
 int format1_migrate(oplog_db *db, int from_level) {
   int rc = OPLOG_OK;
-  if (from_level == 1 && ((rc = drop_views(db)) || (rc = origin_create(db)) || (rc = copy_keys(db)))) return rc;
+  if (from_level == 1 && ((rc = origin_create(db)) || (rc = copy_keys(db)))) return rc;
   /* (a new file has nothing to copy, and gets its watermark and clock) */
   rc = db_exec(db,
                  "INSERT INTO oplog_entries (" ENTRY_COLUMNS ") SELECT id, 1, id, id, created, aggregate, key_id, "

@@ -332,6 +332,7 @@ int ticket_ensure(oplog_db *db, const char *aggregate);
 
 /* format1.c: format-1 files read as they are, and migrated. */
 int format1_views(oplog_db *db);
+int format1_drop_views(oplog_db *db); /* in the migrating transaction, before schema/002 */
 /* Inside the transaction that applied schema/002: copies a format-1 file's
  * rows (from_level 1) into the format-2 tables and drops the old ones. */
 int format1_migrate(oplog_db *db, int from_level);

@@ -53,6 +53,18 @@ static int is_primary_key(const char *decl) {
   return strstr(up, "PRIMARY KEY") != NULL;
 }
 
+/* No COLLATE clause, or only BINARY ones. */
+static int binary_collation(const char *decl) {
+  char up[256];
+  upper(up, decl);
+  for (const char *p = strstr(up, "COLLATE"); p; p = strstr(p + 7, "COLLATE")) {
+    const char *w = p + 7;
+    while (*w == ' ' || *w == '\t' || *w == '"' || *w == '\'' || *w == '[' || *w == '`') w++;
+    if (strncmp(w, "BINARY", 6) != 0 || isalnum((unsigned char)w[6]) || w[6] == '_') return 0;
+  }
+  return 1;
+}
+
 /* A column declaration is SQL the caller writes (type and constraints);
  * it must stay inside its column: no statement separators, comments, or
  * unbalanced quotes/parentheses. */
@@ -284,6 +296,13 @@ static int spec_check(oplog_db *db, oplog_type_spec *s, int *key_idx, size_t *nk
       return db_error(db, OPLOG_INVALID_ARGUMENT,
                       "type %s has no key: declare a PRIMARY KEY column or give spec.key", s->name);
   }
+  /* Replay finds rows by their key with `=` on the stored values: a
+   * collation under which two stored keys compare equal would make it
+   * pick another row than the writer did. */
+  for (size_t k = 0; k < *nkey; k++)
+    if (!binary_collation(s->columns[key_idx[k]].decl))
+      return db_error(db, OPLOG_INVALID_ARGUMENT, "key column %s of %s has a COLLATE other than BINARY",
+                      s->columns[key_idx[k]].name, s->name);
   return OPLOG_OK;
 }
 

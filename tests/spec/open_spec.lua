@@ -146,7 +146,19 @@ describe("oplog.open", function()
 
     it("create = false opens an existing file", function()
       local path, key_file = new_file()
-      oplog.open(path, { key_file = key_file, create = false }):close()
+      local first = oplog.open(path, { key_file = key_file })
+      local origin, head = first:origin(), first:head()
+      first:close()
+      local db = oplog.open(path, { key_file = key_file, create = false })
+      -- the same file, with its entry and identity, not a new one
+      assert.same(origin, db:origin())
+      assert.same(head, db:head())
+      assert.equal(1, head.id)
+      assert.equal("secret", db:entry(1).ops[1].row.body)
+      assert.is_table(db:types().note)
+      db:transaction("notes", function(tx) tx:create("note", { id = 2, body = "more" }) end)
+      assert.equal(2, db:head().id)
+      db:close()
     end)
 
     it("busy_timeout = 0 does not wait for another writer", function()
@@ -251,7 +263,7 @@ describe("oplog.open", function()
         { "begin" }, { "commit" }, { "rollback" },
         { "write_entry", { aggregate = "a", ticket = 0, ops = {} } },
         { "entries" }, { "entry", 1 }, { "replay", { suffix = "_r" } }, { "verify" },
-        { "head" }, { "stats" }, { "keys" }, { "rotate_key" },
+        { "head" }, { "origin" }, { "stats" }, { "keys" }, { "rotate_key" },
         { "rekey", { key = string.rep("k", 32) } },
       }
       for _, c in ipairs(calls) do

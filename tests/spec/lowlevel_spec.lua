@@ -32,6 +32,7 @@ describe("low-level writes", function()
     assert.equal(5, #e.ops)
     assert.same({ "create", "update", "create_items", "delete_items", "delete" },
       { e.ops[1].op, e.ops[2].op, e.ops[3].op, e.ops[4].op, e.ops[5].op })
+    assert.same({ id = 1, name = "ann" }, e.ops[1].row) -- as given: no columns added
     assert.same({ "name" }, e.ops[2].mask)
     assert.same({ "email" }, e.ops[2].nulls)
     assert.same({ id = 1, name = "Ann" }, e.ops[2].row)

@@ -25,7 +25,17 @@ describe("reading entries", function()
     assert.is_true(math.abs(e.created - os.time() * 1000) < 120000)
     assert.equal(1, e.key_id)
     assert.same({ who = { "alice" }, kind = { "signup" } }, e.metadata)
-    assert.same({ { type = "user", op = "create", row = { id = 1, name = "a" }, mask = {}, nulls = {} } }, e.ops)
+    -- format 2: the row as the table stored it, every column
+    assert.same({ { type = "user", op = "create", row = { id = 1, name = "a", email = oplog.null,
+      score = oplog.null, avatar = oplog.null, active = oplog.null }, mask = {}, nulls = {} } }, e.ops)
+    -- and where the entry sits in its origin's chain
+    assert.equal(db:origin().id, e.origin)
+    assert.equal(1, e.seq)
+    assert.equal(1, e.clock)
+    local fields = {}
+    for k in pairs(e) do fields[#fields + 1] = k end
+    table.sort(fields)
+    assert.same({ "aggregate", "clock", "created", "id", "key_id", "metadata", "ops", "origin", "seq" }, fields)
   end)
 
   it("filters by aggregate, since, upto, limit and reverse", function()
@@ -227,13 +237,15 @@ describe("values", function()
     assert.equal(big, roundtrip({ id = 2, b = big }).b)
   end)
 
-  it("keep booleans and oplog.null", function()
-    local r = roundtrip { id = 1, flag = true, t = oplog.null, b = oplog.null }
-    assert.equal(true, r.flag)
-    assert.equal(oplog.null, r.t)
-    assert.equal(oplog.null, r.b)
-    assert.is_nil(r.i) -- columns not given stay absent
-    assert.equal(false, roundtrip({ id = 2, flag = false }).flag)
+  it("keep oplog.null; booleans are logged as stored: INTEGER 1 and 0", function()
+    local null = oplog.null
+    local r = roundtrip { id = 1, flag = true, t = null, b = null }
+    -- columns not given are logged as the NULL stored
+    assert.same({ id = 1, i = null, r = null, t = null, b = null, flag = 1, any = null }, r)
+    assert.equal("integer", math.type(r.flag))
+    r = roundtrip({ id = 2, flag = false })
+    assert.equal(0, r.flag)
+    assert.equal("integer", math.type(r.flag))
   end)
 
   it("masks and nulls survive the round trip", function()
@@ -248,6 +260,7 @@ describe("values", function()
     assert.same({ id = 1, i = 2, r = 9.5 }, ops[1].row)
     assert.same({}, ops[2].mask)
     assert.same({ "flag" }, ops[2].nulls)
+    assert.same({ id = 1 }, ops[2].row) -- the key; the nulls are in the list
     assert.is_true(db:verify { replay = true }.ok)
   end)
 

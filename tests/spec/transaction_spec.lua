@@ -8,6 +8,7 @@ local function snapshot(db)
   local s = db:stats()
   return {
     head = db:head(),
+    origin = db:origin(), -- seq and clock do not advance either
     entries = s.entries,
     users_ticket = db:ticket("users").version,
     notes_ticket = db:ticket("notes").version,
@@ -41,13 +42,23 @@ describe("db:transaction", function()
     end
     assert.same({ "create", "create", "update", "delete", "create_items", "create_items",
       "delete_items", "delete_items" }, kinds)
-    assert.same({ id = 1, name = "ann", email = "ann@x", score = 1.5 }, e.ops[1].row)
+    -- format 2: a create logs every column as stored (NULL for those not given)
+    assert.same({ id = 1, name = "ann", email = "ann@x", score = 1.5, avatar = oplog.null,
+      active = oplog.null }, e.ops[1].row)
+    assert.same({ id = 2, name = "bob", email = oplog.null, score = oplog.null, avatar = oplog.null,
+      active = oplog.null }, e.ops[2].row)
     assert.same({ "name" }, e.ops[3].mask)
     assert.same({ "email" }, e.ops[3].nulls)
-    assert.same({ id = 1, name = "Ann", score = oplog.null }, e.ops[3].row)
+    -- an update logs the key and its mask columns only (score was given but not masked)
+    assert.same({ id = 1, name = "Ann" }, e.ops[3].row)
     assert.same({ id = 2 }, e.ops[4].row)
     assert.same({}, e.ops[1].mask)
     assert.same({}, e.ops[1].nulls)
+    assert.same({ id = 3, name = "c", email = oplog.null, score = oplog.null, avatar = oplog.null,
+      active = oplog.null }, e.ops[5].row)
+    assert.same({ id = 4, name = "d", email = oplog.null, score = oplog.null, avatar = oplog.null,
+      active = oplog.null }, e.ops[6].row)
+    assert.same({ id = 3 }, e.ops[7].row)
     assert.same({ id = 4 }, e.ops[8].row)
     -- live table: 1 left, 2, 3 and 4 deleted
     assert.is_true(S.exists(db, "user", 1))
@@ -79,11 +90,23 @@ describe("db:transaction", function()
 
   it("redeems the aggregate's ticket once per entry", function()
     local v = db:ticket("users").version
+    local n = db:ticket("notes").version
+    assert.equal(1, v) -- a ticket starts at 1
+    assert.equal(1, n)
     S.add_user(db, 1)
     assert.equal(v + 1, db:ticket("users").version)
     S.add_user(db, 2)
     assert.equal(v + 2, db:ticket("users").version)
-    assert.equal(db:ticket("notes").version, db:ticket("notes").version)
+    assert.equal(n, db:ticket("notes").version) -- another aggregate's ticket stays
+    db:transaction("notes", function(tx) tx:create("note", { id = 1 }) end)
+    assert.equal(n + 1, db:ticket("notes").version)
+    assert.equal(v + 2, db:ticket("users").version)
+    -- the versions persist: another handle and a reopened file see the same
+    assert.equal(v + 2, testing.reopen(path):ticket("users").version)
+    db:close()
+    local again = testing.reopen(path)
+    assert.equal(v + 2, again:ticket("users").version)
+    assert.equal(n + 1, again:ticket("notes").version)
   end)
 
   describe("tx:entry", function()
@@ -375,7 +398,8 @@ describe("db:transaction", function()
       local id, r = co("b")
       assert.equal(1, id)
       assert.equal("resumed", r)
-      assert.same({ id = 2, name = "b" }, db:entry(1).ops[2].row)
+      assert.same({ id = 2, name = "b", email = oplog.null, score = oplog.null, avatar = oplog.null,
+        active = oplog.null }, db:entry(1).ops[2].row)
     end)
 
     it("an error after a yield rolls back", function()

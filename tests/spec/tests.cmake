@@ -8,7 +8,8 @@ if(OPLOG_SANITIZE)
   list(APPEND OPLOG_SPEC_ENV "LD_PRELOAD=${ASAN_RT}" "ASAN_OPTIONS=detect_leaks=0")
 endif()
 set(OPLOG_SPECS
-  module open define transaction lowlevel read replay_verify keys testing)
+  module open define transaction lowlevel read replay_verify keys testing
+  format2)
 foreach(spec ${OPLOG_SPECS})
   add_test(NAME lua.${spec}
     COMMAND ${LUA_INTERP} ${BUSTED} -o plainTerminal

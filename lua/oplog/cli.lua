@@ -129,13 +129,19 @@ Prints the entries in id order. Decrypting needs the key.
                   require several keys; --meta K alone: K is present)
   --json          one JSON object per line:
                   {"id":..,"aggregate":..,"created":<unix ms>,"key_id":..,
+                   "origin":"<64 hex>","seq":..,"clock":..,
                    "metadata":{"K":["V",..]},"ops":[{"type":..,"op":..,
                    "row":{..},"mask":[..],"nulls":[..]}]}
                   SQL NULL is null; a string that is not valid UTF-8 (a
                   BLOB value, say) is written as {"base64":"<base64>"}.
 
+origin is the id of the file that wrote the entry, seq its place in that
+origin's chain (1, 2, 3, ...), clock its Lamport clock. Rows are logged as
+the live table stored them: a create has every column.
+
 Without --json each entry is a header line (id, time in UTC, aggregate,
-key id, metadata) followed by one indented line per operation.
+key id, origin, seq, clock, metadata) followed by one indented line per
+operation.
 When stderr is a terminal and stdout is not, a progress bar is shown.
 
 ]] .. KEY_OPTIONS
@@ -429,8 +435,8 @@ end
 
 local function entry_text(e, orders)
   local lines = {}
-  local head = string.format("entry %d  %s  aggregate=%s  key=%s", e.id, utc(e.created),
-    e.aggregate, tostring(e.key_id))
+  local head = string.format("entry %d  %s  aggregate=%s  key=%s  origin=%s  seq=%d  clock=%d",
+    e.id, utc(e.created), e.aggregate, tostring(e.key_id), e.origin, e.seq, e.clock)
   local meta = show_meta(e.metadata)
   if meta ~= "" then head = head .. "  " .. meta end
   lines[1] = head
@@ -449,8 +455,8 @@ local function entry_text(e, orders)
 end
 
 -- One entry as one line of JSON, written field by field (a dump may hold
--- millions of entries): {"id","aggregate","created","key_id","metadata",
--- "ops":[{"type","op","row","mask","nulls"}]}.
+-- millions of entries): {"id","aggregate","created","key_id","origin","seq",
+-- "clock","metadata","ops":[{"type","op","row","mask","nulls"}]}.
 local function entry_json(e, orders)
   local null = oplog.null
   local o = { '{"id":', string.format("%d", e.id), ',"aggregate":' }
@@ -459,6 +465,12 @@ local function entry_json(e, orders)
   json.write(o, e.created)
   o[#o + 1] = ',"key_id":'
   json.write(o, e.key_id)
+  o[#o + 1] = ',"origin":'
+  json.write(o, e.origin)
+  o[#o + 1] = ',"seq":'
+  json.write(o, e.seq)
+  o[#o + 1] = ',"clock":'
+  json.write(o, e.clock)
   o[#o + 1] = ',"metadata":'
   local meta = {}
   for k, vals in pairs(e.metadata or {}) do

@@ -21,7 +21,8 @@ H.test("--json writes one JSON object per entry, in id order", function()
   local es, r = dump_json()
   H.eq(ids(es), "1,2,3,4,5", "ids", r)
   -- fields in a stable order
-  H.has(r.out, '^{"id":1,"aggregate":"users","created":%d+,"key_id":%d+,"metadata":{', "line 1", r)
+  H.has(r.out, '^{"id":1,"aggregate":"users","created":%d+,"key_id":%d+,"origin":"' .. ("%x"):rep(64)
+    .. '","seq":1,"clock":1,"metadata":{', "line 1", r)
   local e = es[1]
   H.eq(e.aggregate, "users", "aggregate")
   H.eq(math.type(e.created), "integer", "created is an integer")
@@ -47,7 +48,9 @@ H.test("--json: NULL, key-only metadata, update mask and nulls, delete", functio
   local es = dump_json()
   local carol = es[2].ops[2].row
   H.eq(carol.name, "carol", "second op of entry 2")
-  H.check(carol.email == null or carol.email == nil, "NULL email is null or absent")
+  H.eq(carol.email, null, "NULL email is null")
+  H.has(H.ok(H.oplog("dump", db, "--key-file", key, "--json", "--since", "1", "--upto", "2")),
+    '"row":{"id":3,"name":"carol","email":null}', "a create logs every column, NULL as null")
   H.eq(#es[3].metadata.flagged, 0, "key-only metadata has no values")
   local upd = es[4].ops[1]
   H.eq(upd.op, "update", "entry 4 op")
@@ -89,12 +92,13 @@ H.test("human output: a header per entry and a line per operation", function()
   local r = H.oplog("dump", db, "--key-file", key)
   local out = H.ok(r)
   H.has(out, "^entry 1  %d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ  aggregate=users  key=%d+  "
-    .. "source=import tag=a tag=b\n", "header of entry 1", r)
+    .. "origin=" .. ("%x"):rep(64) .. "  seq=1  clock=1  source=import tag=a tag=b\n", "header of entry 1", r)
   H.has(out, '\n  create +user {id=1, name="alice", email="alice@example.org"}\n', "op line", r)
+  H.has(out, '\n  create +user {id=3, name="carol", email=NULL}\n', "a create shows every column", r)
   H.has(out, '\n  update +user {id=2, name="robert"}  mask=name  nulls=email\n', "update line", r)
-  H.has(out, "aggregate=devices  key=%d+  flagged source=factory\n", "key-only metadata, sorted", r)
+  H.has(out, "aggregate=devices  key=%d+  origin=%x+  seq=3  clock=3  flagged source=factory\n",
+    "key-only metadata, sorted", r)
   H.has(out, 'serial="SN%-ü1"', "UTF-8 text", r)
-  H.has(out, "firmware=x'000102feff', volts=3%.0}", "blob in hex, REAL as 3.0", r)
   H.has(out, "\n  delete +user {id=1}\n$", "last entry", r)
   local n = 0
   for _ in out:gmatch("entry %d+  ") do n = n + 1 end
@@ -102,6 +106,40 @@ H.test("human output: a header per entry and a line per operation", function()
   r = H.oplog("dump", db, "--key-file", key, "--aggregate", "nobody")
   H.eq(H.ok(r), "", "stdout with no match")
   H.eq(r.err, "dump: no entries match\n", "stderr with no match", r)
+  H.has(out, "firmware=x'000102feff', volts=3%.0}", "blob in hex, REAL as 3.0", r)
+end)
+
+H.test("origin, seq and clock of each entry, in --json and in the text", function()
+  local es, r = dump_json()
+  H.eq(#es, 5, "entries", r)
+  -- the file's own origin: what the Lua API gives for it
+  local script = dir .. "/origin.lua"
+  H.write_file(script, 'local db <close> = oplog.open(arg[1], { key_file = arg[2], readonly = true })\n'
+    .. 'io.write(db:origin().id, " ", db:origin().seq, " ", db:origin().clock)\n')
+  local id, seq, clock = H.ok(H.oplog("run", script, db, key)):match("^(%x+) (%d+) (%d+)$")
+  H.eq(#id, 64, "origin id")
+  H.eq(id, id:lower(), "origin id in lowercase")
+  H.eq(seq .. " " .. clock, "5 5", "origin seq and clock")
+  for i, e in ipairs(es) do
+    H.eq(e.origin, id, "origin of entry " .. i)
+    H.eq(math.type(e.seq), "integer", "seq is an integer")
+    H.eq(e.seq, i, "seq of entry " .. i)
+    H.eq(math.type(e.clock), "integer", "clock is an integer")
+    H.eq(e.clock, i, "clock of entry " .. i)
+  end
+  H.has(r.out, '"key_id":%d+,"origin":"' .. id .. '","seq":4,"clock":4,"metadata":{"source":%["web"%]}',
+    "fields of entry 4 in order", r)
+  local t = H.oplog("dump", db, "--key-file", key)
+  local text = H.ok(t)
+  local n = 0
+  for eid, o, s, c in text:gmatch("entry (%d+)  [^\n]*  origin=(%x+)  seq=(%d+)  clock=(%d+)") do
+    n = n + 1
+    H.eq(eid, tostring(n), "entry order", t)
+    H.eq(o, id, "origin in the text of entry " .. eid, t)
+    H.eq(s .. " " .. c, eid .. " " .. eid, "seq and clock in the text of entry " .. eid, t)
+  end
+  H.eq(n, 5, "headers with origin, seq and clock", t)
+  H.has(text, "\nentry 5  [^\n]*  key=%d+  origin=" .. id .. "  seq=5  clock=5\n", "no metadata: ends the header", t)
 end)
 
 H.test("key errors: none, wrong, plaintext", function()
@@ -120,6 +158,9 @@ H.test("a plaintext log dumps with or without --no-encryption", function()
   local es = H.decode_lines(a)
   H.eq(ids(es), "1,2,3,4,5", "plaintext ids")
   H.eq(es[1].key_id, 0, "key_id of a plaintext entry")
+  H.has(es[1].origin, "^" .. ("%x"):rep(64) .. "$", "origin of a plaintext entry")
+  H.check(es[1].origin ~= ("0"):rep(64), "a plaintext file has an origin too")
+  H.eq(es[5].seq, 5, "seq of a plaintext entry")
   H.eq(H.ok(H.oplog("dump", pdb, "--json")), a, "dump without a key option")
   -- a key given for a plaintext log is refused, with a hint
   local r = H.oplog("dump", pdb, { env = { OPLOG_KEY_FILE = key } })

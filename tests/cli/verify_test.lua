@@ -6,6 +6,13 @@ local function sqlite(db, sql)
   H.sh("sqlite3 " .. H.quote(db) .. " " .. H.quote(sql) .. " >/dev/null")
 end
 
+local function query(db, sql)
+  local p = io.popen("sqlite3 " .. H.quote(db) .. " " .. H.quote(sql))
+  local s = p:read("a")
+  p:close()
+  return s
+end
+
 H.test("an intact log verifies with the key: exit 0 and a summary", function()
   local dir = H.tmpdir()
   local db, key = H.fixture(dir)
@@ -109,25 +116,62 @@ end)
 H.test("a tampered entry is reported with its id (exit 1)", function()
   local dir = H.tmpdir()
   local db, key = H.fixture(dir)
-  -- An attacker with write access drops the immutability trigger first.
-  sqlite(db, "DROP TRIGGER oplog_metadata_no_update; "
-    .. "UPDATE oplog_metadata SET value = 'evil' WHERE entry_id = 2")
+  -- An attacker with write access drops the immutability trigger first,
+  -- then changes entry 2's metadata (source=web) where format 2 keeps it: in
+  -- the entry's row, as a blob (u32 count, len32 key, key, u8 has_value,
+  -- len32 value, value).
+  local web = "0100000006000000736F757263650103000000776562"
+  H.eq(query(db, "SELECT hex(metadata) FROM oplog_entries WHERE id = 2"),
+    web .. "\n", "entry 2's metadata blob before")
+  sqlite(db, "DROP TRIGGER oplog_entries_no_update; "
+    .. "UPDATE oplog_entries SET metadata = X'" .. web:gsub("776562$", "657665") .. "' WHERE id = 2")
   for _, args in ipairs({ { "--key-file", key }, {} }) do
     local r = H.oplog("verify", db, table.unpack(args))
     H.status(r, 1)
     H.has(r.out, "problems? in 5 entries checked", "summary", r)
     H.has(r.out, "\n  entry 2: hash_mismatch", "problem line", r)
+    H.hasnt(r.out, "entry [13-5]:", "other entries are intact", r)
   end
-  local r = H.oplog("verify", db, "--json")
+  -- with the key the ciphertext, bound to the metadata, does not decrypt either
+  local r = H.oplog("verify", db, "--key-file", key)
+  H.has(r.out, "\n  entry 2: decrypt_failed", "problem line with the key", r)
+  r = H.oplog("verify", db, "--json")
   H.status(r, 1)
   local v = H.decode(r.out, r)
   H.eq(v.ok, false, "ok")
   local found = false
   for _, p in ipairs(v.problems) do
     if p.id == 2 and p.kind == "hash_mismatch" then found = true end
+    H.eq(p.id, 2, "problems concern entry 2 only")
     H.eq(type(p.detail), "string", "detail")
   end
   H.check(found, "problem of entry 2 in JSON", r)
+end)
+
+H.test("a derived row that disagrees with its entry is index_mismatch (exit 1)", function()
+  local dir = H.tmpdir()
+  local db, key = H.fixture(dir)
+  -- oplog_metadata is derived from the entries (format 2): the entry is
+  -- intact, the table that finds it by metadata is not
+  sqlite(db, "DROP TRIGGER oplog_metadata_no_update; "
+    .. "UPDATE oplog_metadata SET value = 'evil' WHERE entry_id = 2")
+  for _, args in ipairs({ { "--key-file", key }, {} }) do
+    local r = H.oplog("verify", db, table.unpack(args))
+    H.status(r, 1)
+    H.has(r.out, ": 1 problem in 5 entries checked", "summary", r)
+    H.has(r.out, "\n  entry 2: index_mismatch: [^\n]*oplog_metadata", "problem line", r)
+  end
+  local r = H.oplog("verify", db, "--json")
+  H.status(r, 1)
+  local v = H.decode(r.out, r)
+  H.eq(v.ok, false, "ok")
+  H.eq(#v.problems, 1, "problems")
+  H.eq(v.problems[1].id, 2, "problem id")
+  H.eq(v.problems[1].kind, "index_mismatch", "problem kind")
+  -- the entry still dumps with its metadata as written
+  local d = H.decode_lines(H.ok(H.oplog("dump", db, "--key-file", key, "--json", "--since", "1",
+    "--upto", "2")))
+  H.eq(d[1].metadata.source[1], "web", "entry 2's metadata")
 end)
 
 H.test("--replay finds live tables changed behind the log's back", function()

@@ -158,10 +158,17 @@ static void tampering_fails_decryption(void) {
       "THEN x'01' ELSE x'00' END || substr(data, 32) AS BLOB) WHERE id = 1",
       "UPDATE oplog_entries SET data = CAST(CASE WHEN substr(data, 1, 1) = x'00' THEN x'01' ELSE x'00' END "
       "|| substr(data, 2) AS BLOB) WHERE id = 1",
-      "UPDATE oplog_entries SET aggregate = 'groups' WHERE id = 1",
+      "UPDATE oplog_entries SET aggregate_name = 'groups' WHERE id = 1",
       "UPDATE oplog_entries SET key_id = 2 WHERE id = 1",
       /* swap data between rows 1 and 2 */
       "UPDATE oplog_entries SET data = (SELECT data FROM oplog_entries WHERE id = 2) WHERE id = 1",
+      /* format 2: the metadata blob (same length, still well-formed), seq,
+       * clock and created are in the additional data */
+      "UPDATE oplog_entries SET metadata = CAST(replace(metadata, CAST('alice' AS BLOB), CAST('mally' AS BLOB)) "
+      "AS BLOB) WHERE id = 1",
+      "UPDATE oplog_entries SET seq = 7 WHERE id = 1",
+      "UPDATE oplog_entries SET clock = clock + 1 WHERE id = 1",
+      "UPDATE oplog_entries SET created = created + 1 WHERE id = 1",
   };
   for (size_t i = 0; i < sizeof attacks / sizeof *attacks; i++) {
     unlink(tpath("a.db"));
@@ -183,6 +190,81 @@ static void tampering_fails_decryption(void) {
     CHECK(read_code(1, msg, sizeof msg) == OPLOG_DECRYPT_FAILED);
     CHECK(strstr(msg, "entry 1"));
   }
+}
+
+typedef struct found {
+  int n;
+  char kinds[16][24];
+  int64_t ids[16];
+} found;
+
+static int on_problem(void *ctx, int64_t id, const char *kind, const char *detail) {
+  found *f = ctx;
+  (void)detail;
+  if (f->n < 16) {
+    snprintf(f->kinds[f->n], sizeof f->kinds[0], "%s", kind);
+    f->ids[f->n] = id;
+  }
+  f->n++;
+  return 0;
+}
+
+/* verify of a.db with the key (key = 1) or without it; -1 if it cannot run */
+static int verify_a(int with_key, found *f) {
+  int rc;
+  memset(f, 0, sizeof *f);
+  oplog_db *db = open_src("a.db", with_key ? (oplog_key_source){.key = KEY, .key_len = 32} : (oplog_key_source){0},
+                          &rc);
+  oplog_verify_result vr = {0};
+  if (!rc) rc = oplog_verify(db, NULL, on_problem, f, &vr);
+  oplog_close(db);
+  return rc ? -1 : vr.ok;
+}
+
+/* The metadata blob is bound to the ciphertext: an attacker who changes it
+ * and recomputes the whole unkeyed chain (here with the test's own
+ * reference hash, from the design notes) and makes oplog_metadata agree,
+ * fools every check that has no key, and not the decryption. */
+static void metadata_rehashed_fails_decryption(void) {
+  int rc;
+  oplog_db *db = open_src("a.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  CHECK(roundtrip(db, 1));
+  CHECK(write_user(db, 2, "other", 1) == 2);
+  CHECK(write_user(db, 3, "third", 1) == 3);
+  oplog_close(db);
+  char why[256];
+  char *p = tpath("a.db");
+  CHECK(ref_check_chain(p, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+  found f;
+  CHECK(verify_a(1, &f) == 1);
+  CHECK(exec_raw(p, "DROP TRIGGER oplog_entries_no_update; DROP TRIGGER oplog_metadata_no_update;"
+                    "UPDATE oplog_entries SET metadata = CAST(replace(metadata, CAST('alice' AS BLOB),"
+                    " CAST('mally' AS BLOB)) AS BLOB) WHERE id = 1;"
+                    "UPDATE oplog_metadata SET value = 'mally' WHERE entry_id = 1 AND value = 'alice'") == 0);
+  CHECK(count_rows(p, "SELECT count(*) FROM oplog_entries WHERE instr(metadata, CAST('mally' AS BLOB)) > 0") == 1);
+  /* before the rehash even the keyless check sees it */
+  CHECK(verify_a(0, &f) == 0 && f.n == 1 && strcmp(f.kinds[0], "hash_mismatch") == 0 && f.ids[0] == 1);
+  CHECK(ref_rehash_all(p) == 0);
+  CHECK(ref_check_chain(p, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+  /* the unkeyed chain is whole again: without the key nothing shows */
+  CHECK(verify_a(0, &f) == 1);
+  /* with the key: entry 1 does not decrypt, and nothing else is wrong */
+  CHECK(verify_a(1, &f) == 0);
+  CHECK(f.n == 1 && strcmp(f.kinds[0], "decrypt_failed") == 0 && f.ids[0] == 1);
+  char msg[256];
+  CHECK(read_code(1, msg, sizeof msg) == OPLOG_DECRYPT_FAILED && strstr(msg, "entry 1"));
+  CHECK(read_code(2, msg, sizeof msg) == OPLOG_OK);
+  /* and the metadata filter does not hand out the forged entry's operations */
+  db = open_src("a.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  oplog_iter *it;
+  oplog_meta mally[] = {{"actor", "mally"}};
+  OK(db, oplog_entries(db, &(oplog_filter){.metadata = mally, .nmetadata = 1}, &it));
+  const oplog_entry *e = NULL;
+  CHECK_RC(db, oplog_iter_next(it, &e), OPLOG_DECRYPT_FAILED);
+  oplog_iter_close(it);
+  oplog_close(db);
 }
 
 static void rotate_and_read_old(void) {
@@ -219,8 +301,15 @@ static void rekey_then_reopen(void) {
   int64_t k;
   OK(db, oplog_rotate_key(db, &k));
   CHECK(write_user(db, 2, "b", 1) == 2);
+  oplog_origin_info before, after;
+  OK(db, oplog_origin(db, &before));
   OK(db, oplog_rekey(db, &(oplog_key_source){.passphrase = "new pass", .kdf_ops = 1, .kdf_mem = 8192}));
   CHECK(write_user(db, 3, "c", 1) == 3);
+  /* format 2: rekey also starts a new data key; the origin stays */
+  CHECK(count_rows(tpath("a.db"), "SELECT key_id FROM oplog_entries WHERE id = 3") == 3);
+  CHECK(count_rows(tpath("a.db"), "SELECT count(*) FROM oplog_keys WHERE origin = 1") == 3);
+  OK(db, oplog_origin(db, &after));
+  CHECK(memcmp(before.id, after.id, OPLOG_ORIGIN_BYTES) == 0 && after.seq == 3);
   CHECK_RC(db, oplog_rekey(db, &(oplog_key_source){.no_encryption = 1}), OPLOG_INVALID_ARGUMENT);
   oplog_close(db);
   db = open_src("a.db", (oplog_key_source){.key = KEY, .key_len = 32}, &rc);
@@ -228,6 +317,8 @@ static void rekey_then_reopen(void) {
   oplog_close(db);
   db = open_src("a.db", (oplog_key_source){.passphrase = "new pass"}, &rc);
   CHECK_RC(db, rc, OPLOG_OK);
+  OK(db, oplog_origin(db, &after)); /* opened with the new root key: same origin */
+  CHECK(memcmp(before.id, after.id, OPLOG_ORIGIN_BYTES) == 0);
   for (int i = 1; i <= 3; i++) {
     oplog_entry *e;
     OK(db, oplog_entry_get(db, i, &e));
@@ -292,6 +383,7 @@ static const struct test_case cases[] = {
     {"key_sources_roundtrip", key_sources_roundtrip},
     {"wrong_and_missing_key", wrong_and_missing_key},
     {"tampering_fails_decryption", tampering_fails_decryption},
+    {"metadata_rehashed_fails_decryption", metadata_rehashed_fails_decryption},
     {"rotate_and_read_old", rotate_and_read_old},
     {"rekey_then_reopen", rekey_then_reopen},
     {"no_plaintext_in_entries", no_plaintext_in_entries},

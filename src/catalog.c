@@ -148,6 +148,8 @@ static type_def *type_build(const oplog_type_spec *s, const int *key_idx, size_t
   return t;
 }
 
+static int spec_check(oplog_db *db, oplog_type_spec *s, int *key_idx, size_t *nkey);
+
 /* Reads every type from the catalog tables into db->types. */
 int catalog_load(oplog_db *db) {
   sqlite3_stmt *ts = NULL, *cs = NULL;
@@ -172,16 +174,16 @@ int catalog_load(oplog_db *db) {
     size_t ncols = 0, nkey = 0, tn;
     const char *tname = col_bytes(ts, 0, &tn);
     sqlite3_bind_text(cs, 1, tname, (int)tn, SQLITE_STATIC); /* valid until ts steps */
-    while ((r = sqlite3_step(cs)) == SQLITE_ROW && ncols < OPLOG_MAX_COLUMNS) {
+    int64_t kpos[OPLOG_MAX_COLUMNS];
+    int too_many = 0;
+    while ((r = sqlite3_step(cs)) == SQLITE_ROW) {
+      if (ncols == OPLOG_MAX_COLUMNS) {
+        too_many = 1;
+        break;
+      }
       names[ncols] = col_dup(cs, 0);
       decls[ncols] = col_dup(cs, 1);
-      if (sqlite3_column_type(cs, 2) != SQLITE_NULL) {
-        int kp = sqlite3_column_int(cs, 2);
-        if (kp >= 1 && kp <= OPLOG_MAX_COLUMNS) {
-          key_idx[kp - 1] = (int)ncols;
-          if ((size_t)kp > nkey) nkey = (size_t)kp;
-        }
-      }
+      kpos[ncols] = sqlite3_column_type(cs, 2) == SQLITE_NULL ? 0 : sqlite3_column_int64(cs, 2);
       cols[ncols].name = names[ncols];
       cols[ncols].decl = decls[ncols];
       ncols++;
@@ -192,8 +194,33 @@ int catalog_load(oplog_db *db) {
     char *tcols[3] = {NULL, NULL, NULL};
     for (int i = 0; !rc && i < 3; i++)
       if (!(tcols[i] = col_dup(ts, i))) rc = db_error(db, OPLOG_NOMEM, "out of memory");
-    if (!rc && (ncols == 0 || nkey == 0))
-      rc = db_error(db, OPLOG_CORRUPT, "type %s has no columns or no key in the catalog", tcols[0]);
+    /* The catalog is checked exactly as define checks its arguments: a
+     * hostile file must not steer SQL or memory through it. Key positions
+     * are 1..nkey, each once, on distinct columns. */
+    const char *keys[OPLOG_MAX_COLUMNS];
+    if (!rc) {
+      int bad = too_many || ncols == 0;
+      for (size_t i = 0; i < ncols; i++) keys[i] = NULL;
+      for (size_t i = 0; !bad && i < ncols; i++) {
+        if (!kpos[i]) continue;
+        if (kpos[i] < 1 || kpos[i] > (int64_t)ncols || keys[kpos[i] - 1]) bad = 1;
+        else keys[kpos[i] - 1] = names[i], nkey++;
+      }
+      for (size_t k = 0; !bad && k < nkey; k++)
+        if (!keys[k]) bad = 1; /* positions with a hole */
+      if (bad || !nkey)
+        rc = db_error(db, OPLOG_CORRUPT, "the catalog's columns of type %s are malformed (count or key positions)",
+                      tcols[0]);
+    }
+    if (!rc) {
+      oplog_type_spec check = {tcols[0], tcols[1], tcols[2], cols, ncols, keys, nkey};
+      size_t n2 = 0;
+      if ((rc = spec_check(db, &check, key_idx, &n2)) && rc != OPLOG_NOMEM) {
+        char *m = sqlite3_mprintf("the catalog's type %s is invalid: %s", tcols[0], oplog_errmsg(db));
+        rc = db_error(db, OPLOG_CORRUPT, "%s", m ? m : "the catalog holds an invalid type");
+        sqlite3_free(m);
+      }
+    }
     if (!rc) {
       oplog_type_spec spec = {tcols[0], tcols[1], tcols[2], cols, ncols, NULL, 0};
       type_def *t = type_build(&spec, key_idx, nkey);
@@ -296,13 +323,6 @@ static int spec_check(oplog_db *db, oplog_type_spec *s, int *key_idx, size_t *nk
       return db_error(db, OPLOG_INVALID_ARGUMENT,
                       "type %s has no key: declare a PRIMARY KEY column or give spec.key", s->name);
   }
-  /* Replay finds rows by their key with `=` on the stored values: a
-   * collation under which two stored keys compare equal would make it
-   * pick another row than the writer did. */
-  for (size_t k = 0; k < *nkey; k++)
-    if (!binary_collation(s->columns[key_idx[k]].decl))
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "key column %s of %s has a COLLATE other than BINARY",
-                      s->columns[key_idx[k]].name, s->name);
   return OPLOG_OK;
 }
 
@@ -466,6 +486,13 @@ int oplog_define(oplog_db *db, const oplog_type_spec *spec) {
   int key_idx[OPLOG_MAX_COLUMNS];
   size_t nkey = 0;
   int rc = spec_check(db, &s, key_idx, &nkey);
+  /* Replay finds rows by their key with `=` on the stored values: a
+   * collation under which two stored keys compare equal would make it
+   * pick another row than the writer did. */
+  for (size_t k = 0; !rc && k < nkey; k++)
+    if (!binary_collation(s.columns[key_idx[k]].decl))
+      rc = db_error(db, OPLOG_INVALID_ARGUMENT, "key column %s of %s has a COLLATE other than BINARY",
+                    s.columns[key_idx[k]].name, s.name);
   if (rc) return rc;
   if ((rc = db_begin(db, 1))) return rc;
   if ((rc = catalog_load(db))) goto fail; /* someone else may have defined it */

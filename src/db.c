@@ -1,6 +1,8 @@
 /* db.c — the handle: opening a file (pragmas, migrations, keys, catalog),
  * the internal statements, low-level transactions, stats and small helpers. */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -207,8 +209,18 @@ static int read_level(oplog_db *db, int *level) {
   return r == SQLITE_ROW ? OPLOG_OK : db_sqlerr(db, r);
 }
 
+/* Creates an empty file with mode 0600 (an empty file is an empty SQLite
+ * database); one that appeared meanwhile is left as it is. */
+int create_private(oplog_db *db, const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno != EEXIST) return db_error(db, OPLOG_IO, "%s: %s", path, strerror(errno));
+  if (fd >= 0) close(fd);
+  return OPLOG_OK;
+}
+
 int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
   static const oplog_open_opts defaults;
+  int rc;
   if (!out) return OPLOG_INVALID_ARGUMENT;
   *out = NULL;
   if (sqlite3_initialize() != SQLITE_OK) return OPLOG_NOMEM;
@@ -233,6 +245,13 @@ int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
   int exists = stat(path, &stbuf) == 0;
   if (!exists && (opts->no_create || opts->readonly))
     return db_error(db, OPLOG_NOT_FOUND, "%s: no such file", path);
+  if (!exists && config_new(opts) == 0)
+    return db_error(db, OPLOG_KEY_REQUIRED,
+                    "a new file needs a key choice: key_file, key, passphrase or encryption = false");
+  /* The file is made private before SQLite opens it: its -wal and -shm
+   * files take the same mode. Everything but the entries' data is in the
+   * clear (README, "Security model"). */
+  if (!exists && (rc = create_private(db, path))) return rc;
 
   int flags = (db->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
               SQLITE_OPEN_NOMUTEX;
@@ -249,7 +268,6 @@ int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
   int ms = opts->busy_timeout_ms == 0 ? 5000 : opts->busy_timeout_ms < 0 ? 0 : opts->busy_timeout_ms;
   sqlite3_busy_timeout(db->sql, ms);
 
-  int rc;
   int level = 0;
   if ((rc = read_level(db, &level))) return rc;
   if (level > schema_level())

@@ -306,6 +306,8 @@ char *col_dup(sqlite3_stmt *s, int i);
 int64_t now_ms(void);
 int utf8_valid(const uint8_t *p, size_t n);
 int db_exec(oplog_db *db, const char *sql);
+/* Creates path empty with mode 0600 unless it exists (db.c). */
+int create_private(oplog_db *db, const char *path);
 void put_u32(uint8_t *p, uint32_t v);
 void put_u64(uint8_t *p, uint64_t v);
 

@@ -130,6 +130,8 @@ int oplog_replay(oplog_db *db, const oplog_replay_opts *o, oplog_replay_result *
   const char *schema = "main";
   int rc;
   if (o->into) {
+    /* a replica holds the live rows in the clear: as private as the log */
+    if ((rc = create_private(db, o->into))) return rc;
     db_rollback(db); /* ATTACH needs no transaction, not even a leftover one */
     sqlite3_stmt *s = NULL;
     int r = sqlite3_prepare_v2(db->sql, "ATTACH DATABASE ?1 AS oplog_replica", -1, &s, NULL);

@@ -937,6 +937,24 @@ static int fc_expect(const fc_model *m, int n, const fc_query *q, int64_t *ids) 
   return k;
 }
 
+typedef struct fc_tally {
+  const fc_model *m;
+  int n, seen; /* aggregates whose counts were right */
+} fc_tally;
+
+static int fc_each_aggregate(void *ctx, const char *name, int64_t entries, int64_t ticket) {
+  fc_tally *t = ctx;
+  for (int a = 0; a < 3; a++)
+    if (strcmp(name, fc_aggs[a]) == 0) {
+      int64_t cnt = 0;
+      for (int i = 1; i <= t->n; i++) cnt += t->m->agg[i] == a;
+      if (entries == cnt && ticket == cnt + 1) t->seen++;
+      else fprintf(stderr, "stats: %s %lld entries, ticket %lld; expected %lld\n", name, (long long)entries,
+                   (long long)ticket, (long long)cnt);
+    }
+  return 0;
+}
+
 /* Runs every query on db and compares with the model; 1 if all agree. */
 static int fc_check(oplog_db *db, const fc_model *m, int n, const char *when) {
   static const fc_query qs[] = {
@@ -977,7 +995,13 @@ static int fc_check(oplog_db *db, const fc_model *m, int n, const char *when) {
       return 0;
     }
   }
-  /* and every ticket is 1 + the entries of its aggregate */
+  /* and every ticket is 1 + the entries of its aggregate, by oplog_ticket and by the stats */
+  fc_tally t = {m, n, 0};
+  oplog_stats st;
+  if (oplog_get_stats(db, &st, fc_each_aggregate, &t) || st.entries != n || t.seen != 3) {
+    fprintf(stderr, "%s: stats: %lld entries, %d aggregates right\n", when, (long long)st.entries, t.seen);
+    return 0;
+  }
   for (int a = 0; a < 3; a++) {
     int64_t v = 0, cnt = 0;
     for (int i = 1; i <= n; i++) cnt += m->agg[i] == a;
@@ -1019,6 +1043,9 @@ static void filters_complete_across_catchup(void) {
     char when[64];
     snprintf(when, sizeof when, "writer after %d (indexed_upto %lld)", n, (long long)wm);
     CHECK(fc_check(db, &m, n, when));
+    oplog_verify_result vr;
+    OK(db, oplog_verify(db, NULL, NULL, NULL, &vr));
+    CHECK(vr.ok && vr.entries == n);
     /* another handle reads the same file: same answers */
     if (!reader) CHECK((reader = open_plain("a.db")));
     snprintf(when, sizeof when, "reader after %d", n);
@@ -1185,6 +1212,94 @@ static void derived_complete_after_close(void) {
   oplog_close(db);
 }
 
+/* A catch-up inside a transaction is part of it: rolled back with it, kept
+ * with it. */
+static void catchup_follows_its_transaction(void) {
+  oplog_db *db = open_plain("a.db");
+  CHECK(db);
+  OK(db, define_user(db));
+  char *p = tpath("a.db");
+  char why[256];
+  for (int round = 0; round < 2; round++) {
+    OK(db, oplog_tx_begin(db, "users"));
+    for (int i = 1; i <= 300; i++) {
+      char name[16];
+      snprintf(name, sizeof name, "u%d", i);
+      oplog_field f[] = {{"id", vint(i)}, {"name", vtext(name)}};
+      OK(db, oplog_tx_apply(db, &(oplog_op){.type = "user", .kind = OPLOG_OP_CREATE, .row = {f, 2}}));
+      oplog_meta md[] = {{"i", name}};
+      int64_t id;
+      OK(db, oplog_tx_entry(db, md, 1, &id));
+      CHECK(id == i);
+    }
+    int64_t v;
+    OK(db, oplog_ticket(db, "users", &v));
+    CHECK(v == 301);
+    if (round == 0) {
+      OK(db, oplog_tx_rollback(db));
+      CHECK(count_rows(p, "SELECT count(*) FROM oplog_entries") == 0);
+      CHECK(count_rows(p, "SELECT count(*) FROM oplog_index") == 0);
+      CHECK(count_rows(p, "SELECT count(*) FROM oplog_metadata") == 0);
+      CHECK(count_rows(p, "SELECT value FROM oplog_config WHERE name = 'indexed_upto'") == 0);
+      CHECK(count_rows(p, "SELECT version FROM oplog_ticket WHERE name = 'users'") == 1);
+      OK(db, oplog_ticket(db, "users", &v));
+      CHECK(v == 1);
+      oplog_origin_info o;
+      OK(db, oplog_origin(db, &o));
+      CHECK(o.seq == 0 && o.clock == 0 && o.head_id == 0);
+    } else {
+      OK(db, oplog_tx_commit(db, NULL, 0, NULL));
+      /* caught up once, inside the transaction */
+      int64_t wm = count_rows(p, "SELECT value FROM oplog_config WHERE name = 'indexed_upto'");
+      CHECK(wm > 0 && wm < 300 && 300 - wm < 256);
+      CHECK(check_derived(p, 0, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+      OK(db, oplog_ticket(db, "users", &v));
+      CHECK(v == 301);
+      oplog_meta last[] = {{"i", "u300"}}, first[] = {{"i", "u1"}};
+      CHECK(collect_n(db, &(oplog_filter){.metadata = last, .nmetadata = 1}) == 1);
+      CHECK(collect_n(db, &(oplog_filter){.metadata = first, .nmetadata = 1, .aggregate = "users"}) == 1);
+    }
+  }
+  oplog_verify_result vr;
+  OK(db, oplog_verify(db, NULL, NULL, NULL, &vr));
+  CHECK(vr.ok && vr.entries == 300);
+  oplog_close(db);
+  CHECK(check_derived(p, 1, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+}
+
+/* Two handles on one file take turns writing across catch-ups: each sees
+ * the other's entries (seq, clock, ticket, head) and the file stays whole. */
+static void two_writers_across_catchup(void) {
+  oplog_db *h[2] = {open_plain("a.db"), NULL};
+  CHECK(h[0]);
+  OK(h[0], define_user(h[0]));
+  h[1] = open_plain("a.db");
+  CHECK(h[1]);
+  char *p = tpath("a.db");
+  char why[256];
+  for (int i = 1; i <= 600; i++) {
+    oplog_db *db = h[(i / 7) % 2]; /* runs of 7 */
+    char name[16];
+    snprintf(name, sizeof name, "u%d", i);
+    int64_t v = 0;
+    OK(db, oplog_ticket(db, "users", &v));
+    CHECK(v == i);
+    CHECK(write_user(db, i, name, i) == i);
+    oplog_origin_info o;
+    OK(db, oplog_origin(db, &o));
+    CHECK(o.seq == i && o.clock == i && o.head_id == i);
+  }
+  CHECK(ref_check_chain(p, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+  CHECK(check_derived(p, 0, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+  CHECK(count_rows(p, "SELECT value FROM oplog_config WHERE name = 'indexed_upto'") > 256);
+  oplog_meta m[] = {{"actor", "alice"}};
+  CHECK(collect_n(h[1], &(oplog_filter){.metadata = m, .nmetadata = 1, .aggregate = "users"}) == 600);
+  oplog_close(h[0]);
+  oplog_close(h[1]);
+  CHECK(check_derived(p, 1, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+  CHECK(count_rows(p, "SELECT version FROM oplog_ticket WHERE name = 'users'") == 601);
+}
+
 static const struct test_case cases[] = {
     {"entries_metadata_every_path", entries_metadata_every_path},
     {"tx_entry_batches", tx_entry_batches},
@@ -1210,6 +1325,8 @@ static const struct test_case cases[] = {
     {"filters_complete_across_catchup", filters_complete_across_catchup},
     {"origin_seq_clock", origin_seq_clock},
     {"derived_complete_after_close", derived_complete_after_close},
+    {"catchup_follows_its_transaction", catchup_follows_its_transaction},
+    {"two_writers_across_catchup", two_writers_across_catchup},
     {NULL, NULL}};
 
 int main(int argc, char **argv) { return test_main(argc, argv, cases); }

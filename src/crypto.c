@@ -486,6 +486,15 @@ int crypto_open(oplog_db *db, const oplog_key_source *src, int is_new) {
       return rc;
     if (slen != SALT_BYTES || ops <= 0 || mem <= 0)
       return db_error(db, OPLOG_CORRUPT, "bad passphrase settings in oplog_config");
+    /* The file says how much work and memory the KDF takes: a hostile or
+     * foreign one must not exhaust the device. */
+    unsigned long long ops_max = src->kdf_ops_max ? src->kdf_ops_max : OPLOG_KDF_OPS_MAX;
+    size_t mem_max = src->kdf_mem_max ? src->kdf_mem_max : OPLOG_KDF_MEM_MAX;
+    if ((unsigned long long)ops > ops_max || (uint64_t)mem > (uint64_t)mem_max || (uint64_t)mem > SIZE_MAX)
+      return db_error(db, OPLOG_INVALID_ARGUMENT,
+                      "the file's passphrase asks Argon2id for ops %lld and %lld bytes, more than the limit "
+                      "(ops %llu, %llu bytes): raise kdf_limit to open it",
+                      (long long)ops, (long long)mem, ops_max, (unsigned long long)mem_max);
   }
   if ((rc = alloc_root(db)) ||
       (rc = root_from_source(db, src, kr->root, salt, (unsigned long long)ops, (size_t)mem)))

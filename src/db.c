@@ -99,7 +99,6 @@ static const char *const stmt_sql[ST__COUNT] = {
                         " WHERE x.origin = 1 ORDER BY x.seq DESC LIMIT 1",
     [ST_ENTRY_INSERT] = "INSERT INTO oplog_entries (" ENTRY_COLUMNS ") VALUES (NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
                         "?10, ?11, ?12)",
-    [ST_ENTRY_GET] = "SELECT " ENTRY_COLUMNS " FROM oplog_entries WHERE id = ?1",
     [ST_ORIGIN_GET] = "SELECT id FROM oplog_origins WHERE no = ?1",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_BEGIN_READ] = "BEGIN",
@@ -238,7 +237,10 @@ int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
   if (opts->sync != OPLOG_SYNC_FULL && opts->sync != OPLOG_SYNC_NORMAL)
     return db_error(db, OPLOG_INVALID_ARGUMENT, "sync must be full or normal");
   db->path = sqlite3_mprintf("%s", path);
-  if (!db->path) return db_error(db, OPLOG_NOMEM, "out of memory");
+  db->max_entry = (int64_t)(opts->max_entry_bytes ? opts->max_entry_bytes : OPLOG_MAX_ENTRY_BYTES);
+  db->entry_cols = sqlite3_mprintf(ENTRY_COLUMNS_READ(""), (long long)db->max_entry, (long long)db->max_entry);
+  db->entry_cols_e = sqlite3_mprintf(ENTRY_COLUMNS_READ("e."), (long long)db->max_entry, (long long)db->max_entry);
+  if (!db->path || !db->entry_cols || !db->entry_cols_e) return db_error(db, OPLOG_NOMEM, "out of memory");
   db->readonly = opts->readonly != 0;
 
   struct stat stbuf;
@@ -328,6 +330,8 @@ int oplog_close(oplog_db *db) {
   sqlite3_free(db->tx_aggregate);
   if (db->sql) sqlite3_close_v2(db->sql);
   sqlite3_free(db->path);
+  sqlite3_free(db->entry_cols);
+  sqlite3_free(db->entry_cols_e);
   sqlite3_free(db->msg);
   sqlite3_free(db);
   return OPLOG_OK;

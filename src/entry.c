@@ -33,6 +33,11 @@ int entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const oplog
   if ((rc = crypto_encrypt_entry(db, &e, data, ndata, &db->scratch))) return rc;
   e.data = db->scratch.p;
   e.ndata = db->scratch.n;
+  if ((int64_t)e.ndata > db->max_entry || (int64_t)e.nmetadata > db->max_entry)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "the entry's %s (%llu bytes) is larger than max_entry_bytes (%lld)",
+                    (int64_t)e.ndata > db->max_entry ? "data" : "metadata",
+                    (unsigned long long)((int64_t)e.ndata > db->max_entry ? e.ndata : e.nmetadata),
+                    (long long)db->max_entry);
   unsigned char hash[OPLOG_HASH_BYTES];
   chain_hash(&e, hash);
 
@@ -81,6 +86,9 @@ int entry_from_row(oplog_db *db, sqlite3_stmt *s, stored_entry *e) {
   e->hash = sqlite3_column_blob(s, 10);
   good = good && sqlite3_column_bytes(s, 10) == OPLOG_HASH_BYTES;
   e->format = sqlite3_column_int(s, 11);
+  if (sqlite3_column_type(s, 7) == SQLITE_NULL || sqlite3_column_type(s, 8) == SQLITE_NULL)
+    return db_error(db, OPLOG_CORRUPT, "entry %lld is larger than max_entry_bytes (%lld): not read", (long long)e->id,
+                    (long long)db->max_entry);
   if (!good || (e->format != 1 && e->format != 2))
     return db_error(db, OPLOG_CORRUPT, "entry %lld has a malformed hash, prev_hash or format", (long long)e->id);
   if (!(e->origin_id = origin_id(db, e->origin))) return db->code;

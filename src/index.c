@@ -157,7 +157,8 @@ int index_flush(oplog_db *db) {
   if (rc) return rc;
   sqlite3_stmt *tail = NULL, *ins_index = NULL, *ins_meta = NULL, *tk = NULL, *cfg = NULL;
   static const char *const sql[] = {
-      "SELECT id, origin, seq, clock, aggregate_name, metadata FROM oplog_entries WHERE id > ?1 ORDER BY id",
+      "SELECT id, origin, seq, clock, aggregate_name, CASE WHEN length(metadata) <= ?2 THEN metadata END"
+      " FROM oplog_entries WHERE id > ?1 ORDER BY id",
       "INSERT INTO oplog_index (entry_id, origin, seq, aggregate_name) VALUES (?1, ?2, ?3, ?4)",
       "INSERT INTO oplog_metadata (entry_id, position, key, value) VALUES (?1, ?2, ?3, ?4)",
       "INSERT INTO oplog_ticket (name, version) VALUES (?1, 1 + ?2)"
@@ -170,7 +171,10 @@ int index_flush(oplog_db *db) {
   agg_counts aggs = {0};
   int64_t last = ls->wm, clock = 0;
   if (r != SQLITE_OK) rc = db_sqlerr(db, r);
-  else sqlite3_bind_int64(tail, 1, ls->wm);
+  else {
+    sqlite3_bind_int64(tail, 1, ls->wm);
+    sqlite3_bind_int64(tail, 2, db->max_entry);
+  }
   while (!rc && (r = sqlite3_step(tail)) == SQLITE_ROW) {
     int64_t id = sqlite3_column_int64(tail, 0);
     size_t an, mn;

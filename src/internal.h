@@ -140,9 +140,16 @@ typedef struct stored_entry {
   int format;               /* 1: migrated from format 1; 2 */
 } stored_entry;
 
-/* The columns entry_from_row reads, in order. */
+/* The columns entry_from_row reads, in order (unprefixed, for writing). */
 #define ENTRY_COLUMNS \
   "id, origin, seq, clock, created, aggregate_name, key_id, metadata, data, prev_hash, hash, format"
+/* The same for reading, with the columns of table alias `p` (e.g. "e."):
+ * metadata and data are NULL, never loaded, when larger than the cap
+ * (both %lld). */
+#define ENTRY_COLUMNS_READ(p)                                                                         \
+  p "id, " p "origin, " p "seq, " p "clock, " p "created, " p "aggregate_name, " p "key_id, "          \
+  "CASE WHEN length(" p "metadata) <= %lld THEN " p "metadata END, CASE WHEN length(" p "data) <= %lld " \
+  "THEN " p "data END, " p "prev_hash, " p "hash, " p "format"
 /* Fills e from a row of ENTRY_COLUMNS starting at column 0; pointers stay
  * valid until the statement moves. A hash or prev_hash of the wrong size,
  * or an unknown origin, is OPLOG_CORRUPT. */
@@ -215,7 +222,6 @@ enum {
   ST_HEAD_TAIL, /* these two in this order (index.c) */
   ST_HEAD_INDEXED,
   ST_ENTRY_INSERT,
-  ST_ENTRY_GET,
   ST_ORIGIN_GET,
   ST_BEGIN,
   ST_BEGIN_READ,
@@ -278,6 +284,9 @@ struct oplog_db {
   } *origins;
   size_t norigins;
   buf mbuf;     /* an entry's metadata blob */
+  int64_t max_entry; /* oplog_open_opts.max_entry_bytes */
+  char *entry_cols;  /* ENTRY_COLUMNS_READ for no alias and for "e.", with the cap */
+  char *entry_cols_e;
   buf adbuf;    /* an entry's additional data */
   buf scratch;  /* encrypted entry data */
   buf scratch2; /* decrypted entry data */

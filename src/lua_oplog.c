@@ -531,14 +531,39 @@ static int db_tostring(lua_State *L) {
 
 /* ------------------------------------------------------------------ open, keygen */
 
-static const char *const KEY_OPTS[] = {"key_file", "key", "passphrase", "kdf", "encryption", NULL};
-static const char *const OPEN_OPTS[] = {"key_file", "key", "passphrase", "kdf", "encryption",
-                                        "readonly", "create", "busy_timeout", "sync", NULL};
+static const char *const KEY_OPTS[] = {"key_file", "key", "passphrase", "kdf", "kdf_limit", "encryption", NULL};
+static const char *const OPEN_OPTS[] = {"key_file", "key", "passphrase", "kdf", "kdf_limit", "encryption",
+                                        "readonly", "create", "busy_timeout", "sync", "max_entry_bytes", NULL};
 static const char *const KDF_OPTS[] = {"ops", "mem", NULL};
+
+/* Reads {ops =, mem =} at field `name` of the options: Argon2id limits
+ * (0: the default), mem in bytes; a mem this platform's size_t cannot
+ * hold is refused rather than cut. */
+static void kdf_field(lua_State *L, int arg, const char *name, unsigned long long *ops, size_t *mem) {
+  int t = get_field(L, arg, name);
+  if (t != LUA_TNIL) {
+    int kdf = lua_gettop(L), i;
+    lua_Integer lim[2] = {0, 0};
+    if (t != LUA_TTABLE) field_error(L, arg, name, "table");
+    check_options(L, kdf, arg, KDF_OPTS, name);
+    for (i = 0; i < 2; i++) {
+      int ok = 1;
+      if (get_field(L, kdf, KDF_OPTS[i]) != LUA_TNIL) lim[i] = lua_tointegerx(L, -1, &ok);
+      if (!ok || lim[i] < 0)
+        arg_error(L, arg, "field '%s': '%s' must be an integer >= 0", name, KDF_OPTS[i]);
+      lua_pop(L, 1);
+    }
+    if ((lua_Unsigned)lim[1] > (lua_Unsigned)SIZE_MAX)
+      arg_error(L, arg, "field '%s': 'mem' is larger than this platform can address", name);
+    *ops = (unsigned long long)lim[0];
+    *mem = (size_t)lim[1];
+  }
+  lua_pop(L, 1);
+}
 
 static void parse_key_source(lua_State *L, int arg, oplog_key_source *ks) {
   size_t n = 0;
-  int choices = 0, t;
+  int choices = 0;
   const char *s;
   memset(ks, 0, sizeof *ks);
   if ((ks->key_file = field_string(L, arg, "key_file", NULL)) != NULL) choices++;
@@ -560,23 +585,8 @@ static void parse_key_source(lua_State *L, int arg, oplog_key_source *ks) {
   }
   if (choices > 1)
     arg_error(L, arg, "key_file, key, passphrase and encryption = false exclude each other");
-  t = get_field(L, arg, "kdf");
-  if (t != LUA_TNIL) {
-    int kdf = lua_gettop(L), i;
-    lua_Integer lim[2] = {0, 0};
-    if (t != LUA_TTABLE) field_error(L, arg, "kdf", "table");
-    check_options(L, kdf, arg, KDF_OPTS, "field 'kdf'");
-    for (i = 0; i < 2; i++) {
-      int ok = 1;
-      if (get_field(L, kdf, KDF_OPTS[i]) != LUA_TNIL) lim[i] = lua_tointegerx(L, -1, &ok);
-      if (!ok || lim[i] < 0)
-        arg_error(L, arg, "field 'kdf': '%s' must be an integer >= 0", KDF_OPTS[i]);
-      lua_pop(L, 1);
-    }
-    ks->kdf_ops = (unsigned long long)lim[0];
-    ks->kdf_mem = (size_t)lim[1];
-  }
-  lua_pop(L, 1);
+  kdf_field(L, arg, "kdf", &ks->kdf_ops, &ks->kdf_mem);
+  kdf_field(L, arg, "kdf_limit", &ks->kdf_ops_max, &ks->kdf_mem_max);
 }
 
 static int l_open(lua_State *L) {
@@ -598,6 +608,11 @@ static int l_open(lua_State *L) {
     if (present) {
       if (ms < 0 || ms > INT32_MAX) arg_error(L, 2, "field 'busy_timeout': 0 or more milliseconds expected");
       o.busy_timeout_ms = ms == 0 ? -1 : (int)ms; /* C: 0 is the default, negative no waiting */
+    }
+    ms = field_integer(L, 2, "max_entry_bytes", 0, &present);
+    if (present) {
+      if (ms < 1 || (lua_Unsigned)ms > (lua_Unsigned)SIZE_MAX) arg_error(L, 2, "field 'max_entry_bytes': a positive size expected");
+      o.max_entry_bytes = (size_t)ms;
     }
     sync = field_string(L, 2, "sync", NULL);
     if (sync) {

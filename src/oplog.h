@@ -75,8 +75,16 @@ typedef struct oplog_key_source {
   size_t passphrase_len;      /* 0: strlen(passphrase) */
   unsigned long long kdf_ops; /* Argon2id opslimit for a NEW passphrase; 0: 2 */
   size_t kdf_mem;             /* memlimit in bytes for a NEW passphrase; 0: 64 MiB */
+  /* Ceilings on the limits an EXISTING passphrase file asks for: a file
+   * asking more is refused (OPLOG_INVALID_ARGUMENT) before any work. */
+  unsigned long long kdf_ops_max; /* 0: OPLOG_KDF_OPS_MAX */
+  size_t kdf_mem_max;             /* 0: OPLOG_KDF_MEM_MAX */
   int no_encryption;          /* 1: plaintext, explicitly */
 } oplog_key_source;
+
+#define OPLOG_KDF_OPS_MAX 8ULL
+#define OPLOG_KDF_MEM_MAX ((size_t)256 * 1024 * 1024)
+#define OPLOG_MAX_ENTRY_BYTES ((size_t)16 * 1024 * 1024)
 
 enum { OPLOG_SYNC_FULL = 0, OPLOG_SYNC_NORMAL = 1 };
 
@@ -86,6 +94,12 @@ typedef struct oplog_open_opts {
   int no_create;       /* fail with OPLOG_NOT_FOUND if the file is missing */
   int busy_timeout_ms; /* 0: default 5000; negative: do not wait */
   int sync;            /* OPLOG_SYNC_FULL (default) or OPLOG_SYNC_NORMAL */
+  /* Largest entry written or read, counting its stored data and its
+   * metadata each (0: OPLOG_MAX_ENTRY_BYTES). A larger one is refused when
+   * written (OPLOG_INVALID_ARGUMENT) and never loaded when read
+   * (OPLOG_CORRUPT; verify reports it), so a hostile file cannot make a
+   * reader allocate without bound. */
+  size_t max_entry_bytes;
 } oplog_open_opts;
 
 /*

@@ -140,10 +140,6 @@ int64_t iter_count(oplog_db *db, const oplog_filter *f, int *rc) {
   return n;
 }
 
-#define ENTRY_COLUMNS_E                                                                                    \
-  "e.id, e.origin, e.seq, e.clock, e.created, e.aggregate_name, e.key_id, e.metadata, e.data, e.prev_hash, " \
-  "e.hash, e.format"
-
 int iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **out) {
   static const oplog_filter all;
   *out = NULL;
@@ -153,7 +149,7 @@ int iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **out) 
   memset(it, 0, sizeof *it);
   it->db = db;
   it->flags = flags;
-  int rc = filter_prepare(db, f, ENTRY_COLUMNS_E, 0, &it->stmt);
+  int rc = filter_prepare(db, f, db->entry_cols_e, 0, &it->stmt);
   if (rc) {
     oplog_iter_close(it);
     return rc;
@@ -214,27 +210,30 @@ int oplog_entry_get(oplog_db *db, int64_t id, oplog_entry **out) {
   *out = NULL;
   if (db->kr.encrypted && !db->kr.have_key)
     return db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted and was opened without its key");
-  sqlite3_stmt *s = db_stmt(db, ST_ENTRY_GET);
-  if (!s) return db->code;
+  sqlite3_stmt *s = NULL;
+  char *sql = sqlite3_mprintf("SELECT %s FROM oplog_entries WHERE id = ?1", db->entry_cols);
+  int r0 = sql ? sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL) : SQLITE_NOMEM;
+  sqlite3_free(sql);
+  if (r0 != SQLITE_OK) return db_sqlerr(db, r0);
   sqlite3_bind_int64(s, 1, id);
   int r = sqlite3_step(s);
   if (r == SQLITE_DONE) {
-    sqlite3_reset(s);
+    sqlite3_finalize(s);
     return db_error(db, OPLOG_NOT_FOUND, "no entry %lld", (long long)id);
   }
   if (r != SQLITE_ROW) {
     int rc = db_sqlerr(db, r);
-    sqlite3_reset(s);
+    sqlite3_finalize(s);
     return rc;
   }
   owned_entry *oe = sqlite3_malloc64(sizeof *oe);
   if (!oe) {
-    sqlite3_reset(s);
+    sqlite3_finalize(s);
     return db_error(db, OPLOG_NOMEM, "out of memory");
   }
   memset(oe, 0, sizeof *oe);
   int rc = entry_load(db, s, ITER_OPS | ITER_META, &oe->a, &oe->e);
-  sqlite3_reset(s);
+  sqlite3_finalize(s);
   if (rc) {
     arena_free(&oe->a);
     sqlite3_free(oe);

@@ -175,7 +175,9 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
   sqlite3_stmt *es = NULL, *cfg = NULL;
   derived_walk w;
   memset(&w, 0, sizeof w);
-  int r = sqlite3_prepare_v2(db->sql, "SELECT " ENTRY_COLUMNS " FROM oplog_entries ORDER BY id", -1, &es, NULL);
+  char *sql = sqlite3_mprintf("SELECT %s FROM oplog_entries ORDER BY id", db->entry_cols);
+  int r = sql ? sqlite3_prepare_v2(db->sql, sql, -1, &es, NULL) : SQLITE_NOMEM;
+  sqlite3_free(sql);
   if (r == SQLITE_OK)
     r = sqlite3_prepare_v2(db->sql, "SELECT entry_id, origin, seq, aggregate_name FROM oplog_index ORDER BY entry_id", -1,
                            &w.ix, NULL);
@@ -218,7 +220,9 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
       break;
     }
     if (d) {
-      rc = problem(v, id, "hash_mismatch", "%s", oplog_errmsg(db));
+      /* an entry over max_entry_bytes is not loaded: it cannot be checked */
+      int big = sqlite3_column_type(es, 7) == SQLITE_NULL || sqlite3_column_type(es, 8) == SQLITE_NULL;
+      rc = problem(v, id, big ? "too_large" : "hash_mismatch", "%s", oplog_errmsg(db));
       continue;
     }
     chain_pos *c = chain_of(&pos, &npos, e.origin);

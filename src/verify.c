@@ -287,6 +287,29 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
   return rc;
 }
 
+/* New entries use this origin's newest data key that unwraps, whatever
+ * the state column says; a state that disagrees was set by someone who can
+ * write the file (e.g. a retired key marked active again). */
+static int check_key_states(verify_ctx *v) {
+  oplog_db *db = v->db;
+  sqlite3_stmt *s = NULL;
+  int r = sqlite3_prepare_v2(db->sql, "SELECT id, state FROM oplog_keys WHERE origin = 1 ORDER BY id", -1, &s, NULL);
+  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  int rc = OPLOG_OK;
+  while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(s, 0);
+    size_t n;
+    const char *state = col_bytes(s, 1, &n);
+    int active = n == 6 && memcmp(state, "active", 6) == 0;
+    if (active != (id == db->kr.active))
+      rc = problem(v, 0, "key_state_mismatch", "data key %lld is marked %.*s, but key %lld is the newest", (long long)id,
+                   (int)n, state, (long long)db->kr.active);
+  }
+  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  sqlite3_finalize(s);
+  return rc;
+}
+
 static int replay_progress(void *ctx, int64_t done, int64_t total) {
   (void)total;
   return tick(ctx, done) != OPLOG_OK;
@@ -409,6 +432,7 @@ int oplog_verify(oplog_db *db, const oplog_verify_opts *o, oplog_problem_fn fn, 
     hex(h, o->head, OPLOG_HASH_BYTES);
     rc = problem(&v, 0, "head_mismatch", "no entry has the head hash %s: entries were cut off or rewritten", h);
   }
+  if (!rc && db->kr.encrypted && db->kr.have_key && db->format == OPLOG_FORMAT_VERSION) rc = check_key_states(&v);
   if (!rc && o->replay) rc = verify_replay(&v);
   if (!rc) rc = db_commit(db);
   if (rc) db_rollback(db);

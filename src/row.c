@@ -245,8 +245,15 @@ static int log_returned(oplog_db *db, queue *log, const type_def *t, const oplog
     cols[n++] = (int)i;
     switch (sqlite3_column_type(s, k)) {
     case SQLITE_INTEGER:
-      v->type = OPLOG_INTEGER;
-      v->u.i = sqlite3_column_int64(s, k);
+      /* A REAL column stores a whole number as a real, but RETURNING
+       * hands back the integer form SQLite keeps on disk for it. */
+      if (t->col_aff[i] == AFF_REAL) {
+        v->type = OPLOG_REAL;
+        v->u.r = sqlite3_column_double(s, k);
+      } else {
+        v->type = OPLOG_INTEGER;
+        v->u.i = sqlite3_column_int64(s, k);
+      }
       break;
     case SQLITE_FLOAT:
       v->type = OPLOG_REAL;

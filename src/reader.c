@@ -88,10 +88,12 @@ static int filter_prepare(oplog_db *db, const oplog_filter *f, const char *what,
   sqlite3_str *q = sqlite3_str_new(db->sql);
   if (count) sqlite3_str_appendall(q, "SELECT count(*) FROM (");
   if (f->aggregate) {
+    /* `what` starts with e.id: this arm gives the index's entry_id instead,
+     * so that it comes in order from the index (no sort) */
     sqlite3_str_appendf(q,
-                        "SELECT %s FROM oplog_index x JOIN oplog_entries e ON e.id = x.entry_id"
+                        "SELECT x.entry_id%s FROM oplog_index x JOIN oplog_entries e ON e.id = x.entry_id"
                         " WHERE x.aggregate_name = ?1 AND x.entry_id <= " SQL_INDEXED_UPTO,
-                        what);
+                        what + strlen("e.id"));
     filter_conditions(q, f, "x.entry_id");
     sqlite3_str_appendf(q,
                         " UNION ALL SELECT %s FROM oplog_entries e WHERE e.aggregate_name = ?1 AND e.id > " SQL_INDEXED_UPTO,

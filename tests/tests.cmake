@@ -20,7 +20,7 @@ else()
   set(OPLOG_LUA_TEST_ENV "${OPLOG_TEST_ENV}")
 endif()
 
-set(OPLOG_TEST_AREAS "c;spec;cli;reliability;bench;install" CACHE STRING "Test areas to build")
+set(OPLOG_TEST_AREAS "c;spec;cli;reliability;bench;install;format" CACHE STRING "Test areas to build")
 foreach(area ${OPLOG_TEST_AREAS})
   include(${CMAKE_SOURCE_DIR}/tests/${area}/tests.cmake OPTIONAL)
 endforeach()

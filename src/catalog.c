@@ -28,21 +28,33 @@ static void upper(char up[256], const char *decl) {
 }
 
 /* SQLite's column affinity rules (datatype3.html, section 3.1). */
+static int is_word_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
+
+/* SQLite's column affinity rules (datatype3.html, section 3.1), applied to
+ * the declared type: the words before the first constraint keyword (a
+ * whole word: UNIQUEIDENTIFIER or NOTE are type names). */
 static int affinity(const char *decl) {
+  static const char *const stops[] = {"PRIMARY", "NOT", "NULL", "UNIQUE", "CHECK", "DEFAULT",
+                                      "COLLATE", "REFERENCES", "GENERATED", "CONSTRAINT", "AS"};
   char up[256];
   upper(up, decl);
-  /* only the type name counts, not constraints after it */
-  static const char *const stops[] = {" PRIMARY", " NOT", " NULL", " UNIQUE", " CHECK",
-                                      " DEFAULT", " COLLATE", " REFERENCES", " GENERATED",
-                                      " CONSTRAINT", " AS"};
-  for (size_t i = 0; i < sizeof stops / sizeof *stops; i++) {
-    char *p = strstr(up, stops[i]);
-    if (p) *p = 0;
-    if (strncmp(up, stops[i] + 1, strlen(stops[i] + 1)) == 0) up[0] = 0;
+  for (char *p = up; *p;) {
+    if (!is_word_char(*p)) {
+      p++;
+      continue;
+    }
+    char *w = p;
+    while (is_word_char(*p)) p++;
+    for (size_t i = 0; i < sizeof stops / sizeof *stops; i++)
+      if ((size_t)(p - w) == strlen(stops[i]) && strncmp(w, stops[i], (size_t)(p - w)) == 0) {
+        *w = 0;
+        goto cut;
+      }
   }
+cut:
   if (strstr(up, "INT")) return AFF_INTEGER;
   if (strstr(up, "CHAR") || strstr(up, "CLOB") || strstr(up, "TEXT")) return AFF_TEXT;
-  if (strstr(up, "BLOB") || up[strspn(up, " ")] == 0) return AFF_BLOB;
+  if (strstr(up, "BLOB") || up[strspn(up, " \t")] == 0) return AFF_BLOB;
   if (strstr(up, "REAL") || strstr(up, "FLOA") || strstr(up, "DOUB")) return AFF_REAL;
   return AFF_NUMERIC;
 }

@@ -55,7 +55,10 @@ static int filter_check(oplog_db *db, const oplog_filter *f) {
 }
 
 /* Parameters: ?1 aggregate, ?2 since, ?3 upto, ?4 limit, then each
- * metadata pair i as ?(5 + 2i) key and ?(6 + 2i) value. */
+ * metadata pair i as ?(5 + 2i) key and ?(6 + 2i) value. What the derived
+ * tables say is checked again on the entry itself (its metadata, its
+ * aggregate), so a forged derived row never selects a wrong entry; verify
+ * reports it (index_mismatch). */
 static void filter_conditions(sqlite3_str *q, const oplog_filter *f, const char *id) {
   if (f->since) sqlite3_str_appendf(q, " AND %s > ?2", id);
   if (f->upto) sqlite3_str_appendf(q, " AND %s <= ?3", id);
@@ -66,14 +69,14 @@ static void filter_conditions(sqlite3_str *q, const oplog_filter *f, const char 
       sqlite3_str_appendf(q,
                           " AND %s IN (SELECT entry_id FROM oplog_metadata WHERE key = ?%d AND value = ?%d"
                           " UNION ALL SELECT id FROM oplog_entries WHERE id > " SQL_INDEXED_UPTO
-                          " AND oplog_meta_has(metadata, ?%d, ?%d))",
-                          id, k, k + 1, k, k + 1);
+                          " AND oplog_meta_has(metadata, ?%d, ?%d)) AND oplog_meta_has(e.metadata, ?%d, ?%d)",
+                          id, k, k + 1, k, k + 1, k, k + 1);
     else
       sqlite3_str_appendf(q,
                           " AND %s IN (SELECT entry_id FROM oplog_metadata WHERE key = ?%d"
                           " UNION ALL SELECT id FROM oplog_entries WHERE id > " SQL_INDEXED_UPTO
-                          " AND oplog_meta_has(metadata, ?%d))",
-                          id, k, k);
+                          " AND oplog_meta_has(metadata, ?%d)) AND oplog_meta_has(e.metadata, ?%d)",
+                          id, k, k, k);
   }
 }
 
@@ -92,7 +95,7 @@ static int filter_prepare(oplog_db *db, const oplog_filter *f, const char *what,
      * so that it comes in order from the index (no sort) */
     sqlite3_str_appendf(q,
                         "SELECT x.entry_id%s FROM oplog_index x JOIN oplog_entries e ON e.id = x.entry_id"
-                        " WHERE x.aggregate_name = ?1 AND x.entry_id <= " SQL_INDEXED_UPTO,
+                        " WHERE x.aggregate_name = ?1 AND e.aggregate_name = ?1 AND x.entry_id <= " SQL_INDEXED_UPTO,
                         what + strlen("e.id"));
     filter_conditions(q, f, "x.entry_id");
     sqlite3_str_appendf(q,

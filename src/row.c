@@ -317,6 +317,9 @@ int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op,
   } else if (cls != OPLOG_OP_CREATE && (c->returning ? rows : sqlite3_changes(db->sql)) == 0) {
     rc = db_error(db, OPLOG_NOT_FOUND, "%s of %s: no row with that key in %s%s", oplog_op_name(op->kind),
                   t->name, t->table, c->suffix);
+  } else if (cls != OPLOG_OP_CREATE && !c->returning && sqlite3_changes(db->sql) > 1) {
+    rc = db_error(db, OPLOG_CONSTRAINT, "%s of %s: its key selects more than one row of %s%s",
+                  oplog_op_name(op->kind), t->name, t->table, c->suffix);
   }
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);

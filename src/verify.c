@@ -139,12 +139,17 @@ static int derived_finish(verify_ctx *v, derived_walk *w, int64_t config_clock) 
   oplog_db *db = v->db;
   int rc = derived_failed(db, w);
   if (rc) return rc;
-  if (w->ixr == SQLITE_ROW)
+  /* rows of entries past the newest, each entry once */
+  for (; !rc && w->ixr == SQLITE_ROW; w->ixr = sqlite3_step(w->ix))
     rc = problem(v, sqlite3_column_int64(w->ix, 0), "index_mismatch", "oplog_index has a row for entry %lld, which does not exist",
                  (long long)sqlite3_column_int64(w->ix, 0));
-  if (!rc && w->mdr == SQLITE_ROW)
-    rc = problem(v, sqlite3_column_int64(w->md, 0), "index_mismatch", "oplog_metadata has rows of entry %lld, which does not exist",
-                 (long long)sqlite3_column_int64(w->md, 0));
+  for (int64_t last = 0; !rc && w->mdr == SQLITE_ROW; w->mdr = sqlite3_step(w->md)) {
+    int64_t mid = sqlite3_column_int64(w->md, 0);
+    if (mid != last)
+      rc = problem(v, mid, "index_mismatch", "oplog_metadata has rows of entry %lld, which does not exist", (long long)mid);
+    last = mid;
+  }
+  if (!rc) rc = derived_failed(db, w);
   if (!rc && config_clock != w->max_clock)
     rc = problem(v, 0, "index_mismatch", "oplog_config says the clock is %lld, the entries it covers say %lld",
                  (long long)config_clock, (long long)w->max_clock);

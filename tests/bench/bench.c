@@ -341,6 +341,14 @@ static const char *const SIDE_NAME[W__N] = {"oplog C", "BARE", "SAME-SQL", "TRIG
  * indexed reaches this many (the core's INDEX_FLUSH_EVERY). */
 #define FLUSH_AT 256
 
+/* The core's default ceiling on an entry's size (oplog_open_opts
+ * max_entry_bytes): its catch-up reads no metadata blob longer. */
+#ifdef OPLOG_MAX_ENTRY_BYTES
+#define MAX_ENTRY_BYTES ((int64_t)OPLOG_MAX_ENTRY_BYTES)
+#else
+#define MAX_ENTRY_BYTES ((int64_t)16 << 20)
+#endif
+
 typedef struct wside {
   int kind, sync, per_tx, multi;
   size_t blob_len;
@@ -510,6 +518,7 @@ static inline void same_flush(wside *w) {
   int64_t last = w->wm, clock = 0, n = 0;
   int rc;
   sqlite3_bind_int64(tail, 1, w->wm);
+  sqlite3_bind_int64(tail, 2, MAX_ENTRY_BYTES);
   while ((rc = sqlite3_step(tail)) == SQLITE_ROW) {
     int64_t id = sqlite3_column_int64(tail, 0);
     sqlite3_bind_int64(idx, 1, id);
@@ -892,8 +901,8 @@ static void ws_open(wside *w, int kind, const char *path, int sync, int per_tx, 
                              "INSERT INTO oplog_entries (id, origin, seq, clock, created, "
                              "aggregate_name, key_id, metadata, data, prev_hash, hash, format) "
                              "VALUES (NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-    w->st[S_TAIL] = sq_prep(w->s, "SELECT id, origin, seq, clock, aggregate_name, metadata FROM oplog_entries "
-                                  "WHERE id > ?1 ORDER BY id");
+    w->st[S_TAIL] = sq_prep(w->s, "SELECT id, origin, seq, clock, aggregate_name, CASE WHEN length(metadata) "
+                                  "<= ?2 THEN metadata END FROM oplog_entries WHERE id > ?1 ORDER BY id");
     w->st[S_INDEX] = sq_prep(
         w->s, "INSERT INTO oplog_index (entry_id, origin, seq, aggregate_name) VALUES (?1, ?2, ?3, ?4)");
     w->st[S_META] = sq_prep(

@@ -414,12 +414,33 @@ static int store_source(oplog_db *db, const oplog_key_source *src, const unsigne
 
 /* A fresh root key from src (new salt for a passphrase) into db->kr.root,
  * with its settings written in the current transaction. */
+int crypto_check_new_source(oplog_db *db, const oplog_key_source *src) {
+  if (src->key && src->key_len != OPLOG_KEY_BYTES)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "key must be 32 bytes, got %llu", (unsigned long long)src->key_len);
+  if (!src->passphrase) return OPLOG_OK;
+  if (!src->passphrase_len && !*src->passphrase)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "passphrase must not be empty");
+  unsigned long long ops = src->kdf_ops ? src->kdf_ops : DEFAULT_KDF_OPS;
+  size_t mem = src->kdf_mem ? src->kdf_mem : DEFAULT_KDF_MEM;
+  if (ops > crypto_pwhash_OPSLIMIT_MAX || mem > crypto_pwhash_MEMLIMIT_MAX)
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "kdf limits out of range: ops at most %u, mem at most %llu bytes",
+                    (unsigned)crypto_pwhash_OPSLIMIT_MAX, (unsigned long long)crypto_pwhash_MEMLIMIT_MAX);
+  /* A new passphrase gets at least this much work per guess (OWASP's
+   * lowest Argon2id setting is 7 MiB with 5 passes, 19 MiB with 2). */
+  if (ops < OPLOG_KDF_OPS_MIN || mem < OPLOG_KDF_MEM_MIN)
+    return db_error(db, OPLOG_INVALID_ARGUMENT,
+                    "kdf limits too weak for a new passphrase: at least ops %llu and %llu bytes of memory",
+                    (unsigned long long)OPLOG_KDF_OPS_MIN, (unsigned long long)OPLOG_KDF_MEM_MIN);
+  return OPLOG_OK;
+}
+
 static int new_root(oplog_db *db, const oplog_key_source *src, unsigned char *root) {
   unsigned char salt[SALT_BYTES];
   randombytes_buf(salt, sizeof salt);
   unsigned long long ops = src->kdf_ops ? src->kdf_ops : DEFAULT_KDF_OPS;
   size_t mem = src->kdf_mem ? src->kdf_mem : DEFAULT_KDF_MEM;
-  int rc = root_from_source(db, src, root, salt, ops, mem);
+  int rc = crypto_check_new_source(db, src);
+  if (!rc) rc = root_from_source(db, src, root, salt, ops, mem);
   if (!rc) rc = store_source(db, src, salt, ops, mem);
   return rc;
 }

@@ -253,7 +253,7 @@ int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
   /* The file is made private before SQLite opens it: its -wal and -shm
    * files take the same mode. Everything but the entries' data is in the
    * clear (README, "Security model"). */
-  if (!exists && (rc = create_private(db, path))) return rc;
+  if (!exists && ((rc = crypto_check_new_source(db, &opts->key)) || (rc = create_private(db, path)))) return rc;
 
   int flags = (db->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
               SQLITE_OPEN_NOMUTEX;

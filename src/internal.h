@@ -192,6 +192,9 @@ typedef struct keyring {
 /* Reads (and for a new file, creates) the encryption settings and keys. */
 int crypto_open(oplog_db *db, const oplog_key_source *src, int is_new);
 void crypto_close(oplog_db *db);
+/* What can be checked of a key source for a new root before any work:
+ * key length, passphrase limits (range and minimum). */
+int crypto_check_new_source(oplog_db *db, const oplog_key_source *src);
 /* Sets e->key_id to the active key and appends nonce || ciphertext to out;
  * the additional data comes from e (FORMAT.md). */
 int crypto_encrypt_entry(oplog_db *db, stored_entry *e, const uint8_t *plain, size_t n, buf *out);

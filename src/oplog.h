@@ -73,8 +73,8 @@ typedef struct oplog_key_source {
   size_t key_len;             /* must be 32 when key is set */
   const char *passphrase;     /* Argon2id; salt and limits live in the file */
   size_t passphrase_len;      /* 0: strlen(passphrase) */
-  unsigned long long kdf_ops; /* Argon2id opslimit for a NEW passphrase; 0: 2 */
-  size_t kdf_mem;             /* memlimit in bytes for a NEW passphrase; 0: 64 MiB */
+  unsigned long long kdf_ops; /* Argon2id opslimit for a NEW passphrase; 0: 2 (at least 2) */
+  size_t kdf_mem;             /* memlimit in bytes for a NEW passphrase; 0: 64 MiB (at least 8 MiB) */
   /* Ceilings on the limits an EXISTING passphrase file asks for: a file
    * asking more is refused (OPLOG_INVALID_ARGUMENT) before any work. */
   unsigned long long kdf_ops_max; /* 0: OPLOG_KDF_OPS_MAX */
@@ -82,6 +82,10 @@ typedef struct oplog_key_source {
   int no_encryption;          /* 1: plaintext, explicitly */
 } oplog_key_source;
 
+/* The least a NEW passphrase may ask (kdf_ops, kdf_mem): weaker limits
+ * are OPLOG_INVALID_ARGUMENT. */
+#define OPLOG_KDF_OPS_MIN 2ULL
+#define OPLOG_KDF_MEM_MIN ((size_t)8 * 1024 * 1024)
 #define OPLOG_KDF_OPS_MAX 8ULL
 #define OPLOG_KDF_MEM_MAX ((size_t)256 * 1024 * 1024)
 #define OPLOG_MAX_ENTRY_BYTES ((size_t)16 * 1024 * 1024)

@@ -340,10 +340,13 @@ local function add_kdf(cmd, o, key)
   for name, f in pairs({ kdf_ops = { "ops", 1 }, kdf_mem = { "mem", 1024 * 1024 } }) do
     local v = o[name]
     if v then
-      if not v:match("^%d+$") or tonumber(v) < 1 then
-        usage("%s: --%s wants a positive integer, not %q", cmd, (name:gsub("_", "-")), v)
+      -- digits only, and small enough that N * unit stays an integer the
+      -- platform holds (a 20-digit N would wrap around or become a float)
+      local n = v:match("^%d+$") and #v <= 9 and math.tointeger(tonumber(v))
+      if not n or n < 1 then
+        usage("%s: --%s wants a positive integer below 10^9, not %q", cmd, (name:gsub("_", "-")), v)
       end
-      kdf[f[1]] = math.tointeger(tonumber(v)) * f[2]
+      kdf[f[1]] = n * f[2]
     end
   end
   key.kdf = kdf

@@ -6,7 +6,7 @@ any other framework).
 
   local db, path, key_file = testing.open_temp()      -- new file, generated key
   local db2 = testing.open_temp{ encryption = false } -- any oplog.open options
-  local db3 = testing.open_temp{ passphrase = "pw", kdf = { ops = 1, mem = 8192 } }
+  local db3 = testing.open_temp{ passphrase = "pw", kdf = { ops = 2, mem = 8 << 20 } }
   local other = testing.reopen(path)                  -- second handle, same key options
   local name = testing.tmpname(".db")                 -- a fresh unused path
   testing.cleanup()                                   -- close handles, remove files

@@ -62,12 +62,12 @@ static void key_sources_roundtrip(void) {
   CHECK_RC(db, rc, OPLOG_OK);
   oplog_close(db);
   /* passphrase, with small limits */
-  oplog_key_source pass = {.passphrase = "correct horse", .kdf_ops = 1, .kdf_mem = 8192};
+  oplog_key_source pass = {.passphrase = "correct horse", .kdf_ops = 2, .kdf_mem = 8 << 20};
   db = open_src("pass.db", pass, &rc);
   CHECK_RC(db, rc, OPLOG_OK);
   CHECK(roundtrip(db, 1));
   oplog_close(db);
-  CHECK(count_rows(tpath("pass.db"), "SELECT value FROM oplog_config WHERE name = 'kdf_mem'") == 8192);
+  CHECK(count_rows(tpath("pass.db"), "SELECT value FROM oplog_config WHERE name = 'kdf_mem'") == 8 << 20);
   oplog_key_source pass2 = {.passphrase = "correct horse"}; /* limits come from the file */
   db = open_src("pass.db", pass2, &rc);
   CHECK_RC(db, rc, OPLOG_OK);
@@ -99,7 +99,7 @@ static void wrong_and_missing_key(void) {
   db = open_src("a.db", (oplog_key_source){.no_encryption = 1}, &rc);
   CHECK_RC(db, rc, OPLOG_KEY_REQUIRED);
   oplog_close(db);
-  db = open_src("a.db", (oplog_key_source){.passphrase = "x", .kdf_ops = 1, .kdf_mem = 8192}, &rc);
+  db = open_src("a.db", (oplog_key_source){.passphrase = "x", .kdf_ops = 2, .kdf_mem = 8 << 20}, &rc);
   CHECK_RC(db, rc, OPLOG_WRONG_KEY);
   oplog_close(db);
   /* no key at all: the chain is readable, the data is not */
@@ -303,7 +303,7 @@ static void rekey_then_reopen(void) {
   CHECK(write_user(db, 2, "b", 1) == 2);
   oplog_origin_info before, after;
   OK(db, oplog_origin(db, &before));
-  OK(db, oplog_rekey(db, &(oplog_key_source){.passphrase = "new pass", .kdf_ops = 1, .kdf_mem = 8192}));
+  OK(db, oplog_rekey(db, &(oplog_key_source){.passphrase = "new pass", .kdf_ops = 2, .kdf_mem = 8 << 20}));
   CHECK(write_user(db, 3, "c", 1) == 3);
   /* format 2: rekey also starts a new data key; the origin stays */
   CHECK(count_rows(tpath("a.db"), "SELECT key_id FROM oplog_entries WHERE id = 3") == 3);

@@ -75,11 +75,11 @@ H.test("init --kdf-ops/--kdf-mem store lower Argon2id limits for small devices",
   local dir = H.tmpdir()
   local db = dir .. "/small.oplog"
   local env = { OPLOG_TEST_PASS = "tiny device" }
-  H.ok(H.oplog("init", db, "--passphrase-env", "OPLOG_TEST_PASS", "--kdf-ops", "1",
+  H.ok(H.oplog("init", db, "--passphrase-env", "OPLOG_TEST_PASS", "--kdf-ops", "2",
     "--kdf-mem=8", { env = env }))
   local p = io.popen("sqlite3 " .. H.quote(db) .. " \"SELECT name, value FROM oplog_config "
     .. "WHERE name IN ('kdf_ops', 'kdf_mem') ORDER BY name\"")
-  H.eq(p:read("a"), "kdf_mem|8388608\nkdf_ops|1\n", "stored limits")
+  H.eq(p:read("a"), "kdf_mem|8388608\nkdf_ops|2\n", "stored limits")
   p:close()
   H.ok(H.oplog("verify", db, "--passphrase-env", "OPLOG_TEST_PASS", { env = env }))
   H.status(H.oplog("dump", db, "--passphrase-env", "OPLOG_TEST_PASS",
@@ -91,7 +91,20 @@ H.test("init --kdf-ops/--kdf-mem store lower Argon2id limits for small devices",
   r = H.oplog("init", dir .. "/k.oplog", "--passphrase-env", "OPLOG_TEST_PASS", "--kdf-ops", "0",
     { env = env })
   H.status(r, 2, "invalid_argument")
-  H.has(r.err, "%-%-kdf%-ops wants a positive integer, not \"0\"", "stderr", r)
+  H.has(r.err, "%-%-kdf%-ops wants a positive integer below 10%^9, not \"0\"", "stderr", r)
+  -- sizes that would overflow are refused, not wrapped (17592186044417 MiB
+  -- once became 1 MiB), and limits below the minimum for a new passphrase
+  for _, bad in ipairs { "17592186044417", "99999999999999999999999" } do
+    r = H.oplog("init", dir .. "/k.oplog", "--passphrase-env", "OPLOG_TEST_PASS", "--kdf-mem", bad, { env = env })
+    H.status(r, 2, "invalid_argument")
+    H.has(r.err, "wants a positive integer below 10%^9", "stderr", r)
+  end
+  r = H.oplog("init", dir .. "/k.oplog", "--passphrase-env", "OPLOG_TEST_PASS", "--kdf-ops", "1", { env = env })
+  H.status(r, 2, "invalid_argument")
+  H.has(r.err, "too weak for a new passphrase", "stderr", r)
+  r = H.oplog("init", dir .. "/k.oplog", "--passphrase-env", "OPLOG_TEST_PASS", "--kdf-mem", "4", { env = env })
+  H.status(r, 2, "invalid_argument")
+  H.has(r.err, "too weak for a new passphrase", "stderr", r)
   H.check(not H.read_file(dir .. "/k.oplog"), "a refused init created a file")
 end)
 

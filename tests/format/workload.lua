@@ -163,7 +163,7 @@ do
   given("plain.db", { workload(db, false) })
 end
 do
-  local db <close> = oplog.open(path("pass.db"), { passphrase = "format test", kdf = { ops = 1, mem = 8192 }, sync = "normal" })
+  local db <close> = oplog.open(path("pass.db"), { passphrase = "format test", kdf = { ops = 2, mem = 8 << 20 }, sync = "normal" })
   given("pass.db", { workload(db, true) })
 end
 

@@ -63,10 +63,18 @@ describe("oplog.open", function()
     it("KDF limits outside libsodium's range are invalid_argument", function()
       -- above crypto_pwhash_MEMLIMIT_MAX: refused before any allocation
       local e = S.err("invalid_argument", oplog.open, testing.tmpname(".db"),
-        { passphrase = "p", kdf = { ops = 1, mem = 1 << 50 } })
-      assert.truthy(e.message:find("kdf limits", 1, true), e.message)
-      S.err("invalid_argument", oplog.open, testing.tmpname(".db"),
-        { passphrase = "p", kdf = { ops = 1, mem = 1024 } }) -- below the minimum
+        { passphrase = "p", kdf = { ops = 2, mem = 1 << 50 } })
+      assert.truthy(e.message:find("kdf limits out of range", 1, true), e.message)
+    end)
+
+    it("a new passphrase with weak KDF limits is refused, nothing created", function()
+      -- ops 1 with 8 KiB made ~30,000 guesses per second and core
+      for _, kdf in ipairs { { ops = 1, mem = 8192 }, { ops = 1, mem = 64 << 20 }, { ops = 2, mem = (8 << 20) - 1 } } do
+        local path = testing.tmpname(".db")
+        local e = S.err("invalid_argument", oplog.open, path, { passphrase = "p", kdf = kdf })
+        assert.truthy(e.message:find("too weak", 1, true), e.message)
+        assert.is_nil(io.open(path))
+      end
     end)
 
     it("an empty passphrase is invalid_argument", function()

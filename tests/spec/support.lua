@@ -4,7 +4,7 @@ local testing = require "oplog.testing"
 
 local S = {}
 
-S.FAST_KDF = { ops = 1, mem = 8192 }
+S.FAST_KDF = { ops = 2, mem = 8 * 1024 * 1024 } -- the least a new passphrase may ask
 
 -- Calls fn(...) and asserts it raises an oplog error with `code`; returns it.
 function S.err(code, fn, ...)

@@ -85,12 +85,12 @@ typedef struct stmt_slot {
 typedef struct stmt_cache {
   const char *schema; /* quoted into SQL, validated identifier */
   const char *suffix;
-  int returning; /* live writes: RETURNING the row as stored, to log it */
+  int read_back; /* live writes: read the row back as stored, to log it */
   unsigned gen; /* db->catalog_gen the slots were prepared for */
   stmt_slot slot[STMT_CACHE_SLOTS];
 } stmt_cache;
 
-void stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix, int returning);
+void stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix, int read_back);
 void stmt_cache_clear(stmt_cache *c);
 
 /* Checks an operation against its type: known columns, no duplicates, key
@@ -100,7 +100,7 @@ int op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols);
 /* The stored type of a value in a column (TEXT on a BLOB column is BLOB). */
 oplog_value_type value_stored_type(const type_def *t, int col, const oplog_value *v);
 /* Runs the op's SQL; update/delete of a missing row is OPLOG_NOT_FOUND.
- * In a cache with `returning`, the row as the table stored it is appended
+ * In a cache with `read_back`, the row as the table stored it is appended
  * to log (if not NULL) as the operation to record. */
 struct queue;
 int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, struct queue *log);

@@ -7,11 +7,11 @@
 
 #include "internal.h"
 
-void stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix, int returning) {
+void stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix, int read_back) {
   memset(c, 0, sizeof *c);
   c->schema = schema;
   c->suffix = suffix;
-  c->returning = returning;
+  c->read_back = read_back;
 }
 
 void stmt_cache_clear(stmt_cache *c) {
@@ -131,9 +131,12 @@ int op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols) 
   return OPLOG_OK;
 }
 
-/* Columns a live write returns, so that the log holds the row as stored:
- * a create all of them, an update its key and what it sets, a delete its
- * key. */
+/* A statement class of its own: reading a row back by its key. */
+#define OP_READ 100
+
+/* Columns a live write reads back, so that the log holds the row as
+ * stored: a create all of them, an update its key and what it sets, a
+ * delete its key. */
 static uint64_t returned_columns(const type_def *t, int cls, uint64_t set) {
   if (cls == OPLOG_OP_CREATE) return t->ncols == 64 ? ~0ULL : (1ULL << t->ncols) - 1;
   return t->key_mask | (cls == OPLOG_OP_UPDATE ? set : 0);
@@ -141,7 +144,14 @@ static uint64_t returned_columns(const type_def *t, int cls, uint64_t set) {
 
 static char *build_sql(const stmt_cache *c, const type_def *t, int cls, uint64_t set, uint64_t nul) {
   sqlite3_str *q = sqlite3_str_new(NULL);
-  if (cls == OPLOG_OP_CREATE) {
+  if (cls == OP_READ) {
+    int n = 0;
+    for (size_t i = 0; i < t->ncols; i++)
+      if (set & (1ULL << i)) sqlite3_str_appendf(q, "%s\"%w\"", n++ ? ", " : "SELECT ", t->col_names[i]);
+    sqlite3_str_appendf(q, " FROM \"%w\".\"%w%w\"", c->schema, t->table, c->suffix);
+    for (size_t k = 0; k < t->nkey; k++)
+      sqlite3_str_appendf(q, " %s \"%w\" = ?", k ? "AND" : "WHERE", t->col_names[t->key_idx[k]]);
+  } else if (cls == OPLOG_OP_CREATE) {
     sqlite3_str_appendf(q, "INSERT INTO \"%w\".\"%w%w\" ", c->schema, t->table, c->suffix);
     if (!set) {
       sqlite3_str_appendall(q, "DEFAULT VALUES");
@@ -166,12 +176,6 @@ static char *build_sql(const stmt_cache *c, const type_def *t, int cls, uint64_t
     }
     for (size_t k = 0; k < t->nkey; k++)
       sqlite3_str_appendf(q, " %s \"%w\" = ?", k ? "AND" : "WHERE", t->col_names[t->key_idx[k]]);
-  }
-  if (c->returning) {
-    uint64_t ret = returned_columns(t, cls, set);
-    int n = 0;
-    for (size_t i = 0; i < t->ncols; i++)
-      if (ret & (1ULL << i)) sqlite3_str_appendf(q, "%s\"%w\"", n++ ? ", " : " RETURNING ", t->col_names[i]);
   }
   return sqlite3_str_finish(q);
 }
@@ -230,8 +234,8 @@ static void bind_value(sqlite3_stmt *s, int param, const type_def *t, int col, c
   }
 }
 
-/* The row a live write returned (columns `ret` of t), as the operation to
- * log: it replaces op's row; op's mask and nulls stay. */
+/* The row read back (columns `ret` of t), as the operation to log: it
+ * replaces op's row; op's mask and nulls stay. */
 static int log_returned(oplog_db *db, queue *log, const type_def *t, const oplog_op *op, sqlite3_stmt *s,
                         uint64_t ret) {
   oplog_field fields[OPLOG_MAX_COLUMNS];
@@ -245,8 +249,8 @@ static int log_returned(oplog_db *db, queue *log, const type_def *t, const oplog
     cols[n++] = (int)i;
     switch (sqlite3_column_type(s, k)) {
     case SQLITE_INTEGER:
-      /* A REAL column stores a whole number as a real, but RETURNING
-       * hands back the integer form SQLite keeps on disk for it. */
+      /* A REAL column holds a whole number as a real (SQLite keeps it
+       * in integer form on disk; RETURNING, for one, hands that back). */
       if (t->col_aff[i] == AFF_REAL) {
         v->type = OPLOG_REAL;
         v->u.r = sqlite3_column_double(s, k);
@@ -273,6 +277,45 @@ static int log_returned(oplog_db *db, queue *log, const type_def *t, const oplog
   return queue_add(db, log, t, &logged, cols);
 }
 
+/* Binds the key of op's row to s from parameter p on; a rowid key that a
+ * create left out (or gave NULL) is the rowid SQLite assigned. */
+static void bind_key(oplog_db *db, sqlite3_stmt *s, int p, const type_def *t, const oplog_op *op,
+                     const int *field_of) {
+  int created = op_class(op->kind) == OPLOG_OP_CREATE;
+  for (size_t k = 0; k < t->nkey; k++) {
+    int col = t->key_idx[k], f = field_of[col];
+    if (created && t->rowid_key && (f < 0 || op->row.fields[f].value.type == OPLOG_NULL))
+      sqlite3_bind_int64(s, p++, sqlite3_last_insert_rowid(db->sql));
+    else
+      bind_value(s, p++, t, col, &op->row.fields[f].value);
+  }
+}
+
+/* Reads back, by its key, the row a live write leaves (or, before a
+ * delete, the row it will remove) and queues it as the operation to log.
+ * Exactly one row must match. A SELECT after the write costs far less than
+ * RETURNING, which makes SQLite keep a statement journal per write. */
+static int read_back(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *field_of,
+                     uint64_t ret, queue *log) {
+  sqlite3_stmt *s = cached_stmt(db, c, t, OP_READ, ret, 0);
+  if (!s) return db->code;
+  bind_key(db, s, 1, t, op, field_of);
+  int r = sqlite3_step(s), rc = OPLOG_OK;
+  if (r == SQLITE_ROW) {
+    rc = log ? log_returned(db, log, t, op, s, ret) : OPLOG_OK;
+    if (!rc && (r = sqlite3_step(s)) == SQLITE_ROW)
+      rc = db_error(db, OPLOG_CONSTRAINT, "%s of %s: its key selects more than one row of %s", oplog_op_name(op->kind),
+                    t->name, t->table);
+  } else if (r == SQLITE_DONE) {
+    rc = db_error(db, OPLOG_NOT_FOUND, "%s of %s: no row with that key in %s", oplog_op_name(op->kind), t->name,
+                  t->table);
+  }
+  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return rc;
+}
+
 int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, queue *log) {
   int cls = op_class(op->kind);
   int field_of[OPLOG_MAX_COLUMNS];
@@ -287,42 +330,33 @@ int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op,
     for (size_t i = 0; i < op->nmask; i++) set |= 1ULL << column_index(t, op->mask[i]);
     for (size_t i = 0; i < op->nnulls; i++) nul |= 1ULL << column_index(t, op->nulls[i]);
   }
+  int rc;
+  uint64_t ret = returned_columns(t, cls, set);
+  /* a delete logs the key it removes: read before the row is gone */
+  if (c->read_back && cls == OPLOG_OP_DELETE && (rc = read_back(db, c, t, op, field_of, ret, log))) return rc;
   sqlite3_stmt *s = cached_stmt(db, c, t, cls, set, nul);
   if (!s) return db->code;
   int p = 1;
   for (size_t i = 0; i < t->ncols; i++)
     if (set & (1ULL << i)) bind_value(s, p++, t, (int)i, &op->row.fields[field_of[i]].value);
-  if (cls != OPLOG_OP_CREATE)
-    for (size_t k = 0; k < t->nkey; k++) {
-      int col = t->key_idx[k];
-      bind_value(s, p++, t, col, &op->row.fields[field_of[col]].value);
-    }
+  if (cls != OPLOG_OP_CREATE) bind_key(db, s, p, t, op, field_of);
   int r = sqlite3_step(s);
-  int rc = OPLOG_OK, rows = 0;
-  if (c->returning) {
-    for (; r == SQLITE_ROW && !rc; r = sqlite3_step(s)) {
-      if (rows++)
-        rc = db_error(db, OPLOG_CONSTRAINT, "%s of %s: its key selects more than one row of %s",
-                      oplog_op_name(op->kind), t->name, t->table);
-      else if (log)
-        rc = log_returned(db, log, t, op, s, returned_columns(t, cls, set));
-    }
-  }
-  if (rc) {
-    /* the statement's changes are undone with the transaction */
-  } else if (r != SQLITE_DONE) {
+  rc = OPLOG_OK;
+  int changes = sqlite3_changes(db->sql);
+  if (r != SQLITE_DONE) {
     rc = db_sqlerr(db, r);
     if (rc == OPLOG_CONSTRAINT)
       db_error(db, rc, "%s of %s: %s", oplog_op_name(op->kind), t->name, sqlite3_errmsg(db->sql));
-  } else if (cls != OPLOG_OP_CREATE && (c->returning ? rows : sqlite3_changes(db->sql)) == 0) {
+  } else if (cls != OPLOG_OP_CREATE && changes == 0) {
     rc = db_error(db, OPLOG_NOT_FOUND, "%s of %s: no row with that key in %s%s", oplog_op_name(op->kind),
                   t->name, t->table, c->suffix);
-  } else if (cls != OPLOG_OP_CREATE && !c->returning && sqlite3_changes(db->sql) > 1) {
+  } else if (cls != OPLOG_OP_CREATE && changes > 1) {
     rc = db_error(db, OPLOG_CONSTRAINT, "%s of %s: its key selects more than one row of %s%s",
                   oplog_op_name(op->kind), t->name, t->table, c->suffix);
   }
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
+  if (!rc && c->read_back && cls != OPLOG_OP_DELETE) rc = read_back(db, c, t, op, field_of, ret, log);
   return rc;
 }
 

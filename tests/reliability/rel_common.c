@@ -148,6 +148,78 @@ int64_t rel_query_int(const char *path, const char *sql) {
   return v;
 }
 
+static uint32_t le32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int64_t rel_meta_blob_walk(const void *blob, size_t n,
+                           void (*each)(void *ctx, const char *k, size_t kn, const char *v,
+                                        size_t vn),
+                           void *ctx) {
+  const unsigned char *p = blob;
+  size_t i = 0;
+  if (n < 4) return -1;
+  uint32_t count = le32(p);
+  i = 4;
+  for (uint32_t c = 0; c < count; c++) {
+    if (n - i < 4) return -1;
+    size_t kn = le32(p + i);
+    i += 4;
+    if (n - i < kn + 1) return -1;
+    const char *k = (const char *)p + i;
+    i += kn;
+    unsigned has = p[i++];
+    if (has > 1) return -1;
+    const char *v = NULL;
+    size_t vn = 0;
+    if (has) {
+      if (n - i < 4) return -1;
+      vn = le32(p + i);
+      i += 4;
+      if (n - i < vn) return -1;
+      v = (const char *)p + i;
+      i += vn;
+    }
+    if (each) each(ctx, k, kn, v, vn);
+  }
+  return i == n ? (int64_t)count : -1;
+}
+
+typedef struct meta_match {
+  const char *key, *value;
+  int hit;
+} meta_match;
+
+static void match_pair(void *ctx, const char *k, size_t kn, const char *v, size_t vn) {
+  meta_match *m = ctx;
+  if (kn == strlen(m->key) && !memcmp(k, m->key, kn) &&
+      (m->value ? v && vn == strlen(m->value) && !memcmp(v, m->value, vn) : v == NULL))
+    m->hit = 1;
+}
+
+int64_t rel_count_meta_raw(const char *path, const char *key, const char *value) {
+  sqlite3 *s = NULL;
+  int rc = sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL);
+  REL_CHECK(rc == SQLITE_OK, "open %s: %s", path, sqlite3_errstr(rc));
+  sqlite3_busy_timeout(s, 10000);
+  sqlite3_stmt *st = NULL;
+  rc = sqlite3_prepare_v2(s, "SELECT id, metadata FROM oplog_entries ORDER BY id", -1, &st, NULL);
+  REL_CHECK(rc == SQLITE_OK, "metadata scan: %s", sqlite3_errmsg(s));
+  int64_t hits = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    meta_match m = {key, value, 0};
+    int64_t pairs = rel_meta_blob_walk(sqlite3_column_blob(st, 1),
+                                       (size_t)sqlite3_column_bytes(st, 1), match_pair, &m);
+    REL_CHECK(pairs >= 0, "entry %" PRId64 ": metadata blob does not decode",
+              (int64_t)sqlite3_column_int64(st, 0));
+    hits += m.hit;
+  }
+  REL_CHECK(rc == SQLITE_DONE, "metadata scan: %s", sqlite3_errmsg(s));
+  sqlite3_finalize(st);
+  sqlite3_close(s);
+  return hits;
+}
+
 const unsigned char rel_key[32] = {
     0x6f, 0x70, 0x6c, 0x6f, 0x67, 0x2d, 0x72, 0x65, 0x6c, 0x69, 0x61, 0x62, 0x69, 0x6c, 0x69, 0x74,
     0x79, 0x2d, 0x74, 0x65, 0x73, 0x74, 0x2d, 0x6b, 0x65, 0x79, 0x2d, 0x30, 0x30, 0x30, 0x30, 0x31};

@@ -59,6 +59,19 @@ int rel_integrity_ok(const char *path, char *msg, size_t msglen);
 /* A scalar integer query on a read-only connection; dies on error. */
 int64_t rel_query_int(const char *path, const char *sql);
 
+/* Format 2 keeps an entry's metadata in its row (oplog_entries.metadata:
+ * u32 n, then n x (len32 key, key, u8 has_value, [len32 value, value]),
+ * little-endian); oplog_metadata is derived and may lag. Decodes a blob:
+ * calls each(ctx, key, klen, value or NULL, vlen) per pair in order;
+ * returns the number of pairs, or -1 if the blob does not decode. */
+int64_t rel_meta_blob_walk(const void *blob, size_t n,
+                           void (*each)(void *ctx, const char *k, size_t kn, const char *v,
+                                        size_t vn),
+                           void *ctx);
+/* Entries whose metadata blob holds the pair key=value (raw read-only SQL
+ * and the decoder above; dies on a blob that does not decode). */
+int64_t rel_count_meta_raw(const char *path, const char *key, const char *value);
+
 /* ---- the library */
 extern const unsigned char rel_key[32];
 /* The sync mode rel_opts uses (OPLOG_SYNC_FULL unless a test changes it:

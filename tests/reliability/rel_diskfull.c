@@ -35,9 +35,12 @@ static void disarm(void *ctx) {
   (void)ctx;
   rel_vfs_disarm();
 }
+/* A path that wrote nothing in the dry run has no budget to sweep (budget
+ * 0 would never fire); else budgets 0, step, ... up to one that holds all. */
 static int64_t points(void *ctx) {
   (void)ctx;
-  return rel_vfs_bytes_written() / step + 1;
+  int64_t b = rel_vfs_bytes_written();
+  return b ? b / step + 1 : 0;
 }
 static int fired(void *ctx) {
   (void)ctx;

@@ -16,8 +16,10 @@
  *    plus what was acknowledged (an error must have left nothing, except
  *    where a failed sync makes the commit ambiguous);
  *  - the injector's own check (no leak for OOM).
- * Violations are findings: counted, the first ones printed, and the program
- * fails at the end.
+ * A sweep whose fault fired nowhere (zero points injected, for the whole
+ * sweep or for a path whose dry run counted points) is a finding too: it
+ * tested nothing. Violations are findings: counted, the first ones printed,
+ * and the program fails at the end.
  */
 #ifndef REL_SWEEP_H
 #define REL_SWEEP_H

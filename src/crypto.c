@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -19,12 +20,29 @@
 #define DEFAULT_KDF_OPS 2ULL
 #define DEFAULT_KDF_MEM (64u * 1024 * 1024)
 
+/* The longest key file: 64 hex characters and some trailing whitespace. */
+#define KEY_FILE_MAX 80
+
 static int read_key_file(oplog_db *db, const char *path, unsigned char out[OPLOG_KEY_BYTES]) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return db_error(db, errno == ENOENT ? OPLOG_NOT_FOUND : OPLOG_IO, "key file %s: %s", path,
                     strerror(errno));
-  unsigned char raw[160];
+  /* As ssh does with private keys: a key others can read is no secret. */
+  struct stat st;
+  if (fstat(fd, &st) != 0 || (st.st_mode & 077) || st.st_size > KEY_FILE_MAX) {
+    int e = errno;
+    close(fd);
+    if (st.st_mode & 077)
+      return db_error(db, OPLOG_INVALID_ARGUMENT,
+                      "key file %s is open to others (mode %03o): make it private (chmod 600)", path,
+                      (unsigned)(st.st_mode & 0777));
+    if (st.st_size > KEY_FILE_MAX)
+      return db_error(db, OPLOG_INVALID_ARGUMENT, "key file %s is longer (%lld bytes) than a key file can be", path,
+                      (long long)st.st_size);
+    return db_error(db, OPLOG_IO, "key file %s: %s", path, strerror(e));
+  }
+  unsigned char raw[KEY_FILE_MAX + 1];
   size_t n = 0;
   ssize_t r;
   while (n < sizeof raw && (r = read(fd, raw + n, sizeof raw - n)) != 0) {
@@ -637,6 +655,41 @@ int crypto_decrypt_entry(oplog_db *db, const stored_entry *e, buf *out) {
   return OPLOG_OK;
 }
 
+/* ---------------------------------------------------------------- passphrase from a descriptor */
+
+#define PASSPHRASE_FD_MAX 1024
+
+int passphrase_read_fd(int fd, char **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  char *p = sodium_malloc(PASSPHRASE_FD_MAX + 1);
+  if (!p) return ENOMEM;
+  size_t len = 0;
+  for (;;) {
+    ssize_t r = read(fd, p + len, 1); /* a byte at a time: what follows the newline stays unread */
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int e = errno;
+      sodium_free(p);
+      return e;
+    }
+    if (r == 0 || p[len] == '\n') break;
+    if (++len > PASSPHRASE_FD_MAX) {
+      sodium_free(p);
+      return E2BIG;
+    }
+  }
+  if (len && p[len - 1] == '\r') len--;
+  p[len] = 0;
+  *out = p;
+  *n = len;
+  return 0;
+}
+
+void passphrase_free(char *p) {
+  if (p) sodium_free(p); /* sodium_free wipes */
+}
+
 /* ---------------------------------------------------------------- public key API */
 
 int oplog_keygen(const char *path, char *errbuf, size_t errlen) {
@@ -761,9 +814,25 @@ fail:
   return rc;
 }
 
+static int rekey(oplog_db *db, const oplog_key_source *src);
+
 int oplog_rekey(oplog_db *db, const oplog_key_source *src) {
   if (!db || !src) return OPLOG_INVALID_ARGUMENT;
   db_clear_error(db);
+  if (!src->passphrase_from_fd) return rekey(db, src);
+  if (src->passphrase) return db_error(db, OPLOG_INVALID_ARGUMENT, "passphrase and passphrase_fd exclude each other");
+  oplog_key_source copy = *src;
+  char *secret;
+  int e = passphrase_read_fd(src->passphrase_fd, &secret, &copy.passphrase_len);
+  if (e) return db_error(db, e == ENOMEM ? OPLOG_NOMEM : OPLOG_IO, "passphrase from descriptor %d: %s", src->passphrase_fd, strerror(e));
+  copy.passphrase = secret;
+  copy.passphrase_from_fd = 0;
+  int rc = rekey(db, &copy);
+  passphrase_free(secret);
+  return rc;
+}
+
+static int rekey(oplog_db *db, const oplog_key_source *src) {
   int rc = key_admin_check(db);
   if (rc) return rc;
   int n = (src->key_file != NULL) + (src->key != NULL) + (src->passphrase != NULL);

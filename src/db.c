@@ -162,7 +162,7 @@ void db_rollback(oplog_db *db) {
 
 static int config_new(const oplog_open_opts *o) {
   const oplog_key_source *k = &o->key;
-  return (k->key_file != NULL) + (k->key != NULL) + (k->passphrase != NULL) +
+  return (k->key_file != NULL) + (k->key != NULL) + (k->passphrase != NULL || k->passphrase_from_fd) +
          (k->no_encryption != 0);
 }
 
@@ -217,7 +217,24 @@ int create_private(oplog_db *db, const char *path) {
   return OPLOG_OK;
 }
 
+static int open_file(const char *path, const oplog_open_opts *opts, oplog_db **out, int fd_error);
+
 int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
+  if (!opts || !opts->key.passphrase_from_fd) return open_file(path, opts, out, 0);
+  /* the passphrase is read here, into locked memory, and wiped after */
+  oplog_open_opts copy = *opts;
+  char *secret = NULL;
+  int e = sodium_init() < 0               ? ENOMEM
+          : opts->key.passphrase ? EINVAL
+                                 : passphrase_read_fd(opts->key.passphrase_fd, &secret, &copy.key.passphrase_len);
+  copy.key.passphrase = secret;
+  copy.key.passphrase_from_fd = 0;
+  int rc = open_file(path, &copy, out, e);
+  passphrase_free(secret);
+  return rc;
+}
+
+static int open_file(const char *path, const oplog_open_opts *opts, oplog_db **out, int fd_error) {
   static const oplog_open_opts defaults;
   int rc;
   if (!out) return OPLOG_INVALID_ARGUMENT;
@@ -230,6 +247,10 @@ int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
   stmt_cache_init(&db->live, "main", "", 1);
   if (!opts) opts = &defaults;
   if (!path || !*path) return db_error(db, OPLOG_INVALID_ARGUMENT, "path must be a non-empty string");
+  if (fd_error == EINVAL) return db_error(db, OPLOG_INVALID_ARGUMENT, "passphrase and passphrase_fd exclude each other");
+  if (fd_error)
+    return db_error(db, fd_error == ENOMEM ? OPLOG_NOMEM : OPLOG_IO, "passphrase from descriptor %d: %s",
+                    opts->key.passphrase_fd, fd_error == E2BIG ? "longer than 1024 bytes" : strerror(fd_error));
   if (sodium_init() < 0) return db_error(db, OPLOG_IO, "libsodium failed to initialise");
   if (config_new(opts) > 1)
     return db_error(db, OPLOG_INVALID_ARGUMENT,

@@ -195,6 +195,10 @@ void crypto_close(oplog_db *db);
 /* What can be checked of a key source for a new root before any work:
  * key length, passphrase limits (range and minimum). */
 int crypto_check_new_source(oplog_db *db, const oplog_key_source *src);
+/* Reads a passphrase from fd into sodium_malloc'd memory (free with
+ * passphrase_free, which wipes); 0 or an errno value. */
+int passphrase_read_fd(int fd, char **out, size_t *n);
+void passphrase_free(char *p);
 /* Sets e->key_id to the active key and appends nonce || ciphertext to out;
  * the additional data comes from e (FORMAT.md). */
 int crypto_encrypt_entry(oplog_db *db, stored_entry *e, const uint8_t *plain, size_t n, buf *out);

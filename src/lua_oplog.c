@@ -531,8 +531,9 @@ static int db_tostring(lua_State *L) {
 
 /* ------------------------------------------------------------------ open, keygen */
 
-static const char *const KEY_OPTS[] = {"key_file", "key", "passphrase", "kdf", "kdf_limit", "encryption", NULL};
-static const char *const OPEN_OPTS[] = {"key_file", "key", "passphrase", "kdf", "kdf_limit", "encryption",
+static const char *const KEY_OPTS[] = {"key_file", "key", "passphrase", "passphrase_fd", "kdf", "kdf_limit",
+                                       "encryption", NULL};
+static const char *const OPEN_OPTS[] = {"key_file", "key", "passphrase", "passphrase_fd", "kdf", "kdf_limit", "encryption",
                                         "readonly", "create", "busy_timeout", "sync", "max_entry_bytes", NULL};
 static const char *const KDF_OPTS[] = {"ops", "mem", NULL};
 
@@ -579,12 +580,24 @@ static void parse_key_source(lua_State *L, int arg, oplog_key_source *ks) {
     ks->passphrase_len = n;
     choices++;
   }
+  {
+    /* read by the core into locked memory: the passphrase never becomes a
+     * Lua string, which would stay in Lua's heap after use */
+    int present;
+    lua_Integer fd = field_integer(L, arg, "passphrase_fd", 0, &present);
+    if (present) {
+      if (fd < 0 || fd > INT32_MAX) arg_error(L, arg, "field 'passphrase_fd': a file descriptor expected");
+      ks->passphrase_from_fd = 1;
+      ks->passphrase_fd = (int)fd;
+      choices++;
+    }
+  }
   if (!field_bool(L, arg, "encryption", 1)) {
     ks->no_encryption = 1;
     choices++;
   }
   if (choices > 1)
-    arg_error(L, arg, "key_file, key, passphrase and encryption = false exclude each other");
+    arg_error(L, arg, "key_file, key, passphrase, passphrase_fd and encryption = false exclude each other");
   kdf_field(L, arg, "kdf", &ks->kdf_ops, &ks->kdf_mem);
   kdf_field(L, arg, "kdf_limit", &ks->kdf_ops_max, &ks->kdf_mem_max);
 }

@@ -73,6 +73,12 @@ typedef struct oplog_key_source {
   size_t key_len;             /* must be 32 when key is set */
   const char *passphrase;     /* Argon2id; salt and limits live in the file */
   size_t passphrase_len;      /* 0: strlen(passphrase) */
+  /* 1: the passphrase is read from passphrase_fd (to its end or first
+   * newline, at most 1024 bytes) into locked memory, wiped after use, so
+   * that it never lives in the caller's memory (e.g. a Lua string). Counts
+   * as the passphrase choice. */
+  int passphrase_from_fd;
+  int passphrase_fd;
   unsigned long long kdf_ops; /* Argon2id opslimit for a NEW passphrase; 0: 2 (at least 2) */
   size_t kdf_mem;             /* memlimit in bytes for a NEW passphrase; 0: 64 MiB (at least 8 MiB) */
   /* Ceilings on the limits an EXISTING passphrase file asks for: a file

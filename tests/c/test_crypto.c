@@ -53,6 +53,12 @@ static void key_sources_roundtrip(void) {
   FILE *f = fopen(tpath("k.bin"), "wb");
   CHECK(f && fwrite(KEY, 1, 32, f) == 32);
   fclose(f);
+  /* readable by others: refused, as ssh refuses such a private key */
+  db = open_src("bin.db", (oplog_key_source){.key_file = tpath("k.bin")}, &rc);
+  CHECK_RC(db, rc, OPLOG_INVALID_ARGUMENT);
+  CHECK(strstr(oplog_errmsg(db), "chmod 600") != NULL);
+  oplog_close(db);
+  CHECK(chmod(tpath("k.bin"), 0600) == 0);
   db = open_src("bin.db", (oplog_key_source){.key_file = tpath("k.bin")}, &rc);
   CHECK_RC(db, rc, OPLOG_OK);
   CHECK(roundtrip(db, 1));

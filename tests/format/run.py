@@ -83,6 +83,8 @@ def main():
     fx = os.path.join(SRC, "tests", "fixtures", "format1")
     for name in ("v1-encrypted.db", "v1-plain.db", "v1.key"):
         shutil.copy(os.path.join(fx, name), os.path.join(work, name))
+    # a checkout leaves the key readable by others; oplog refuses such a key file
+    os.chmod(os.path.join(work, "v1.key"), 0o600)
     for name in ("v1-encrypted.db", "v1-plain.db"):
         shutil.copy(os.path.join(fx, name), os.path.join(work, "unmigrated-" + name))
     workload = os.path.join(HERE, "workload.lua")

@@ -10,6 +10,16 @@ local SOURCE = os.getenv("OPLOG_SOURCE_DIR") or "."
 local FIXTURE = SOURCE .. "/tests/fixtures/format1/"
 local EXPECTED = dofile(FIXTURE .. "expected.lua")
 local ZERO_ORIGIN = string.rep("0", 64)
+-- A private copy of the fixture's key (a checkout leaves it readable by
+-- others, and a key file others can read is refused).
+local function KEY()
+  local path = testing.tmpname(".key")
+  local f = assert(io.open(path, "wb"))
+  f:write(S.read(FIXTURE .. "v1.key"))
+  f:close()
+  assert(os.execute("chmod 600 '" .. path .. "'"))
+  return path
+end
 local NULL = EXPECTED.null -- how expected.lua writes oplog.null
 
 -- expected.lua's "<null>" as oplog.null, recursively (a copy).
@@ -106,7 +116,7 @@ for _, name in ipairs { "v1-encrypted.db", "v1-plain.db" } do
   local X = EXPECTED.files[name]
   local encrypted = X.config.encryption == "key"
   local function key_opts(extra)
-    local o = encrypted and { key_file = FIXTURE .. "v1.key" } or { encryption = false }
+    local o = encrypted and { key_file = KEY() } or { encryption = false }
     for k, v in pairs(extra or {}) do o[k] = v end
     return o
   end
@@ -263,7 +273,7 @@ describe("a format-1 file the library cannot take", function()
       local path = copy(name)
       query(path, "PRAGMA user_version = 3")
       local before = S.read(path)
-      local o = EXPECTED.files[name].config.encryption == "key" and { key_file = FIXTURE .. "v1.key" }
+      local o = EXPECTED.files[name].config.encryption == "key" and { key_file = KEY() }
         or { encryption = false }
       S.err("schema_too_new", oplog.open, path, o)
       assert.equal(before, S.read(path))

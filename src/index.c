@@ -105,12 +105,18 @@ int oplog_origin(oplog_db *db, oplog_origin_info *out) {
 
 /* ---------------------------------------------------------------- catch-up */
 
-int agg_counts_add(agg_counts *c, const char *name, size_t len) {
+static agg_count *agg_find(agg_counts *c, const char *name, size_t len) {
   for (size_t i = 0; i < c->n; i++)
-    if (strlen(c->a[i].name) == len && memcmp(c->a[i].name, name, len) == 0) {
-      c->a[i].n++;
-      return OPLOG_OK;
-    }
+    if (strlen(c->a[i].name) == len && memcmp(c->a[i].name, name, len) == 0) return &c->a[i];
+  return NULL;
+}
+
+int agg_counts_add(agg_counts *c, const char *name, size_t len) {
+  agg_count *a = agg_find(c, name, len);
+  if (a) {
+    a->n++;
+    return OPLOG_OK;
+  }
   if (c->n == c->cap) {
     size_t cap = c->cap ? 2 * c->cap : 8;
     agg_count *grown = sqlite3_realloc64(c->a, cap * sizeof *grown);
@@ -128,13 +134,10 @@ int agg_counts_add(agg_counts *c, const char *name, size_t len) {
 }
 
 int64_t agg_counts_take(agg_counts *c, const char *name, size_t len) {
-  for (size_t i = 0; i < c->n; i++)
-    if (strlen(c->a[i].name) == len && memcmp(c->a[i].name, name, len) == 0) {
-      int64_t n = c->a[i].n;
-      c->a[i].n = 0;
-      return n;
-    }
-  return 0;
+  agg_count *a = agg_find(c, name, len);
+  int64_t n = a ? a->n : 0;
+  if (a) a->n = 0;
+  return n;
 }
 
 void agg_counts_free(agg_counts *c) {
@@ -228,10 +231,7 @@ int index_flush(oplog_db *db) {
  * write (another connection's open read would then be too old to write). */
 void index_flush_at_close(oplog_db *db) {
   if (!db->wrote || db->readonly || db->format != OPLOG_FORMAT_VERSION || !db->sql || db->tx != TX_NONE) return;
-  if (db_begin(db, 1)) goto out;
-  db->tx = TX_LOW; /* lets state_check run inside */
-  if (state_check(db) || (db->ls.wm < db->ls.last_id && index_flush(db)) || db_commit(db)) db_rollback(db);
-  db->tx = TX_NONE;
-out:
+  if (!db_begin(db, 1) && (state_check(db) || (db->ls.wm < db->ls.last_id && index_flush(db)) || db_commit(db)))
+    db_rollback(db);
   db_clear_error(db);
 }

@@ -4,7 +4,8 @@
 # the quick run as bench.quick, which fails when the harness fails or when a
 # figure it measured is impossible (nan, a ratio <= 0, pages < 1: the bench
 # then exits 1), so that the harness cannot rot; the figures are not judged
-# against their targets.
+# against their targets. The run also fails (exit 2, before measuring) when
+# SAME-SQL does not issue exactly the core's statements.
 
 # The bench embeds Lua like the `oplog` command does: the binding and the
 # embedded lua/ sources are compiled in, oplog.core goes to package.preload.
@@ -45,5 +46,14 @@ add_test(NAME bench.check
     --dir ${CMAKE_BINARY_DIR}/bench-check)
 set_tests_properties(bench.check PROPERTIES
   PASS_REGULAR_EXPRESSION "bench: impossible figure\\(s\\): pages=0.00 "
+  TIMEOUT 60
+  ENVIRONMENT "${OPLOG_TEST_ENV}")
+# So can the SQL check: SAME-SQL made to drift (--drift-same-sql reads the
+# row back with SELECT *, the same work in other words) must fail the run.
+add_test(NAME bench.sqlcheck
+  COMMAND oplog_bench --quick --only sql --drift-same-sql
+    --dir ${CMAKE_BINARY_DIR}/bench-sqlcheck)
+set_tests_properties(bench.sqlcheck PROPERTIES
+  PASS_REGULAR_EXPRESSION "bench: SAME-SQL is not the core's SQL"
   TIMEOUT 60
   ENVIRONMENT "${OPLOG_TEST_ENV}")

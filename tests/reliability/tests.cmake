@@ -8,8 +8,10 @@ set(REL_BIN ${CMAKE_BINARY_DIR}/tests/reliability)
 # Helpers shared by every test. They include internal.h only where a fuzz
 # entry point is used, so they build against oplog_objects' include dirs.
 add_library(oplog_reltest STATIC ${REL_DIR}/rel_common.c ${REL_DIR}/rel_vfs.c
-  ${REL_DIR}/rel_sweep.c)
+  ${REL_DIR}/rel_sweep.c ${REL_DIR}/rel_v1.c)
 target_include_directories(oplog_reltest PUBLIC ${REL_DIR} ${CMAKE_SOURCE_DIR}/src)
+# The format-1 fixture (rel_v1.c) when OPLOG_SOURCE_DIR is not set.
+target_compile_definitions(oplog_reltest PRIVATE REL_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 target_link_libraries(oplog_reltest PUBLIC oplog_static)
 
 function(rel_executable name)

@@ -114,7 +114,7 @@ int main(void) {
   rel_sweep_run(&inj,
                 only && *only ? only
                               : "create,define,tx,tx_big,tx_rollback,lowlevel,replay,replay_into,"
-                                "verify,rotate,rekey,close",
+                                "verify,rotate,rekey,close,migrate",
                 1, 0, &st);
   printf("diskfull: %" PRId64 " budgets injected, %" PRId64 " errors returned, %" PRId64
          " findings\n",

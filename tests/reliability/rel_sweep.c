@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "rel_common.h"
+#include "rel_v1.h"
 
 static const unsigned char key2[32] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6,
                                        7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22};
@@ -18,6 +19,7 @@ static const unsigned char key2[32] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4,
 /* The base file and what the scenarios need to know about it. */
 static struct {
   char base[1024], work[1024], fresh[1024], replica[1024];
+  char v1[1024]; /* a copy of the format-1 fixture (migrate) */
   int64_t entries;      /* all aggregates */
   int64_t initial;      /* initial ticket version of a new aggregate */
   int64_t head_id;
@@ -38,6 +40,7 @@ typedef struct scenario {
   int pre_committed; /* the entry is committed before arming (close) */
   int (*prep)(run_ctx *c);
   int (*run)(run_ctx *c);
+  int v1; /* runs on a fresh copy of the format-1 fixture, with its own checks */
 } scenario;
 
 /* ---------------------------------------------------------------- scenarios */
@@ -246,6 +249,13 @@ static int s_rekey(run_ctx *c) {
   return oplog_rekey(c->db, &k);
 }
 
+/* A writable open with the key migrates the format-1 fixture in place, in
+ * one transaction (rel_v1.h has what must hold after a fault in it). */
+static int s_migrate(run_ctx *c) {
+  oplog_open_opts o = rel_v1_opts(0);
+  return oplog_open(B.v1, &o, &c->db);
+}
+
 static int p_write(run_ctx *c) {
   int64_t id;
   return rel_write_tx(c->db, "a", 2, 1, 60, &id);
@@ -262,24 +272,25 @@ static int s_close(run_ctx *c) {
 }
 
 static const scenario SCEN[] = {
-    {"open", 1, 0, 0, NULL, s_open},
-    {"open_ro", 1, 0, 0, NULL, s_open_ro},
-    {"create", 1, 0, 0, NULL, s_create},
-    {"define", 0, 0, 0, NULL, s_define},
-    {"tx", 0, 1, 0, NULL, s_tx},
-    {"tx_big", 0, 1, 0, NULL, s_tx_big},
-    {"tx_rollback", 0, 0, 0, NULL, s_tx_rollback},
-    {"lowlevel", 0, 1, 0, NULL, s_lowlevel},
-    {"get", 0, 0, 0, NULL, s_get},
-    {"iter", 0, 0, 0, NULL, s_iter},
-    {"replay", 0, 0, 0, NULL, s_replay},
-    {"replay_into", 0, 0, 0, NULL, s_replay_into},
-    {"verify", 0, 0, 0, NULL, s_verify},
-    {"verify_head", 0, 0, 0, NULL, s_verify_head},
-    {"stats", 0, 0, 0, NULL, s_stats},
-    {"rotate", 0, 0, 0, NULL, s_rotate},
-    {"rekey", 0, 0, 0, NULL, s_rekey},
-    {"close", 0, 1, 1, p_write, s_close},
+    {"open", 1, 0, 0, NULL, s_open, 0},
+    {"open_ro", 1, 0, 0, NULL, s_open_ro, 0},
+    {"create", 1, 0, 0, NULL, s_create, 0},
+    {"define", 0, 0, 0, NULL, s_define, 0},
+    {"tx", 0, 1, 0, NULL, s_tx, 0},
+    {"tx_big", 0, 1, 0, NULL, s_tx_big, 0},
+    {"tx_rollback", 0, 0, 0, NULL, s_tx_rollback, 0},
+    {"lowlevel", 0, 1, 0, NULL, s_lowlevel, 0},
+    {"get", 0, 0, 0, NULL, s_get, 0},
+    {"iter", 0, 0, 0, NULL, s_iter, 0},
+    {"replay", 0, 0, 0, NULL, s_replay, 0},
+    {"replay_into", 0, 0, 0, NULL, s_replay_into, 0},
+    {"verify", 0, 0, 0, NULL, s_verify, 0},
+    {"verify_head", 0, 0, 0, NULL, s_verify_head, 0},
+    {"stats", 0, 0, 0, NULL, s_stats, 0},
+    {"rotate", 0, 0, 0, NULL, s_rotate, 0},
+    {"rekey", 0, 0, 0, NULL, s_rekey, 0},
+    {"close", 0, 1, 1, p_write, s_close, 0},
+    {"migrate", 1, 0, 0, NULL, s_migrate, 1},
 };
 #define NSCEN ((int)(sizeof SCEN / sizeof SCEN[0]))
 
@@ -293,6 +304,8 @@ void rel_sweep_setup(const char *dir) {
   snprintf(B.work, sizeof B.work, "%s/work.db", dir);
   snprintf(B.fresh, sizeof B.fresh, "%s/fresh.db", dir);
   snprintf(B.replica, sizeof B.replica, "%s/replica.db", dir);
+  snprintf(B.v1, sizeof B.v1, "%s/v1.db", dir);
+  rel_v1_setup(dir);
   rel_remove_db(B.base);
   oplog_db *db = rel_open(B.base, rel_key);
   REL_OK(db, rel_define_workload(db, "a"));
@@ -330,6 +343,14 @@ void rel_sweep_setup(const char *dir) {
 static rel_sweep_stats *S;
 static const char *cur_inj, *cur_scen;
 static int64_t cur_n;
+static int64_t v1_left[3]; /* migrate runs that left the file in format 1 / 2 */
+static int v1_lean;           /* rel_sweep_v1_options() */
+static int64_t v1_stride = 1; /* migrate's stride = the sweep's times this */
+
+void rel_sweep_v1_options(int lean, int64_t stride_factor) {
+  v1_lean = lean;
+  v1_stride = stride_factor < 1 ? 1 : stride_factor;
+}
 
 static void finding(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void finding(const char *fmt, ...) {
@@ -366,12 +387,43 @@ static oplog_db *reopen(const char *path, int *used_key2) {
   return db;
 }
 
+/* After a run of migrate: the handle that opened (and so migrated) the file
+ * goes on working; the file is format 1 unchanged or format 2 complete,
+ * never in between, and then opens, verifies and migrates (rel_v1.h). */
+static void v1_after(const rel_injector *inj, run_ctx *c, int rc) {
+  char m[512];
+  int64_t extra = 0;
+  if (c->db) {
+    if (rc == OPLOG_OK) {
+      if (rel_v1_continue(c->db, 1, m, sizeof m))
+        extra = 1;
+      else
+        finding("the handle that migrated the file: %s", m);
+    }
+    oplog_close(c->db);
+    c->db = NULL;
+  }
+  if (inj->after_close && !inj->after_close(inj->ctx, m, sizeof m)) finding("%s", m);
+  if (!rel_integrity_ok(B.v1, m, sizeof m)) finding("integrity_check: %s", m);
+  int fmt = rel_v1_format(B.v1, extra, m, sizeof m);
+  if (!fmt) {
+    finding("after %s the file is neither format 1 unchanged nor format 2 complete: %s",
+            oplog_code_name(rc), m);
+    return;
+  }
+  if (cur_n > 0) v1_left[fmt]++; /* (not the dry run) */
+  if (rc == OPLOG_OK && fmt != 2) finding("the open succeeded but the file is still format %d", fmt);
+  if (!rel_v1_check(B.v1, extra, !v1_lean, m, sizeof m))
+    finding("after %s (file left in format %d): %s", oplog_code_name(rc), fmt, m);
+}
+
 /* Runs scenario sc once with the fault at point n (0: none). Returns the
  * number of points seen (for the dry run). */
 static int64_t run_once(const rel_injector *inj, const scenario *sc, int64_t n) {
   rel_copy_file(B.base, B.work);
   rel_remove_db(B.fresh);
   rel_remove_db(B.replica);
+  if (sc->v1) rel_v1_copy(B.v1);
   run_ctx c = {NULL, 0, ""};
   if (!sc->opens) {
     c.db = rel_open(B.work, rel_key);
@@ -400,6 +452,10 @@ static int64_t run_once(const rel_injector *inj, const scenario *sc, int64_t n) 
   if (rc != OPLOG_OK && !fired) finding("error without fault: %s (%s)", oplog_code_name(rc), msg);
   if (c.verify_bad)
     finding("the call succeeded with a wrong answer (the fault became data): %s", msg);
+  if (sc->v1) {
+    v1_after(inj, &c, rc);
+    return points;
+  }
 
   /* Writing continues on the same handle once the fault is gone. */
   int continued = 0;
@@ -505,6 +561,7 @@ static void sweep_scenario(const rel_injector *inj, const scenario *sc, int64_t 
     /* Cheap paths are swept at every point whatever the stride: a fault at
      * one exact allocation can be the only one that shows a bug. */
     if (points <= full_below) stride = 1;
+    else if (sc->v1) stride *= v1_stride;
     /* REL_FIRST / REL_LAST narrow the sweep to reproduce one point. */
     int64_t last = rel_env_int("REL_LAST", points), runs = 0;
     for (int64_t n = rel_env_int("REL_FIRST", 1); n <= points && n <= last; n += stride) {
@@ -513,6 +570,12 @@ static void sweep_scenario(const rel_injector *inj, const scenario *sc, int64_t 
         fprintf(stderr, "%s/%s N=%" PRId64 "\n", inj->name, sc->name, n);
       run_once(inj, sc, n);
       runs++;
+    }
+    if (sc->v1) {
+      printf("%s/%s: %" PRId64 " runs left the file in format 1 (unchanged), %" PRId64
+             " in format 2 (complete)\n",
+             inj->name, sc->name, v1_left[1], v1_left[2]);
+      fflush(stdout);
     }
     /* Points counted but none injected: the runs tested nothing (issue 13). */
     cur_n = 0;

@@ -59,6 +59,11 @@ void rel_sweep_setup(const char *dir);
  * scenarios with at most full_below points, which get every point. */
 void rel_sweep_run(const rel_injector *inj, const char *only, int64_t stride,
                    int64_t full_below, rel_sweep_stats *st);
+/* For sweeps with thousands of migrate points: lean checks each run's file
+ * through the library once (writable open, verify with replay, a new
+ * entry) instead of also read-only and verifying again; migrate's stride
+ * is the sweep's times stride_factor (paths under full_below excepted). */
+void rel_sweep_v1_options(int lean, int64_t stride_factor);
 /* Number of scenarios and their names (for listings). */
 int rel_sweep_nscenarios(void);
 const char *rel_sweep_scenario_name(int i);

@@ -24,7 +24,7 @@ run() {
 run REL_KILLS=${REL_KILLS:-1000} REL_CREATE_KILLS=${REL_CREATE_KILLS:-100} $B/rel_powercut
 run REL_STRIDE=1 $B/rel_iofault
 run REL_FULL_STEP=${REL_FULL_STEP:-256} $B/rel_diskfull
-run REL_STRIDE=1 REL_OOM_PERSISTENT_STRIDE=1 $B/rel_oom
+run REL_STRIDE=1 REL_OOM_PERSISTENT_STRIDE=1 REL_OOM_MIGRATE_FACTOR=1 $B/rel_oom
 run REL_WORKERS=${REL_WORKERS:-8} REL_TX=${REL_TX:-2000} $B/rel_concurrency
 for t in entry rows keys lua; do
   run REL_FUZZ_RUNS=${REL_FUZZ_RUNS:-200000} $B/rel_fuzz_$t

@@ -449,7 +449,7 @@ static int clean_write_code(int rc) {
  * storage classes, no BOOLEAN). What "as stored" means is computed here
  * without the library: by SQLite itself, in a scratch in-memory database
  * (a probe table with the column's declared type, the given value inserted
- * with RETURNING), and by plain SQL reads of the fuzz file (the declared
+ * and read back), and by plain SQL reads of the fuzz file (the declared
  * types, the key, the live row right after the commit). */
 
 static struct {
@@ -457,7 +457,8 @@ static struct {
   sqlite3 *raw; /* the fuzz file, read-only (reopened by reset_db) */
   struct {
     char *decl;
-    sqlite3_stmt *ins; /* INSERT INTO pN(x) VALUES (?1) RETURNING x */
+    sqlite3_stmt *ins; /* INSERT INTO pN(x) VALUES (?1) */
+    sqlite3_stmt *sel; /* SELECT x FROM pN: what the table stored */
     char del[32];      /* DELETE FROM pN */
     int blob_aff;      /* SQLite gives the column BLOB affinity */
   } probe[64];
@@ -479,19 +480,33 @@ static sqlite3 *raw_db(void) {
   return O.raw;
 }
 
-/* The storage class a probe table gives the integer 1 (bind_int) or the
- * text '1'; 0 if the probe failed. */
-static int probe_typeof(sqlite3_stmt *ins, const char *del, int bind_int, int *type) {
-  sqlite3_reset(ins);
+/* The value probe table pi stored for what is bound to its INSERT (read
+ * back with a SELECT, then deleted); NULL if the insert failed. The caller
+ * frees it (sqlite3_value_free). */
+static sqlite3_value *probe_stored(size_t pi) {
+  sqlite3_value *out = NULL;
+  if (sqlite3_step(O.probe[pi].ins) == SQLITE_DONE && sqlite3_step(O.probe[pi].sel) == SQLITE_ROW) {
+    out = sqlite3_value_dup(sqlite3_column_value(O.probe[pi].sel, 0));
+    FUZZ_CHECK(out != NULL, "sqlite3_value_dup");
+  }
+  sqlite3_reset(O.probe[pi].ins);
+  sqlite3_clear_bindings(O.probe[pi].ins);
+  sqlite3_reset(O.probe[pi].sel);
+  sqlite3_exec(O.mem, O.probe[pi].del, NULL, NULL, NULL);
+  return out;
+}
+
+/* The storage class probe table pi gives the integer 1 (bind_int) or the
+ * text '1'; -1 if the probe failed. */
+static int probe_typeof(size_t pi, int bind_int) {
   if (bind_int)
-    sqlite3_bind_int64(ins, 1, 1);
+    sqlite3_bind_int64(O.probe[pi].ins, 1, 1);
   else
-    sqlite3_bind_text(ins, 1, "1", 1, SQLITE_STATIC);
-  int r = sqlite3_step(ins);
-  *type = r == SQLITE_ROW ? sqlite3_column_type(ins, 0) : -1;
-  sqlite3_reset(ins);
-  sqlite3_exec(O.mem, del, NULL, NULL, NULL);
-  return r == SQLITE_ROW;
+    sqlite3_bind_text(O.probe[pi].ins, 1, "1", 1, SQLITE_STATIC);
+  sqlite3_value *v = probe_stored(pi);
+  int t = v ? sqlite3_value_type(v) : -1;
+  sqlite3_value_free(v);
+  return t;
 }
 
 /* The probe table of a declared type (made on first use). */
@@ -505,8 +520,12 @@ static size_t probe_for(const char *decl) {
   int r = sqlite3_exec(O.mem, sql, NULL, NULL, NULL);
   FUZZ_CHECK(r == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(O.mem));
   sqlite3_free(sql);
-  sql = sqlite3_mprintf("INSERT INTO p%d(x) VALUES (?1) RETURNING x", (int)i);
+  sql = sqlite3_mprintf("INSERT INTO p%d(x) VALUES (?1)", (int)i);
   r = sqlite3_prepare_v2(O.mem, sql, -1, &O.probe[i].ins, NULL);
+  FUZZ_CHECK(r == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(O.mem));
+  sqlite3_free(sql);
+  sql = sqlite3_mprintf("SELECT x FROM p%d", (int)i);
+  r = sqlite3_prepare_v2(O.mem, sql, -1, &O.probe[i].sel, NULL);
   FUZZ_CHECK(r == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(O.mem));
   sqlite3_free(sql);
   snprintf(O.probe[i].del, sizeof O.probe[i].del, "DELETE FROM p%zu", i);
@@ -514,10 +533,8 @@ static size_t probe_for(const char *decl) {
   /* BLOB affinity (declared BLOB or no type): an integer stays an integer
    * and a text stays text. (INTEGER/NUMERIC turn '1' into 1, TEXT turns 1
    * into '1', REAL turns 1 into 1.0.) */
-  int ti = 0, tt = 0;
-  FUZZ_CHECK(probe_typeof(O.probe[i].ins, O.probe[i].del, 1, &ti) &&
-                 probe_typeof(O.probe[i].ins, O.probe[i].del, 0, &tt),
-             "probe of '%s' failed: %s", decl, sqlite3_errmsg(O.mem));
+  int ti = probe_typeof(i, 1), tt = probe_typeof(i, 0);
+  FUZZ_CHECK(ti >= 0 && tt >= 0, "probe of '%s' failed: %s", decl, sqlite3_errmsg(O.mem));
   O.probe[i].blob_aff = ti == SQLITE_INTEGER && tt == SQLITE_TEXT;
   O.nprobe++;
   return i;
@@ -733,18 +750,11 @@ static void check_live(int64_t id, size_t i, const oplog_op *out, const tinfo *t
  * frees the result (sqlite3_value_free). */
 static sqlite3_value *stored(const char *decl, const oplog_value *v) {
   size_t pi = probe_for(decl);
-  sqlite3_stmt *ins = O.probe[pi].ins;
-  sqlite3_reset(ins);
   /* TEXT given to a BLOB-affinity column is stored as a BLOB (the
    * library's documented rule; SQLite alone would keep TEXT). */
-  bind_given(ins, 1, v, O.probe[pi].blob_aff);
-  int r = sqlite3_step(ins);
-  FUZZ_CHECK(r == SQLITE_ROW, "probe %s: %s", decl, sqlite3_errmsg(O.mem));
-  sqlite3_value *out = sqlite3_value_dup(sqlite3_column_value(ins, 0));
-  FUZZ_CHECK(out != NULL, "sqlite3_value_dup");
-  sqlite3_reset(ins);
-  sqlite3_clear_bindings(ins);
-  sqlite3_exec(O.mem, O.probe[pi].del, NULL, NULL, NULL);
+  bind_given(O.probe[pi].ins, 1, v, O.probe[pi].blob_aff);
+  sqlite3_value *out = probe_stored(pi);
+  FUZZ_CHECK(out != NULL, "probe %s: %s", decl, sqlite3_errmsg(O.mem));
   O.probed++;
   return out;
 }
@@ -1000,6 +1010,7 @@ void rel_fuzz_cleanup(void) {
   oracle_close_raw();
   for (size_t i = 0; i < O.nprobe; i++) {
     sqlite3_finalize(O.probe[i].ins);
+    sqlite3_finalize(O.probe[i].sel);
     free(O.probe[i].decl);
   }
   O.nprobe = 0;

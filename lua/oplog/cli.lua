@@ -36,6 +36,11 @@ Key options:
                          `oplog keygen`) or 32 raw bytes
   --passphrase-env VAR   derive the root key from the passphrase held in
                          environment variable VAR (Argon2id)
+  --passphrase-fd N      the same, with the passphrase read from open file
+                         descriptor N (up to its first newline or its end):
+                         e.g. --passphrase-fd 3 3<FILE. The library reads it
+                         into locked memory and wipes it; nothing else of
+                         the command holds it
   --no-encryption        plaintext log, no key
   OPLOG_KEY_FILE=PATH in the environment stands for --key-file when no key
   option is given.
@@ -85,8 +90,9 @@ the key safe: without it an encrypted log cannot be read.
 ]]
 
 local KDF_OPTIONS = [[
-With --passphrase-env, the Argon2id limits (stored in the file, used by
-every later open) may be lowered for small devices:
+With --passphrase-env or --passphrase-fd, the Argon2id limits (stored in
+the file, used by every later open) may be lowered for small devices, down
+to 2 passes and 8 MiB:
   --kdf-ops N            passes (default 2)
   --kdf-mem MIB          memory in MiB (default 64)
 ]]
@@ -209,10 +215,13 @@ Usage: oplog keys DB [KEY-OPTION] list
            used for new entries; retired). Needs no key.
   rotate   creates a new active data key; older entries stay readable.
   rekey    re-wraps every data key under a new root key, given after
-           `rekey` as --key-file PATH or --passphrase-env VAR (with
-           --kdf-ops N, --kdf-mem MIB as for init). Afterwards only the new
-           root key opens DB.
-Key options before the action give the current root key.
+           `rekey` as --key-file PATH, --passphrase-env VAR or
+           --passphrase-fd N (with --kdf-ops N, --kdf-mem MIB as for init),
+           and starts a new data key for the entries written from then on.
+           Afterwards only the new root key opens DB, and the old root key
+           reads none of the new entries, even with a copy of the old file.
+Key options before the action give the current root key. The same
+descriptor may carry both passphrases, one per line: the current one first.
 
 ]] .. KEY_OPTIONS
 
@@ -221,6 +230,7 @@ Key options before the action give the current root key.
 local KEY_SPEC = {
   ["--key-file"] = { key = "key_file", value = true },
   ["--passphrase-env"] = { key = "passphrase_env", value = true },
+  ["--passphrase-fd"] = { key = "passphrase_fd", value = true },
   ["--no-encryption"] = { key = "no_encryption" },
 }
 
@@ -306,9 +316,10 @@ end
 -- The root key chosen by the options (or OPLOG_KEY_FILE when use_env):
 -- the fields for oplog.open and a description; nil when none was chosen.
 local function key_choice(cmd, o, use_env)
-  local n = (o.key_file and 1 or 0) + (o.passphrase_env and 1 or 0) + (o.no_encryption and 1 or 0)
+  local n = (o.key_file and 1 or 0) + (o.passphrase_env and 1 or 0) + (o.passphrase_fd and 1 or 0)
+    + (o.no_encryption and 1 or 0)
   if n > 1 then
-    usage("%s: give only one of --key-file, --passphrase-env and --no-encryption", cmd)
+    usage("%s: give only one of --key-file, --passphrase-env, --passphrase-fd and --no-encryption", cmd)
   end
   if o.key_file then
     return { key_file = o.key_file }, "root key from " .. o.key_file
@@ -319,6 +330,15 @@ local function key_choice(cmd, o, use_env)
         o.passphrase_env)
     end
     return { passphrase = p }, "root key from the passphrase in $" .. o.passphrase_env
+  elseif o.passphrase_fd then
+    -- The core reads the descriptor itself (into locked memory, wiped
+    -- after use): the passphrase never becomes a Lua string here.
+    local fd = o.passphrase_fd:match("^%d+$") and #o.passphrase_fd <= 9
+      and math.tointeger(tonumber(o.passphrase_fd))
+    if not fd then
+      usage("%s: --passphrase-fd wants a file descriptor number, not %q", cmd, o.passphrase_fd)
+    end
+    return { passphrase_fd = fd }, "root key from the passphrase on descriptor " .. fd
   elseif o.no_encryption then
     return { encryption = false }, "no encryption"
   elseif use_env then
@@ -333,8 +353,8 @@ end
 -- Adds o's --kdf-ops/--kdf-mem (MiB) to key, which must be a passphrase.
 local function add_kdf(cmd, o, key)
   if not (o.kdf_ops or o.kdf_mem) then return key end
-  if not (key and key.passphrase) then
-    usage("%s: --kdf-ops and --kdf-mem go with --passphrase-env", cmd)
+  if not (key and (key.passphrase or key.passphrase_fd)) then
+    usage("%s: --kdf-ops and --kdf-mem go with --passphrase-env or --passphrase-fd", cmd)
   end
   local kdf = {}
   for name, f in pairs({ kdf_ops = { "ops", 1 }, kdf_mem = { "mem", 1024 * 1024 } }) do
@@ -523,7 +543,7 @@ function commands.init(args)
   local path = positionals("init", o, { "DB" })
   local key, how = key_choice("init", o, true)
   if not key then
-    usage("init: choose a key: --key-file PATH, --passphrase-env VAR or --no-encryption "
+    usage("init: choose a key: --key-file PATH, --passphrase-env VAR, --passphrase-fd N or --no-encryption "
       .. "(see oplog init --help)")
   end
   key = add_kdf("init", o, key)
@@ -664,8 +684,8 @@ function commands.verify(args)
       end
     end
     if encrypted and not key then
-      out("note: no key given, entries were not decrypted (give --key-file or ",
-        "--passphrase-env to check them too)\n")
+      out("note: no key given, entries were not decrypted (give --key-file, ",
+        "--passphrase-env or --passphrase-fd to check them too)\n")
     end
   end
   return report.ok and 0 or 1
@@ -784,6 +804,7 @@ function commands.keys(args)
     local n = parse("keys rekey", args, next_i, {
       ["--key-file"] = KEY_SPEC["--key-file"],
       ["--passphrase-env"] = KEY_SPEC["--passphrase-env"],
+      ["--passphrase-fd"] = KEY_SPEC["--passphrase-fd"],
       ["--kdf-ops"] = KDF_SPEC["--kdf-ops"],
       ["--kdf-mem"] = KDF_SPEC["--kdf-mem"],
     })
@@ -791,12 +812,15 @@ function commands.keys(args)
     if #n.pos > 0 then usage("keys: unexpected argument %q after rekey", n.pos[1]) end
     local new, how = key_choice("keys rekey", n, false)
     if not new then
-      usage("keys: rekey needs the new root key: --key-file PATH or --passphrase-env VAR")
+      usage("keys: rekey needs the new root key: --key-file PATH, --passphrase-env VAR or --passphrase-fd N")
     end
     new = add_kdf("keys rekey", n, new)
     local db <close> = open_db(path, key, "write")
     db:rekey(new)
-    out("re-wrapped every data key of ", path, " under the new root key (", how, ")\n")
+    -- rekey also starts a new data key: the newest one
+    local keys = db:keys()
+    out("re-wrapped every data key of ", path, " under the new root key (", how,
+      ") and started data key ", tostring(keys[#keys] and keys[#keys].id or "?"), "\n")
   else
     usage("keys: unknown action %q: list, rotate or rekey (see oplog keys --help)", action)
   end
@@ -890,7 +914,7 @@ function cli.main(argv)
   local text = describe(status)
   if type(status) == "table" and status.code == "key_required" and commands[argv[1]] then
     -- Say how to give the key, which the library cannot know.
-    text = text .. " (give --key-file PATH or --passphrase-env VAR, or set OPLOG_KEY_FILE)"
+    text = text .. " (give --key-file PATH, --passphrase-env VAR or --passphrase-fd N, or set OPLOG_KEY_FILE)"
   elseif type(status) == "table" and status.code == "wrong_key" and commands[argv[1]]
     and tostring(status.message):find("not encrypted") then
     text = text .. " (give --no-encryption)"

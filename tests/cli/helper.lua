@@ -49,7 +49,9 @@ end
 -- Runs a command line. args: list of arguments after the program.
 -- opts: bin (default OPLOG_BIN), env (table; false unsets), cwd, stdin
 -- (text), stdout (a path instead of a scratch file), clean_env (unset
--- LUA_PATH/LUA_CPATH first).
+-- LUA_PATH/LUA_CPATH first), fds ({ [3] = text, ... }: the command gets
+-- each text to read on that descriptor, from a private scratch file),
+-- umask (e.g. "000": the command runs under it).
 -- Returns { code, out, err }.
 local scratch
 function H.run(args, opts)
@@ -57,6 +59,7 @@ function H.run(args, opts)
   scratch = scratch or H.tmpdir()
   local parts = {}
   if opts.cwd then parts[#parts + 1] = "cd " .. sh_quote(opts.cwd) .. " &&" end
+  if opts.umask then parts[#parts + 1] = "umask " .. sh_quote(opts.umask) .. " &&" end
   parts[#parts + 1] = "env"
   if opts.clean_env then
     parts[#parts + 1] = "-u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4"
@@ -80,6 +83,12 @@ function H.run(args, opts)
   if opts.stdin then
     stdin = scratch .. "/stdin"
     H.write_file(stdin, opts.stdin)
+  end
+  for fd, text in pairs(opts.fds or {}) do
+    assert(math.type(fd) == "integer" and fd > 2 and fd < 10, "fds: a descriptor from 3 to 9")
+    local file = scratch .. "/fd" .. fd
+    H.write_file(file, text, "600")
+    parts[#parts + 1] = fd .. "<" .. sh_quote(file)
   end
   local cmd = table.concat(parts, " ") .. " <" .. sh_quote(stdin) .. " >"
     .. sh_quote(opts.stdout or (scratch .. "/out"))

@@ -51,7 +51,10 @@ H.test("rekey with a new key file: only the new key opens the log", function()
   H.ok(H.oplog("keygen", new))
   local before = H.ok(H.oplog("dump", db, "--key-file", key, "--json"))
   local r = H.oplog("keys", db, "--key-file", key, "rekey", "--key-file", new)
-  H.has(H.ok(r), "re%-wrapped every data key", "stdout", r)
+  H.has(H.ok(r), "re%-wrapped every data key of .* %(root key from .*new%.key%) and started data key 2\n$",
+    "stdout", r)
+  -- the rekey also rotated: entries from now on use a key the old root never wrapped
+  H.eq(key_lines(H.ok(H.oplog("keys", db, "list"))), "1:retired 2:active", "keys after rekey")
   H.status(H.oplog("dump", db, "--key-file", key), 2, "wrong_key")
   H.eq(H.ok(H.oplog("dump", db, "--key-file", new, "--json")), before, "entries under the new key")
   H.ok(H.oplog("verify", db, "--key-file", new))

@@ -8,6 +8,13 @@
 
 #include <lua.h>
 
-int luaopen_oplog_core(lua_State *L);
+/* The module's one exported symbol (it is built with hidden visibility). */
+#if defined(__GNUC__) || defined(__clang__)
+#define OPLOG_LUA_API __attribute__((visibility("default")))
+#else
+#define OPLOG_LUA_API
+#endif
+
+OPLOG_LUA_API int luaopen_oplog_core(lua_State *L);
 
 #endif /* LUA_OPLOG_H */

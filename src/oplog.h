@@ -29,7 +29,27 @@
 extern "C" {
 #endif
 
-#define OPLOG_VERSION "0.1.0"
+/* OPLOG_VERSION ("0.2.0"), OPLOG_VERSION_MAJOR/_MINOR/_PATCH and
+ * OPLOG_VERSION_NUMBER (major * 1000000 + minor * 1000 + patch), made from
+ * the project version by CMake: the headers' version. */
+#include "oplog_version.h"
+
+/* Marks the exported API. The library is built with hidden visibility, so
+ * that only these functions are exported from liboplog.so (as libsodium's
+ * SODIUM_EXPORT). A program may define OPLOG_API itself before including
+ * this header. */
+#ifndef OPLOG_API
+#if defined(__GNUC__) || defined(__clang__)
+#define OPLOG_API __attribute__((visibility("default")))
+#else
+#define OPLOG_API
+#endif
+#endif
+
+/* The version of the library linked, e.g. "0.2.0" (OPLOG_VERSION is that
+ * of the header compiled against) and its OPLOG_VERSION_NUMBER. */
+OPLOG_API const char *oplog_libversion(void);
+OPLOG_API int oplog_libversion_number(void);
 
 /* Result codes. oplog_code_name() gives the SPEC's lower-case name. */
 typedef enum oplog_code {
@@ -54,7 +74,7 @@ typedef enum oplog_code {
 } oplog_code;
 
 /* "invalid_argument", "not_found", ...; "unknown" for a value out of range. */
-const char *oplog_code_name(int code);
+OPLOG_API const char *oplog_code_name(int code);
 
 typedef struct oplog_db oplog_db;
 
@@ -118,21 +138,21 @@ typedef struct oplog_open_opts {
  * it may be NULL) so that oplog_errmsg(*db) explains; close it either way.
  * opts may be NULL only for an existing plaintext or keyless read.
  */
-int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **db);
+OPLOG_API int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **db);
 
 /* Rolls back any open transaction, wipes keys, frees everything. NULL ok.
  * Close every iterator of the handle first (as with sqlite3_finalize
  * before sqlite3_close): an iterator must not outlive its handle. */
-int oplog_close(oplog_db *db);
+OPLOG_API int oplog_close(oplog_db *db);
 
 /* Message of the last failure on db ("not an error" after success). */
-const char *oplog_errmsg(oplog_db *db);
+OPLOG_API const char *oplog_errmsg(oplog_db *db);
 /* Code of the last failure on db. */
-int oplog_errcode(oplog_db *db);
+OPLOG_API int oplog_errcode(oplog_db *db);
 
 /* Writes a new random 32-byte key to path as 64 hex chars + "\n", mode
  * 0600; fails (OPLOG_IO, message says why) if path exists. */
-int oplog_keygen(const char *path, char *errbuf, size_t errbuf_len);
+OPLOG_API int oplog_keygen(const char *path, char *errbuf, size_t errbuf_len);
 
 /* ---------------------------------------------------------------- values */
 
@@ -176,9 +196,9 @@ typedef enum oplog_op_kind {
 } oplog_op_kind;
 
 /* "create", "update", "delete", "create_items", "delete_items"; NULL else. */
-const char *oplog_op_name(int kind);
+OPLOG_API const char *oplog_op_name(int kind);
 /* The reverse; 0 for an unknown name. */
-int oplog_op_kind_from_name(const char *name);
+OPLOG_API int oplog_op_kind_from_name(const char *name);
 
 /*
  * One operation on one row of one type. create_items / delete_items are
@@ -227,18 +247,18 @@ typedef struct oplog_type_spec {
  * OPLOG_TYPE_CONFLICT. Names must match [A-Za-z_][A-Za-z0-9_]* and may not
  * start with "oplog_" or "sqlite_".
  */
-int oplog_define(oplog_db *db, const oplog_type_spec *spec);
+OPLOG_API int oplog_define(oplog_db *db, const oplog_type_spec *spec);
 
 /* Calls each(ctx, spec) for every stored type, ordered by name; the spec
  * is valid during the call only. A non-zero return stops the walk and is
  * returned. */
-int oplog_types(oplog_db *db,
-                int (*each)(void *ctx, const oplog_type_spec *spec), void *ctx);
+OPLOG_API int oplog_types(oplog_db *db,
+                          int (*each)(void *ctx, const oplog_type_spec *spec), void *ctx);
 
 /* ---------------------------------------------------------------- tickets */
 
 /* Current version of the aggregate's ticket (OPLOG_NOT_FOUND if none). */
-int oplog_ticket(oplog_db *db, const char *aggregate, int64_t *version);
+OPLOG_API int oplog_ticket(oplog_db *db, const char *aggregate, int64_t *version);
 
 /* ---------------------------------------------------------------- transactions
  *
@@ -251,23 +271,23 @@ int oplog_ticket(oplog_db *db, const char *aggregate, int64_t *version);
  * these calls fails, the whole transaction has already been rolled back
  * when it returns. oplog_tx_rollback undoes everything.
  */
-int oplog_tx_begin(oplog_db *db, const char *aggregate);
-int oplog_tx_apply(oplog_db *db, const oplog_op *op);
+OPLOG_API int oplog_tx_begin(oplog_db *db, const char *aggregate);
+OPLOG_API int oplog_tx_apply(oplog_db *db, const oplog_op *op);
 /* *entry_id is 0 when no operation was queued (nothing is written then). */
-int oplog_tx_commit(oplog_db *db, const oplog_meta *metadata, size_t nmetadata,
-                    int64_t *entry_id);
+OPLOG_API int oplog_tx_commit(oplog_db *db, const oplog_meta *metadata, size_t nmetadata,
+                              int64_t *entry_id);
 /* Writes the operations queued so far as one entry (redeeming the ticket)
  * and keeps the transaction open for the next entry: many entries, one
  * SQLite commit (one fsync). The entries become durable at
  * oplog_tx_commit and vanish with everything else on rollback. */
-int oplog_tx_entry(oplog_db *db, const oplog_meta *metadata, size_t nmetadata,
-                   int64_t *entry_id);
-int oplog_tx_rollback(oplog_db *db);
+OPLOG_API int oplog_tx_entry(oplog_db *db, const oplog_meta *metadata, size_t nmetadata,
+                             int64_t *entry_id);
+OPLOG_API int oplog_tx_rollback(oplog_db *db);
 /* 1 while a high-level transaction is open on db. */
-int oplog_tx_active(oplog_db *db);
+OPLOG_API int oplog_tx_active(oplog_db *db);
 /* rowid of the last row inserted by oplog_tx_apply (for INTEGER PRIMARY
  * KEY columns the caller left out; the logged row carries it). */
-int64_t oplog_tx_last_rowid(oplog_db *db);
+OPLOG_API int64_t oplog_tx_last_rowid(oplog_db *db);
 
 /* ---------------------------------------------------------------- low level
  *
@@ -279,9 +299,9 @@ int64_t oplog_tx_last_rowid(oplog_db *db);
  * the next write_entry or commit fails and begin starts afresh. A failed
  * oplog_commit has rolled everything back.
  */
-int oplog_begin(oplog_db *db);
-int oplog_commit(oplog_db *db);
-int oplog_rollback(oplog_db *db);
+OPLOG_API int oplog_begin(oplog_db *db);
+OPLOG_API int oplog_commit(oplog_db *db);
+OPLOG_API int oplog_rollback(oplog_db *db);
 
 typedef struct oplog_entry_write {
   const char *aggregate;
@@ -292,7 +312,7 @@ typedef struct oplog_entry_write {
   size_t nops; /* at least 1 */
 } oplog_entry_write;
 
-int oplog_write_entry(oplog_db *db, const oplog_entry_write *w, int64_t *entry_id);
+OPLOG_API int oplog_write_entry(oplog_db *db, const oplog_entry_write *w, int64_t *entry_id);
 
 /* ---------------------------------------------------------------- reading */
 
@@ -317,8 +337,8 @@ typedef struct oplog_entry {
 /* Reads, decrypts and decodes one entry. OPLOG_NOT_FOUND if absent; an
  * operation whose type is not in the catalog is OPLOG_NOT_FOUND too. The
  * caller frees *out with oplog_entry_free. */
-int oplog_entry_get(oplog_db *db, int64_t id, oplog_entry **out);
-void oplog_entry_free(oplog_entry *entry);
+OPLOG_API int oplog_entry_get(oplog_db *db, int64_t id, oplog_entry **out);
+OPLOG_API void oplog_entry_free(oplog_entry *entry);
 
 typedef struct oplog_filter {
   const char *aggregate;      /* NULL: all */
@@ -333,10 +353,10 @@ typedef struct oplog_filter {
 typedef struct oplog_iter oplog_iter;
 
 /* Streams entries in id order; memory does not grow with the log. */
-int oplog_entries(oplog_db *db, const oplog_filter *filter, oplog_iter **it);
+OPLOG_API int oplog_entries(oplog_db *db, const oplog_filter *filter, oplog_iter **it);
 /* *entry is NULL at the end. It is valid until the next call on it. */
-int oplog_iter_next(oplog_iter *it, const oplog_entry **entry);
-void oplog_iter_close(oplog_iter *it);
+OPLOG_API int oplog_iter_next(oplog_iter *it, const oplog_entry **entry);
+OPLOG_API void oplog_iter_close(oplog_iter *it);
 
 /* ---------------------------------------------------------------- replay & verify */
 
@@ -358,7 +378,7 @@ typedef struct oplog_replay_result {
   int64_t entries, ops;
 } oplog_replay_result;
 
-int oplog_replay(oplog_db *db, const oplog_replay_opts *opts, oplog_replay_result *out);
+OPLOG_API int oplog_replay(oplog_db *db, const oplog_replay_opts *opts, oplog_replay_result *out);
 
 #define OPLOG_HASH_BYTES 32
 
@@ -371,7 +391,8 @@ typedef struct oplog_verify_opts {
 
 /* Called once per problem found. kind is one of "hash_mismatch",
  * "chain_break", "missing_entry", "decrypt_failed", "live_mismatch",
- * "head_mismatch"; id is 0 when no entry applies. */
+ * "head_mismatch", "index_mismatch", "key_state_mismatch", "too_large"
+ * (docs/lua.md says what each means); id is 0 when no entry applies. */
 typedef int (*oplog_problem_fn)(void *ctx, int64_t id, const char *kind, const char *detail);
 
 typedef struct oplog_verify_result {
@@ -382,12 +403,12 @@ typedef struct oplog_verify_result {
 
 /* A log with problems is still OPLOG_OK: problems go to on_problem (which
  * may be NULL) and into out. Only failures to run the check are errors. */
-int oplog_verify(oplog_db *db, const oplog_verify_opts *opts, oplog_problem_fn on_problem,
-                 void *ctx, oplog_verify_result *out);
+OPLOG_API int oplog_verify(oplog_db *db, const oplog_verify_opts *opts, oplog_problem_fn on_problem,
+                           void *ctx, oplog_verify_result *out);
 
 /* This file's own origin's newest entry: id 0 and an all-zero hash when it
  * has written none. */
-int oplog_head(oplog_db *db, int64_t *id, unsigned char hash[OPLOG_HASH_BYTES]);
+OPLOG_API int oplog_head(oplog_db *db, int64_t *id, unsigned char hash[OPLOG_HASH_BYTES]);
 
 #define OPLOG_ORIGIN_BYTES 32
 
@@ -402,7 +423,7 @@ typedef struct oplog_origin_info {
   unsigned char head_hash[OPLOG_HASH_BYTES];
 } oplog_origin_info;
 
-int oplog_origin(oplog_db *db, oplog_origin_info *out);
+OPLOG_API int oplog_origin(oplog_db *db, oplog_origin_info *out);
 
 /* ---------------------------------------------------------------- stats & keys */
 
@@ -413,19 +434,19 @@ typedef struct oplog_stats {
 } oplog_stats;
 
 /* each_aggregate (may be NULL) gets every ticket with its entry count. */
-int oplog_get_stats(oplog_db *db, oplog_stats *out,
-                    int (*each_aggregate)(void *ctx, const char *name, int64_t entries,
-                                          int64_t ticket),
-                    void *ctx);
+OPLOG_API int oplog_get_stats(oplog_db *db, oplog_stats *out,
+                              int (*each_aggregate)(void *ctx, const char *name, int64_t entries,
+                                                    int64_t ticket),
+                              void *ctx);
 
 /* Lists data keys: state is "active" (used for new entries) or "retired". */
-int oplog_keys(oplog_db *db,
-               int (*each)(void *ctx, int64_t id, int64_t created, const char *state),
-               void *ctx);
+OPLOG_API int oplog_keys(oplog_db *db,
+                         int (*each)(void *ctx, int64_t id, int64_t created, const char *state),
+                         void *ctx);
 /* Makes a new data key active; old entries stay readable. */
-int oplog_rotate_key(oplog_db *db, int64_t *new_key_id);
+OPLOG_API int oplog_rotate_key(oplog_db *db, int64_t *new_key_id);
 /* Re-wraps every data key under a new root key, in one transaction. */
-int oplog_rekey(oplog_db *db, const oplog_key_source *new_key);
+OPLOG_API int oplog_rekey(oplog_db *db, const oplog_key_source *new_key);
 
 #ifdef __cplusplus
 }

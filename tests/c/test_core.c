@@ -1300,6 +1300,22 @@ static void two_writers_across_catchup(void) {
   CHECK(count_rows(p, "SELECT version FROM oplog_ticket WHERE name = 'users'") == 601);
 }
 
+/* The library's version is the headers' version, and the number is made of
+ * its parts (major * 1000000 + minor * 1000 + patch). */
+static void libversion_matches_header(void) {
+  char buf[64];
+  CHECK(strcmp(oplog_libversion(), OPLOG_VERSION) == 0);
+  CHECK(oplog_libversion_number() == OPLOG_VERSION_NUMBER);
+  CHECK(OPLOG_VERSION_NUMBER ==
+        OPLOG_VERSION_MAJOR * 1000000 + OPLOG_VERSION_MINOR * 1000 + OPLOG_VERSION_PATCH);
+  snprintf(buf, sizeof buf, "%d.%d.%d", OPLOG_VERSION_MAJOR, OPLOG_VERSION_MINOR,
+           OPLOG_VERSION_PATCH);
+  CHECK(strcmp(buf, OPLOG_VERSION) == 0);
+#if OPLOG_VERSION_NUMBER < 2000
+#error "OPLOG_VERSION_NUMBER must be usable in #if, and this is at least 0.2.0"
+#endif
+}
+
 static const struct test_case cases[] = {
     {"entries_metadata_every_path", entries_metadata_every_path},
     {"tx_entry_batches", tx_entry_batches},
@@ -1327,6 +1343,7 @@ static const struct test_case cases[] = {
     {"derived_complete_after_close", derived_complete_after_close},
     {"catchup_follows_its_transaction", catchup_follows_its_transaction},
     {"two_writers_across_catchup", two_writers_across_catchup},
+    {"libversion_matches_header", libversion_matches_header},
     {NULL, NULL}};
 
 int main(int argc, char **argv) { return test_main(argc, argv, cases); }

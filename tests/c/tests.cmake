@@ -2,7 +2,7 @@
 add_library(oplog_testutil STATIC tests/c/testutil.c)
 target_link_libraries(oplog_testutil PUBLIC oplog_static)
 foreach(suite core crypto chain)
-  set(src ${CMAKE_SOURCE_DIR}/tests/c/test_${suite}.c)
+  set(src ${PROJECT_SOURCE_DIR}/tests/c/test_${suite}.c)
   if(NOT EXISTS ${src})
     continue()
   endif()

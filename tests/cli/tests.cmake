@@ -5,7 +5,7 @@ set(OPLOG_CLI_TESTS basics keygen_init run dump verify replay stats_head keys
   standalone progress modules security)
 foreach(t ${OPLOG_CLI_TESTS})
   add_test(NAME cli.${t}
-    COMMAND ${LUA_INTERP} ${CMAKE_SOURCE_DIR}/tests/cli/${t}_test.lua)
+    COMMAND ${LUA_INTERP} ${PROJECT_SOURCE_DIR}/tests/cli/${t}_test.lua)
   set_tests_properties(cli.${t} PROPERTIES
     ENVIRONMENT "${OPLOG_LUA_TEST_ENV}" LABELS cli TIMEOUT 120)
 endforeach()
@@ -15,7 +15,7 @@ endforeach()
 # test checks exit status 0 and the output a reader is promised.
 foreach(e quickstart edge_device admin)
   add_test(NAME example.${e}
-    COMMAND ${LUA_INTERP} ${CMAKE_SOURCE_DIR}/tests/cli/example_test.lua ${e})
+    COMMAND ${LUA_INTERP} ${PROJECT_SOURCE_DIR}/tests/cli/example_test.lua ${e})
   set_tests_properties(example.${e} PROPERTIES
     ENVIRONMENT "${OPLOG_LUA_TEST_ENV}" LABELS example TIMEOUT 120)
 endforeach()

@@ -7,7 +7,7 @@
 find_program(OPLOG_PYTHON3 NAMES python3)
 if(OPLOG_PYTHON3)
   add_test(NAME format.independent_reader
-    COMMAND ${OPLOG_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/format/run.py)
+    COMMAND ${OPLOG_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/format/run.py)
   set_tests_properties(format.independent_reader PROPERTIES
     ENVIRONMENT "${OPLOG_TEST_ENV}" LABELS format TIMEOUT 300)
 else()

@@ -13,8 +13,8 @@ set(OPLOG_SPECS
 foreach(spec ${OPLOG_SPECS})
   add_test(NAME lua.${spec}
     COMMAND ${LUA_INTERP} ${BUSTED} -o plainTerminal
-            ${CMAKE_SOURCE_DIR}/tests/spec/${spec}_spec.lua
-    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+            ${PROJECT_SOURCE_DIR}/tests/spec/${spec}_spec.lua
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
   set_tests_properties(lua.${spec} PROPERTIES
     ENVIRONMENT "${OPLOG_SPEC_ENV}" LABELS spec TIMEOUT 300)
 endforeach()

@@ -59,7 +59,8 @@ function M.open_temp(opts)
   for k, v in pairs(opts or {}) do o[k] = v end
   local path = M.tmpname(".db")
   local key_file
-  if o.key_file == nil and o.key == nil and o.passphrase == nil and o.encryption ~= false then
+  if o.key_file == nil and o.key == nil and o.passphrase == nil and o.passphrase_fd == nil
+    and o.encryption ~= false then
     key_file = path:gsub("%.db$", ".key")
     files[#files + 1] = key_file
     oplog.keygen(key_file)

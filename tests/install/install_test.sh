@@ -59,6 +59,15 @@ cc -o "$prefix/demo-static" "$prefix/demo.c" $(pkg-config --cflags oplog) "$libd
   $(pkg-config --libs --static sqlite3 libsodium libprotobuf-c)
 "$prefix/demo-static" "$prefix/b.db" | grep -qx "ok $version $version" || fail "static demo (pkg-config)"
 
+# docs/c.md's complete program, as printed there
+awk '/^## A complete program/ { f = 1 } f && /^```c/ { p = 1; next } p && /^```/ { exit } p' \
+  "$here/../../docs/c.md" >"$prefix/doc_example.c"
+[ -s "$prefix/doc_example.c" ] || fail "no program found in docs/c.md"
+cc -std=c11 -Wall -Wextra -Werror -o "$prefix/doc_example" "$prefix/doc_example.c" \
+  $(pkg-config --cflags --libs oplog) || fail "docs/c.md's program does not build"
+(cd "$prefix" && "$prefix/bin/oplog" keygen app.key >/dev/null &&
+  LD_LIBRARY_PATH="$libdir" ./doc_example | grep -qx "entry 1, oplog $version") || fail "docs/c.md's program"
+
 # find_package(oplog CONFIG) against the prefix: oplog::oplog and
 # oplog::oplog_static (tests/install/consumer).
 cmake -S "$here/consumer" -B "$prefix/consumer" -DCMAKE_PREFIX_PATH="$prefix" \

@@ -65,6 +65,15 @@ set_tests_properties(rel.powercut rel.iofault rel.diskfull rel.oom rel.concurren
   PROPERTIES ENVIRONMENT "${REL_ENV}" TIMEOUT 300 LABELS reliability)
 set_tests_properties(rel.fuzz_lua PROPERTIES ENVIRONMENT "${REL_LUA_ENV}" TIMEOUT 300
   LABELS reliability)
+# The suite samples the OOM sweep's migrate path (~12,000 allocation
+# points) more sparsely, and under ASan every sweep more sparsely still;
+# run_long.sh takes every point.
+if(OPLOG_SANITIZE)
+  set_property(TEST rel.oom APPEND PROPERTY ENVIRONMENT "REL_OOM_MIGRATE_FACTOR=40" "REL_STRIDE=24"
+    "REL_OOM_PERSISTENT_STRIDE=120")
+else()
+  set_property(TEST rel.oom APPEND PROPERTY ENVIRONMENT "REL_OOM_MIGRATE_FACTOR=12")
+endif()
 # Short deterministic campaigns (a few seconds each, also under ASan).
 set_property(TEST rel.fuzz_entry APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=20000")
 set_property(TEST rel.fuzz_rows APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=20000")

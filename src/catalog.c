@@ -414,7 +414,8 @@ int target_create(oplog_db *db, const type_def *t, const char *schema, const cha
   sqlite3_free(sql);
   if (r != SQLITE_DONE) {
     rc = db_sqlerr(db, r);
-    if (rc == OPLOG_SQL) db->code = OPLOG_INVALID_ARGUMENT, rc = OPLOG_INVALID_ARGUMENT;
+    /* SQLite refused the declarations: the caller's argument */
+    if (rc == OPLOG_SQL) rc = db_error(db, OPLOG_INVALID_ARGUMENT, "%s", oplog_errmsg(db));
     return rc;
   }
   /* an existing table must carry every column of the type */

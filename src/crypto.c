@@ -590,7 +590,7 @@ static const unsigned char *find_key(oplog_db *db, int64_t origin, int64_t id) {
   return NULL;
 }
 
-static int need_key(oplog_db *db) {
+int key_required(oplog_db *db) {
   if (db->kr.encrypted && !db->kr.have_key)
     return db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted and was opened without its key");
   return OPLOG_OK;
@@ -601,7 +601,7 @@ int crypto_encrypt_entry(oplog_db *db, stored_entry *e, const uint8_t *plain, si
     e->key_id = 0;
     return buf_append(out, plain, n) ? db_error(db, OPLOG_NOMEM, "out of memory") : OPLOG_OK;
   }
-  int rc = need_key(db);
+  int rc = key_required(db);
   if (rc) return rc;
   const unsigned char *key = find_key(db, e->origin, db->kr.active);
   if (!key) {
@@ -632,7 +632,7 @@ int crypto_decrypt_entry(oplog_db *db, const stored_entry *e, buf *out) {
   if (!db->kr.encrypted)
     return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld claims key %lld in a plaintext file", (long long)e->id,
                     (long long)e->key_id);
-  int rc = need_key(db);
+  int rc = key_required(db);
   if (rc) return rc;
   const unsigned char *key = find_key(db, e->origin, e->key_id);
   if (!key) {
@@ -761,7 +761,7 @@ static int key_admin_check(oplog_db *db) {
     return db_error(db, OPLOG_INVALID_ARGUMENT, "finish the open transaction first");
   if (db->readonly) return db_error(db, OPLOG_READONLY, "the file is open read-only");
   if (!db->kr.encrypted) return db_error(db, OPLOG_INVALID_ARGUMENT, "the file is not encrypted");
-  return need_key(db);
+  return key_required(db);
 }
 
 /* After a committed change of the keys: load them. That cannot undo the

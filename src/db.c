@@ -1,5 +1,5 @@
 /* db.c — the handle: opening a file (pragmas, migrations, keys, catalog),
- * the internal statements, low-level transactions, stats and small helpers. */
+ * the internal statements, low-level transactions and stats. */
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -20,70 +20,6 @@ static int schema_level(void) {
   int n = 0;
   while (oplog_migrations[n].name) n++;
   return n;
-}
-
-int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-int utf8_valid(const uint8_t *p, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    uint8_t c = p[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f;
-    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f;
-    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07;
-    else return 0;
-    if (n - i < len) return 0;
-    for (size_t k = 1; k < len; k++) {
-      if ((p[i + k] & 0xc0) != 0x80) return 0;
-      cp = (cp << 6) | (p[i + k] & 0x3f);
-    }
-    /* overlong forms, surrogates, beyond U+10FFFF */
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return 0;
-    i += len;
-  }
-  return 1;
-}
-
-const char *col_bytes(sqlite3_stmt *s, int i, size_t *n) {
-  const char *p = sqlite3_column_blob(s, i);
-  *n = p ? (size_t)sqlite3_column_bytes(s, i) : 0;
-  return p ? p : "";
-}
-
-char *col_dup(sqlite3_stmt *s, int i) {
-  size_t n;
-  const char *p = col_bytes(s, i, &n);
-  char *d = sqlite3_malloc64(n + 1);
-  if (d) {
-    memcpy(d, p, n);
-    d[n] = 0;
-  }
-  return d;
-}
-
-int db_exec(oplog_db *db, const char *sql) {
-  int rc = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
-  return rc == SQLITE_OK ? OPLOG_OK : db_sqlerr(db, rc);
 }
 
 #define WM SQL_INDEXED_UPTO
@@ -206,15 +142,6 @@ static int read_level(oplog_db *db, int *level) {
   if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) *level = sqlite3_column_int(s, 0);
   sqlite3_finalize(s);
   return r == SQLITE_ROW ? OPLOG_OK : db_sqlerr(db, r);
-}
-
-/* Creates an empty file with mode 0600 (an empty file is an empty SQLite
- * database); one that appeared meanwhile is left as it is. */
-int create_private(oplog_db *db, const char *path) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0 && errno != EEXIST) return db_error(db, OPLOG_IO, "%s: %s", path, strerror(errno));
-  if (fd >= 0) close(fd);
-  return OPLOG_OK;
 }
 
 static int open_file(const char *path, const oplog_open_opts *opts, oplog_db **out, int fd_error);

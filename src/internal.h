@@ -192,6 +192,8 @@ typedef struct keyring {
 /* Reads (and for a new file, creates) the encryption settings and keys. */
 int crypto_open(oplog_db *db, const oplog_key_source *src, int is_new);
 void crypto_close(oplog_db *db);
+/* OPLOG_KEY_REQUIRED when the file is encrypted and its key was not given. */
+int key_required(oplog_db *db);
 /* What can be checked of a key source for a new root before any work:
  * key length, passphrase limits (range and minimum). */
 int crypto_check_new_source(oplog_db *db, const oplog_key_source *src);
@@ -310,7 +312,7 @@ int db_sqlerr(oplog_db *db, int rc);
 int map_sqlite_code(int rc);
 void db_clear_error(oplog_db *db);
 
-/* ---------------------------------------------------------------- helpers */
+/* ---------------------------------------------------------------- helpers (util.c) */
 /* The derived tables' watermark, as a scalar subquery in SQL. */
 #define SQL_INDEXED_UPTO "(SELECT value FROM oplog_config WHERE name = 'indexed_upto')"
 /* A TEXT or BLOB column's bytes without asking SQLite for a NUL terminator

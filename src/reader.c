@@ -168,8 +168,8 @@ int oplog_entries(oplog_db *db, const oplog_filter *f, oplog_iter **out) {
   db_clear_error(db);
   if (!out) return db_error(db, OPLOG_INVALID_ARGUMENT, "iterator pointer is NULL");
   *out = NULL;
-  if (db->kr.encrypted && !db->kr.have_key)
-    return db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted and was opened without its key");
+  int krc = key_required(db);
+  if (krc) return krc;
   return iter_open(db, f, ITER_OPS | ITER_META, out);
 }
 
@@ -213,8 +213,8 @@ int oplog_entry_get(oplog_db *db, int64_t id, oplog_entry **out) {
   db_clear_error(db);
   if (!out) return db_error(db, OPLOG_INVALID_ARGUMENT, "out is NULL");
   *out = NULL;
-  if (db->kr.encrypted && !db->kr.have_key)
-    return db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted and was opened without its key");
+  int krc = key_required(db);
+  if (krc) return krc;
   sqlite3_stmt *s = NULL;
   char *sql = sqlite3_mprintf("SELECT %s FROM oplog_entries WHERE id = ?1", db->entry_cols);
   int r0 = sql ? sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL) : SQLITE_NOMEM;

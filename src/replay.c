@@ -79,12 +79,8 @@ int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog
       if (!t) rc = db_error(db, OPLOG_NOT_FOUND, "entry %lld: type %s is not in the catalog", (long long)e->id, op->type);
       else if ((rc = op_validate(db, t, op, cols)) || (rc = op_apply(db, cache, t, op, cols, NULL))) {
         op_failed = 1;
-        char *m = sqlite3_mprintf("replay of entry %lld, operation %llu: %s", (long long)e->id, (unsigned long long)i + 1,
-                                  oplog_errmsg(db));
-        if (m) {
-          sqlite3_free(db->msg);
-          db->msg = m;
-        }
+        db_error(db, rc, "replay of entry %lld, operation %llu: %s", (long long)e->id, (unsigned long long)i + 1,
+                 oplog_errmsg(db));
       }
       out->ops++;
     }
@@ -116,8 +112,8 @@ int oplog_replay(oplog_db *db, const oplog_replay_opts *o, oplog_replay_result *
   if (db->tx != TX_NONE) return db_error(db, OPLOG_INVALID_ARGUMENT, "finish the open transaction first");
   if ((o->suffix != NULL) == (o->into != NULL))
     return db_error(db, OPLOG_INVALID_ARGUMENT, "replay needs exactly one of suffix or into");
-  if (db->kr.encrypted && !db->kr.have_key)
-    return db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted and was opened without its key");
+  int rc0 = key_required(db);
+  if (rc0) return rc0;
   if (o->suffix) {
     if (!*o->suffix || strspn(o->suffix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
                            strlen(o->suffix) || strlen(o->suffix) > 64)

@@ -5,12 +5,6 @@
 
 #include "internal.h"
 
-static int key_check(oplog_db *db) {
-  if (db->kr.encrypted && !db->kr.have_key)
-    return db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted and was opened without its key");
-  return OPLOG_OK;
-}
-
 static int aggregate_check(oplog_db *db, const char *aggregate) {
   if (!aggregate || !*aggregate)
     return db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate must be a non-empty string");
@@ -40,7 +34,7 @@ int oplog_tx_begin(oplog_db *db, const char *aggregate) {
   if (db->tx != TX_NONE)
     return db_error(db, OPLOG_INVALID_ARGUMENT, "a transaction is already open on this handle (no nesting)");
   int rc = aggregate_check(db, aggregate);
-  if (rc || (rc = key_check(db))) return rc;
+  if (rc || (rc = key_required(db))) return rc;
   if (db->readonly) return db_error(db, OPLOG_READONLY, "the file is open read-only");
   size_t n = strlen(aggregate);
   char *copy = sqlite3_realloc64(db->tx_aggregate, n + 1);
@@ -138,7 +132,7 @@ int oplog_write_entry(oplog_db *db, const oplog_entry_write *w, int64_t *entry_i
     return db_error(db, OPLOG_INVALID_ARGUMENT, "the transaction was rolled back by an earlier error; begin again");
   }
   int rc = aggregate_check(db, w->aggregate);
-  if (rc || (rc = key_check(db))) return rc;
+  if (rc || (rc = key_required(db))) return rc;
   if (w->nops == 0 || !w->ops) return db_error(db, OPLOG_INVALID_ARGUMENT, "an entry needs at least one operation");
   queue_reset(&db->q);
   for (size_t i = 0; i < w->nops; i++) {

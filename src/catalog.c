@@ -372,33 +372,20 @@ int target_create(oplog_db *db, const type_def *t, const char *schema, const cha
     }
     if (r != SQLITE_OK) return db_sqlerr(db, r);
   }
-  sql = sqlite3_mprintf("CREATE TABLE IF NOT EXISTS \"%w\".\"%w%w\" (", schema, t->table, suffix);
-  for (size_t i = 0; sql && i < t->ncols; i++) {
-    char *n = sqlite3_mprintf("%s%s\"%w\" %s", sql, i ? ", " : "", t->col_names[i], t->col_decls[i]);
-    sqlite3_free(sql);
-    sql = n;
-  }
-  if (sql && !t->rowid_key && t->nkey > 1) {
+  sqlite3_str *q = sqlite3_str_new(db->sql);
+  sqlite3_str_appendf(q, "CREATE TABLE IF NOT EXISTS \"%w\".\"%w%w\" (", schema, t->table, suffix);
+  for (size_t i = 0; i < t->ncols; i++)
+    sqlite3_str_appendf(q, "%s\"%w\" %s", i ? ", " : "", t->col_names[i], t->col_decls[i]);
+  if (!t->rowid_key && t->nkey > 1) {
     /* a composite key without a declared constraint still needs uniqueness */
     int has_pk = 0;
     for (size_t i = 0; i < t->ncols; i++) has_pk |= is_primary_key(t->col_decls[i]);
-    if (!has_pk) {
-      char *n = sqlite3_mprintf("%s, PRIMARY KEY (", sql);
-      for (size_t k = 0; n && k < t->nkey; k++) {
-        char *m = sqlite3_mprintf("%s%s\"%w\"", n, k ? ", " : "", t->col_names[t->key_idx[k]]);
-        sqlite3_free(n);
-        n = m;
-      }
-      sqlite3_free(sql);
-      sql = n ? sqlite3_mprintf("%s)", n) : NULL;
-      sqlite3_free(n);
-    }
+    for (size_t k = 0; !has_pk && k < t->nkey; k++)
+      sqlite3_str_appendf(q, "%s\"%w\"", k ? ", " : ", PRIMARY KEY (", t->col_names[t->key_idx[k]]);
+    if (!has_pk) sqlite3_str_appendall(q, ")");
   }
-  if (sql) {
-    char *n = sqlite3_mprintf("%s)", sql);
-    sqlite3_free(sql);
-    sql = n;
-  }
+  sqlite3_str_appendall(q, ")");
+  sql = sqlite3_str_finish(q);
   if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
   /* one statement only: the tail must be empty (decls cannot smuggle more) */
   sqlite3_stmt *s = NULL;

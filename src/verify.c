@@ -323,17 +323,11 @@ static int replay_progress(void *ctx, int64_t done, int64_t total) {
 /* Rows that differ between the live table and its replay, by key. */
 static int compare_type(verify_ctx *v, const type_def *t) {
   oplog_db *db = v->db;
-  char *cols = sqlite3_mprintf("%s", ""), *keys = sqlite3_mprintf("%s", "");
-  for (size_t i = 0; cols && i < t->ncols; i++) {
-    char *m = sqlite3_mprintf("%s%s\"%w\"", cols, i ? ", " : "", t->col_names[i]);
-    sqlite3_free(cols);
-    cols = m;
-  }
-  for (size_t k = 0; keys && k < t->nkey; k++) {
-    char *m = sqlite3_mprintf("%s%squote(\"%w\")", keys, k ? " || ', ' || " : "", t->col_names[t->key_idx[k]]);
-    sqlite3_free(keys);
-    keys = m;
-  }
+  sqlite3_str *c = sqlite3_str_new(db->sql), *k = sqlite3_str_new(db->sql);
+  for (size_t i = 0; i < t->ncols; i++) sqlite3_str_appendf(c, "%s\"%w\"", i ? ", " : "", t->col_names[i]);
+  for (size_t i = 0; i < t->nkey; i++)
+    sqlite3_str_appendf(k, "%squote(\"%w\")", i ? " || ', ' || " : "", t->col_names[t->key_idx[i]]);
+  char *cols = sqlite3_str_finish(c), *keys = sqlite3_str_finish(k);
   char *sql = cols && keys
                   ? sqlite3_mprintf("SELECT %s FROM (SELECT %s FROM main.\"%w\" EXCEPT SELECT %s FROM temp.\"%w%s\")"
                                     " UNION SELECT %s FROM (SELECT %s FROM temp.\"%w%s\" EXCEPT SELECT %s FROM main.\"%w\")",

@@ -60,6 +60,8 @@ int db_sqlerr(oplog_db *db, int rc) {
   if (code == OPLOG_OK) code = OPLOG_SQL;
   const char *m = db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc);
   if (db->sql && sqlite3_errcode(db->sql) == SQLITE_OK) m = sqlite3_errstr(rc);
+  /* a damaged file: say which (a bare "malformed" names nothing) */
+  if (code == OPLOG_CORRUPT && db->path) return db_error(db, code, "%s: %s", db->path, m);
   return db_error(db, code, "%s", m);
 }
 

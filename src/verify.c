@@ -16,6 +16,7 @@ typedef struct verify_ctx {
   oplog_progress_fn progress;
   void *pctx;
   int64_t base, total; /* progress offset and total over both phases */
+  int damaged;          /* the file itself is damaged: the walk stopped there */
 } verify_ctx;
 
 static int problem(verify_ctx *v, int64_t id, const char *kind, const char *fmt, ...) {
@@ -279,8 +280,20 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     memcpy(c->hash, e.hash, OPLOG_HASH_BYTES);
     if (!rc && v->out->entries % PROGRESS_EVERY == 0) rc = tick(v, v->out->entries);
   }
-  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
-  if (!rc) rc = derived_finish(v, &w, config_clock);
+  if (!rc && r != SQLITE_DONE && map_sqlite_code(r) == OPLOG_CORRUPT) {
+    /* a truncated or half-copied file: report what was checked up to the
+     * damage instead of failing without a word on the rest */
+    db_sqlerr(db, r);
+    rc = problem(v, prev_id + 1, "corrupt", "the file is damaged after entry %lld (%lld entries checked): %s",
+                 (long long)prev_id, (long long)v->out->entries, oplog_errmsg(db));
+    r = SQLITE_DONE;
+    w.ixr = w.mdr = SQLITE_DONE;
+    v->damaged = 1;
+  } else if (!rc && r != SQLITE_DONE) {
+    rc = db_sqlerr(db, r);
+  } else if (!rc) {
+    rc = derived_finish(v, &w, config_clock);
+  }
   if (!rc) rc = tick(v, v->out->entries);
   agg_counts_free(&w.aggs);
   sqlite3_free(pos);
@@ -415,7 +428,7 @@ int oplog_verify(oplog_db *db, const oplog_verify_opts *o, oplog_problem_fn fn, 
   int can_decrypt = !db->kr.encrypted || db->kr.have_key;
   if (o->replay && !can_decrypt)
     return db_error(db, OPLOG_KEY_REQUIRED, "verify with replay needs the key");
-  verify_ctx v = {db, fn, ctx, out, o->progress, o->progress_ctx, 0, 0};
+  verify_ctx v = {db, fn, ctx, out, o->progress, o->progress_ctx, 0, 0, 0};
   /* One read transaction: every phase sees the same snapshot. */
   int rc = db_begin(db, 0);
   if (rc) return rc;
@@ -423,6 +436,7 @@ int oplog_verify(oplog_db *db, const oplog_verify_opts *o, oplog_problem_fn fn, 
     oplog_filter all = {0};
     v.total = iter_count(db, &all, &rc);
     if (o->replay) v.total *= 2;
+    if (rc == OPLOG_CORRUPT) rc = OPLOG_OK; /* a damaged file: the walk reports what it can, total unknown */
   }
   int head_seen = 0;
   if (!rc) rc = walk_chain(&v, can_decrypt, o->head, &head_seen);
@@ -432,8 +446,11 @@ int oplog_verify(oplog_db *db, const oplog_verify_opts *o, oplog_problem_fn fn, 
     rc = problem(&v, 0, "head_mismatch", "no entry has the head hash %s: entries were cut off or rewritten", h);
   }
   if (!rc && db->kr.encrypted && db->kr.have_key && db->format == OPLOG_FORMAT_VERSION) rc = check_key_states(&v);
-  if (!rc && o->replay) rc = verify_replay(&v);
-  if (!rc) rc = db_commit(db);
-  if (rc) db_rollback(db);
+  if (!rc && o->replay && !v.damaged) rc = verify_replay(&v);
+  /* after damage SQLite may refuse even to end the read: what was found
+   * stands, the read transaction is just dropped */
+  if (!rc && !v.damaged) rc = db_commit(db);
+  if (rc || v.damaged) db_rollback(db);
+  if (!rc) db_clear_error(db);
   return rc;
 }

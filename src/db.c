@@ -146,6 +146,27 @@ static int read_level(oplog_db *db, int *level) {
 
 static int open_file(const char *path, const oplog_open_opts *opts, oplog_db **out, int fd_error);
 
+static int sidecar_exists(const char *path, const char *suffix) {
+  char *p = sqlite3_mprintf("%s%s", path, suffix);
+  struct stat st;
+  int yes = p && stat(p, &st) == 0;
+  sqlite3_free(p);
+  return yes;
+}
+
+/* Removes the -wal and -shm a read-only handle made beside a file that had
+ * none, as SQLite itself does when the last connection closes: a moment's
+ * read-write connection that reads and closes. SQLite removes them only if
+ * no other connection has the file open; without write permission nothing
+ * happens. The file's content is not changed (the log is empty). */
+static void wal_cleanup(const char *path) {
+  if (!sidecar_exists(path, "-wal") && !sidecar_exists(path, "-shm")) return;
+  sqlite3 *s = NULL;
+  if (sqlite3_open_v2(path, &s, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK)
+    sqlite3_exec(s, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL, NULL);
+  sqlite3_close_v2(s);
+}
+
 int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
   if (!opts || !opts->key.passphrase_from_fd) return open_file(path, opts, out, 0);
   /* the passphrase is read here, into locked memory, and wiped after */
@@ -203,6 +224,9 @@ static int open_file(const char *path, const oplog_open_opts *opts, oplog_db **o
    * clear (README, "Security model"). */
   if (!exists && ((rc = crypto_check_new_source(db, &opts->key)) || (rc = create_private(db, path)))) return rc;
 
+  /* A read-only handle makes the -wal and -shm SQLite needs to read; when
+   * there were none, they are removed at close (see wal_cleanup). */
+  if (db->readonly) db->wal_made = !sidecar_exists(path, "-wal") && !sidecar_exists(path, "-shm");
   int flags = (db->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
               SQLITE_OPEN_NOMUTEX;
   int r = sqlite3_open_v2(path, &db->sql, flags, NULL);
@@ -277,6 +301,7 @@ int oplog_close(oplog_db *db) {
   buf_free(&db->scratch2);
   sqlite3_free(db->tx_aggregate);
   if (db->sql) sqlite3_close_v2(db->sql);
+  if (db->readonly && db->wal_made) wal_cleanup(db->path);
   sqlite3_free(db->path);
   sqlite3_free(db->entry_cols);
   sqlite3_free(db->entry_cols_e);

@@ -286,6 +286,7 @@ struct oplog_db {
   log_state ls;
   int format;                                 /* 1: a format-1 file read as it is */
   int wrote;                                  /* entries written since open */
+  int wal_made;                               /* read-only, and no -wal/-shm was there at open */
   unsigned char self_id[OPLOG_ORIGIN_BYTES];  /* this file's origin */
   struct origin_slot {
     int64_t no;

@@ -195,4 +195,43 @@ H.test("verify only reads: the file is unchanged", function()
   H.eq(H.read_file(db), before, "log file after verify")
 end)
 
+H.test("read-only commands leave a one-file log one file", function()
+  local dir = H.tmpdir()
+  local db, key = H.fixture(dir)
+  local before = H.read_file(db)
+  H.check(not H.read_file(db .. "-wal") and not H.read_file(db .. "-shm"), "the fixture has sidecar files")
+  H.ok(H.oplog("verify", db, "--key-file", key))
+  H.ok(H.oplog("stats", db))
+  H.ok(H.oplog("dump", db, "--key-file", key))
+  H.ok(H.oplog("head", db))
+  H.check(not H.read_file(db .. "-wal"), "a read-only command left " .. db .. "-wal")
+  H.check(not H.read_file(db .. "-shm"), "a read-only command left " .. db .. "-shm")
+  H.eq(H.read_file(db), before, "log file after read-only commands")
+end)
+
+H.test("a damaged file: verify names it and reports what it checked up to the damage", function()
+  local dir = H.tmpdir()
+  local db = dir .. "/big.oplog"
+  H.write_file(dir .. "/big.lua", [[
+    local db <close> = require("oplog").open(arg[1], { encryption = false })
+    db:define("t", { columns = { { "id", "INTEGER PRIMARY KEY" }, { "v", "TEXT" } } })
+    for i = 1, 400 do db:transaction("t", function(tx) tx:create("t", { v = string.rep("x", 300) }) end) end
+  ]])
+  H.ok(H.oplog("run", dir .. "/big.lua", db))
+  -- zero 10 pages near the end, as a half-written copy would leave them
+  H.sh("dd if=/dev/zero of='" .. db .. "' bs=4096 seek=80 count=10 conv=notrunc 2>/dev/null")
+  local r = H.oplog("verify", db, "--no-encryption", "--json")
+  H.status(r, 1)
+  local report = H.decode(r.out, r)
+  H.eq(report.ok, false, "ok", r)
+  H.check(report.entries > 0 and report.entries < 400, "entries checked before the damage: " .. tostring(report.entries), r)
+  local last = report.problems[#report.problems]
+  H.eq(last.kind, "corrupt", "kind", r)
+  H.has(last.detail, "big%.oplog", "the damaged file is named", r)
+  -- a command that cannot read it names it too
+  r = H.oplog("dump", db, "--no-encryption")
+  H.status(r, 2, "corrupt")
+  H.has(r.err, "big%.oplog", "stderr", r)
+end)
+
 H.done()

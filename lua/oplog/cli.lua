@@ -93,8 +93,10 @@ local KDF_OPTIONS = [[
 With --passphrase-env or --passphrase-fd, the Argon2id limits (stored in
 the file, used by every later open) may be lowered for small devices, down
 to 2 passes and 8 MiB:
-  --kdf-ops N            passes (default 2)
-  --kdf-mem MIB          memory in MiB (default 64)
+  --kdf-ops N            passes (default 2, at most 8)
+  --kdf-mem MIB          memory in MiB (default 64, at most 256)
+Every later open refuses a file that asks for more than 8 passes or
+256 MiB (the library's default kdf_limit).
 ]]
 
 HELP.init = [[
@@ -368,6 +370,12 @@ local function add_kdf(cmd, o, key)
       end
       kdf[f[1]] = n * f[2]
     end
+  end
+  -- The command opens files with the default kdf_limit (8 passes, 256 MiB):
+  -- it must not make one that it would then refuse to open.
+  if (kdf.ops or 0) > 8 or (kdf.mem or 0) > 256 * 1024 * 1024 then
+    usage("%s: --kdf-ops and --kdf-mem go up to 8 passes and 256 MiB, the most oplog opens by default "
+      .. "(kdf_limit)", cmd)
   end
   key.kdf = kdf
   return key

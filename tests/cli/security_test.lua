@@ -140,6 +140,10 @@ H.test("weak and overflowing Argon2id limits for a new passphrase are refused", 
     { { "--kdf-mem", "17592186044417" }, "below 10%^9" },  -- 2^44 + 1 MiB: 1 MiB after a wrap
     { { "--kdf-mem", "1000000000000000000000000" }, "below 10%^9" }, -- 25 digits
     { { "--kdf-ops", "18446744073709551617" }, "below 10%^9" },
+    -- more than the command's own opens accept (kdf_limit): a file it
+    -- could not open again
+    { { "--kdf-ops", "9" }, "up to 8 passes and 256 MiB" },
+    { { "--kdf-mem", "257" }, "up to 8 passes and 256 MiB" },
   } do
     local args = { "init", db, "--passphrase-fd", "3" }
     table.move(case[1], 1, #case[1], #args + 1, args)

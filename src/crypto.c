@@ -30,17 +30,19 @@ static int read_key_file(oplog_db *db, const char *path, unsigned char out[OPLOG
                     strerror(errno));
   /* As ssh does with private keys: a key others can read is no secret. */
   struct stat st;
-  if (fstat(fd, &st) != 0 || (st.st_mode & 077) || st.st_size > KEY_FILE_MAX) {
+  if (fstat(fd, &st) != 0) {
     int e = errno;
+    close(fd);
+    return db_error(db, OPLOG_IO, "key file %s: %s", path, strerror(e));
+  }
+  if ((st.st_mode & 077) || st.st_size > KEY_FILE_MAX) {
     close(fd);
     if (st.st_mode & 077)
       return db_error(db, OPLOG_INVALID_ARGUMENT,
                       "key file %s is open to others (mode %03o): make it private (chmod 600)", path,
                       (unsigned)(st.st_mode & 0777));
-    if (st.st_size > KEY_FILE_MAX)
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "key file %s is longer (%lld bytes) than a key file can be", path,
-                      (long long)st.st_size);
-    return db_error(db, OPLOG_IO, "key file %s: %s", path, strerror(e));
+    return db_error(db, OPLOG_INVALID_ARGUMENT, "key file %s is longer (%lld bytes) than a key file can be", path,
+                    (long long)st.st_size);
   }
   unsigned char raw[KEY_FILE_MAX + 1];
   size_t n = 0;
@@ -449,6 +451,13 @@ int crypto_check_new_source(oplog_db *db, const oplog_key_source *src) {
     return db_error(db, OPLOG_INVALID_ARGUMENT,
                     "kdf limits too weak for a new passphrase: at least ops %llu and %llu bytes of memory",
                     (unsigned long long)OPLOG_KDF_OPS_MIN, (unsigned long long)OPLOG_KDF_MEM_MIN);
+  /* nor more than an open would accept: the file could not be opened again */
+  unsigned long long ops_max = src->kdf_ops_max ? src->kdf_ops_max : OPLOG_KDF_OPS_MAX;
+  size_t mem_max = src->kdf_mem_max ? src->kdf_mem_max : OPLOG_KDF_MEM_MAX;
+  if (ops > ops_max || mem > mem_max)
+    return db_error(db, OPLOG_INVALID_ARGUMENT,
+                    "kdf limits above kdf_limit (ops %llu, %llu bytes): the file could not be opened without raising it",
+                    ops_max, (unsigned long long)mem_max);
   return OPLOG_OK;
 }
 

@@ -86,11 +86,14 @@ int entry_from_row(oplog_db *db, sqlite3_stmt *s, stored_entry *e) {
   e->hash = sqlite3_column_blob(s, 10);
   good = good && sqlite3_column_bytes(s, 10) == OPLOG_HASH_BYTES;
   e->format = sqlite3_column_int(s, 11);
-  if (sqlite3_column_type(s, 7) == SQLITE_NULL || sqlite3_column_type(s, 8) == SQLITE_NULL)
-    return db_error(db, OPLOG_CORRUPT, "entry %lld is larger than max_entry_bytes (%lld): not read", (long long)e->id,
-                    (long long)db->max_entry);
   if (!good || (e->format != 1 && e->format != 2))
     return db_error(db, OPLOG_CORRUPT, "entry %lld has a malformed hash, prev_hash or format", (long long)e->id);
   if (!(e->origin_id = origin_id(db, e->origin))) return db->code;
+  /* over the cap, metadata and data were not loaded: the rest of e stands */
+  if (sqlite3_column_type(s, 7) == SQLITE_NULL || sqlite3_column_type(s, 8) == SQLITE_NULL) {
+    e->metadata = e->data = NULL;
+    return db_error(db, OPLOG_CORRUPT, "entry %lld is larger than max_entry_bytes (%lld): not read", (long long)e->id,
+                    (long long)db->max_entry);
+  }
   return OPLOG_OK;
 }

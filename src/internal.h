@@ -152,7 +152,8 @@ typedef struct stored_entry {
   "THEN " p "data END, " p "prev_hash, " p "hash, " p "format"
 /* Fills e from a row of ENTRY_COLUMNS starting at column 0; pointers stay
  * valid until the statement moves. A hash or prev_hash of the wrong size,
- * or an unknown origin, is OPLOG_CORRUPT. */
+ * or an unknown origin, is OPLOG_CORRUPT; so is an entry over the cap,
+ * whose metadata and data are then NULL while the rest of e is filled. */
 int entry_from_row(oplog_db *db, sqlite3_stmt *s, stored_entry *e);
 
 /* ---------------------------------------------------------------- metadata (meta.c) */

@@ -391,8 +391,8 @@ typedef struct oplog_verify_opts {
 
 /* Called once per problem found. kind is one of "hash_mismatch",
  * "chain_break", "missing_entry", "decrypt_failed", "live_mismatch",
- * "head_mismatch", "index_mismatch", "key_state_mismatch", "too_large"
- * (docs/lua.md says what each means); id is 0 when no entry applies. */
+ * "head_mismatch", "index_mismatch", "key_state_mismatch", "too_large",
+ * "corrupt" (docs/lua.md says what each means); id is 0 when no entry applies. */
 typedef int (*oplog_problem_fn)(void *ctx, int64_t id, const char *kind, const char *detail);
 
 typedef struct oplog_verify_result {

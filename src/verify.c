@@ -112,6 +112,10 @@ static int derived_entry(verify_ctx *v, derived_walk *w, const stored_entry *e) 
   /* oplog_metadata: the blob's pairs, in order, or no row at all */
   meta_reader mr;
   meta_pair m;
+  if (!e->metadata) { /* not read (too large): its rows cannot be compared */
+    while (w->mdr == SQLITE_ROW && sqlite3_column_int64(w->md, 0) == e->id) w->mdr = sqlite3_step(w->md);
+    return derived_failed(db, w);
+  }
   int s = meta_open(&mr, e->metadata, e->nmetadata) ? 1 : -1, same = 1, any = 0;
   int64_t pos = 0;
   while (w->mdr == SQLITE_ROW && sqlite3_column_int64(w->md, 0) == e->id) {
@@ -225,20 +229,22 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
       rc = d;
       break;
     }
-    if (d) {
-      /* an entry over max_entry_bytes is not loaded: it cannot be checked */
-      int big = sqlite3_column_type(es, 7) == SQLITE_NULL || sqlite3_column_type(es, 8) == SQLITE_NULL;
-      rc = problem(v, id, big ? "too_large" : "hash_mismatch", "%s", oplog_errmsg(db));
+    /* an entry over max_entry_bytes is not loaded: its hash cannot be
+     * checked, but its place in the chain and the derived rows can */
+    int unread = d == OPLOG_CORRUPT && e.origin_id && !e.data;
+    if (d && !unread) {
+      rc = problem(v, id, "hash_mismatch", "%s", oplog_errmsg(db));
       continue;
     }
+    if (unread && (rc = problem(v, id, "too_large", "%s", oplog_errmsg(db)))) break;
     chain_pos *c = chain_of(&pos, &npos, e.origin);
     if (!c) {
       rc = db_error(db, OPLOG_NOMEM, "out of memory");
       break;
     }
     unsigned char computed[OPLOG_HASH_BYTES];
-    int bad_meta = chain_hash(&e, computed) != OPLOG_OK;
-    if (!bad_meta) {
+    int bad_meta = !unread && chain_hash(&e, computed) != OPLOG_OK;
+    if (!bad_meta && !unread) {
       meta_reader mr;
       meta_pair m;
       int ms = meta_open(&mr, e.metadata, e.nmetadata) ? 1 : -1;
@@ -256,12 +262,12 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     if (!rc && memcmp(e.prev_hash, c->seq ? c->hash : zero, OPLOG_HASH_BYTES) != 0)
       rc = problem(v, id, "chain_break", "entry %lld does not link to the hash of its origin's entry %lld", (long long)id,
                    (long long)c->id);
-    if (!rc && !bad_meta && memcmp(e.hash, computed, OPLOG_HASH_BYTES) != 0)
+    if (!rc && !bad_meta && !unread && memcmp(e.hash, computed, OPLOG_HASH_BYTES) != 0)
       rc = problem(v, id, "hash_mismatch", "entry %lld changed after it was written", (long long)id);
     if (!rc && bad_meta)
       rc = problem(v, id, "decrypt_failed", "entry %lld: its metadata does not decode", (long long)id);
     if (!rc && head && e.origin == 1 && memcmp(e.hash, head, OPLOG_HASH_BYTES) == 0) *head_seen = 1;
-    if (!rc && decrypt) {
+    if (!rc && decrypt && !unread) {
       db->scratch2.n = 0;
       int d2 = crypto_decrypt_entry(db, &e, &db->scratch2);
       if (!d2) {

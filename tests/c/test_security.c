@@ -647,6 +647,10 @@ static void kdf_ceilings(void) {
   /* a file made with more passes than the default ceiling (8) opens only
    * with kdf_limit raised */
   po.key.kdf_ops = 9;
+  db = open_with("b.db", po, &rc); /* refused: it could not be opened again */
+  CHECK_RC(db, rc, OPLOG_INVALID_ARGUMENT);
+  oplog_close(db);
+  po.key.kdf_ops_max = 9;
   db = open_with("b.db", po, &rc);
   CHECK_RC(db, rc, OPLOG_OK);
   oplog_close(db);

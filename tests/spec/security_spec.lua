@@ -15,9 +15,9 @@ describe("security ceilings", function()
   after_each(testing.cleanup)
 
   describe("kdf_limit", function()
-    local function pass_file(kdf)
+    local function pass_file(kdf, limit)
       local path = testing.tmpname(".db")
-      local db = oplog.open(path, { passphrase = "open sesame", kdf = kdf })
+      local db = oplog.open(path, { passphrase = "open sesame", kdf = kdf, kdf_limit = limit })
       db:define("note", S.NOTE)
       db:transaction("notes", function(tx) tx:create("note", { id = 1, body = "x" }) end)
       db:close()
@@ -42,7 +42,12 @@ describe("security ceilings", function()
       S.err("invalid_argument", oplog.open, path, { passphrase = "open sesame", kdf_limit = { ops = 1 } })
       oplog.open(path, { passphrase = "open sesame", kdf_limit = { ops = 2, mem = 8 << 20 } }):close()
       -- more passes than the default ceiling (8): only with kdf_limit raised
-      path = pass_file({ ops = 9, mem = 8 << 20 })
+      -- a new passphrase above the ceiling is refused: the file could not be
+      -- opened again without raising it
+      local e2 = S.err("invalid_argument", oplog.open, testing.tmpname(".db"),
+        { passphrase = "open sesame", kdf = { ops = 9, mem = 8 << 20 } })
+      assert.truthy(e2.message:find("kdf_limit", 1, true), e2.message)
+      path = pass_file({ ops = 9, mem = 8 << 20 }, { ops = 9 })
       S.err("invalid_argument", oplog.open, path, { passphrase = "open sesame" })
       oplog.open(path, { passphrase = "open sesame", kdf_limit = { ops = 9 } }):close()
     end)

@@ -125,6 +125,9 @@ int oplog_replay(oplog_db *db, const oplog_replay_opts *o, oplog_replay_result *
   oplog_filter f = {.aggregate = o->aggregate, .since = o->since, .upto = o->upto};
   const char *schema = "main";
   int rc;
+  if (o->into && db->readonly)
+    return db_error(db, OPLOG_READONLY, "a read-only handle attaches files read-only too: open the log writable to replay into %s",
+                    o->into);
   if (o->into) {
     /* a replica holds the live rows in the clear: as private as the log */
     if ((rc = create_private(db, o->into))) return rc;

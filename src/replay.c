@@ -142,7 +142,7 @@ int oplog_replay(oplog_db *db, const oplog_replay_opts *o, oplog_replay_result *
     if (r != SQLITE_DONE) return db_sqlerr(db, r);
     schema = "oplog_replica";
   }
-  rc = db_begin(db, !(o->into && db->readonly));
+  rc = db_begin(db, 1);
   if (!rc) {
     rc = replay_run(db, schema, o->suffix ? o->suffix : "", &f, o->fresh, o->progress, o->progress_ctx, out,
                     NULL);

@@ -328,8 +328,8 @@ local function key_choice(cmd, o, use_env)
   elseif o.passphrase_env then
     local p = os.getenv(o.passphrase_env)
     if p == nil or p == "" then
-      usage("%s: environment variable %s (named by --passphrase-env) is not set", cmd,
-        o.passphrase_env)
+      usage("%s: environment variable %s (named by --passphrase-env) is %s", cmd,
+        o.passphrase_env, p == nil and "not set" or "empty")
     end
     return { passphrase = p }, "root key from the passphrase in $" .. o.passphrase_env
   elseif o.passphrase_fd then
@@ -680,7 +680,8 @@ function commands.verify(args)
     if decrypted then checks[#checks + 1] = "decryption" end
     if o.replay then checks[#checks + 1] = "replay" end
     if o.head then checks[#checks + 1] = "head" end
-    local what = string.format("%d entries checked (%s)", report.entries or 0,
+    local n = report.entries or 0
+    local what = string.format("%d %s checked (%s)", n, n == 1 and "entry" or "entries",
       table.concat(checks, ", "))
     if report.ok then
       out(path, ": ok, ", what, "\n")
@@ -869,7 +870,9 @@ local function run(argv, first)
   _G.oplog = oplog
   local ok, msg = xpcall(chunk, function(e)
     local text = describe(e)
-    if not text:match("^oplog: ") then text = "oplog: " .. text end
+    -- every message in the "oplog: <code>: <message>" shape; a script's
+    -- own error has no code of the library's: "error"
+    if not text:match("^oplog: ") then text = "oplog: error: " .. text end
     -- The frames below the script's main chunk are this command's own.
     local tb = debug.traceback(text, 2)
     return (tb:gsub("\n\t%[C%]: in function 'xpcall'\n.*$", ""))
@@ -923,6 +926,8 @@ function cli.main(argv)
   if type(status) == "table" and status.code == "key_required" and commands[argv[1]] then
     -- Say how to give the key, which the library cannot know.
     text = text .. " (give --key-file PATH, --passphrase-env VAR or --passphrase-fd N, or set OPLOG_KEY_FILE)"
+  elseif type(status) == "table" and status.code == "target_not_empty" then
+    text = text:gsub("pass fresh", "pass --fresh")
   elseif type(status) == "table" and status.code == "wrong_key" and commands[argv[1]]
     and tostring(status.message):find("not encrypted") then
     text = text .. " (give --no-encryption)"

@@ -76,13 +76,15 @@ H.test("bad flags: unknown, missing value, value on a flag, repeated, extra args
     { { "stats", "x.db", "--key-file", "k", "--no-encryption" }, "only one of" },
     { { "head", "x.db", "--passphrase-env", "OPLOG_TEST_SURELY_UNSET" },
       "OPLOG_TEST_SURELY_UNSET .* is not set" },
+    { { "head", "x.db", "--passphrase-env", "OPLOG_TEST_EMPTY" }, "OPLOG_TEST_EMPTY .* is empty",
+      { OPLOG_TEST_EMPTY = "" } },
     { { "keygen" }, "missing KEYFILE" },
     { { "init", "x.db" }, "choose a key" },
     { { "run" }, "missing SCRIPT" },
   }
   local dir = H.tmpdir()
   for _, c in ipairs(cases) do
-    local r = H.run(c[1], { cwd = dir })
+    local r = H.run(c[1], { cwd = dir, env = c[3] })
     H.status(r, 2, "invalid_argument")
     H.has(r.err, c[2], table.concat(c[1], " "), r)
     H.eq(r.out, "", "stdout of " .. table.concat(c[1], " "), r)

@@ -234,4 +234,16 @@ H.test("a damaged file: verify names it and reports what it checked up to the da
   H.has(r.err, "big%.oplog", "stderr", r)
 end)
 
+H.test("one entry is one entry", function()
+  local dir = H.tmpdir()
+  local db = dir .. "/one.oplog"
+  H.write_file(dir .. "/one.lua", [[
+    local db <close> = require("oplog").open(arg[1], { encryption = false })
+    db:define("t", { columns = { { "id", "INTEGER PRIMARY KEY" } } })
+    db:transaction("t", function(tx) tx:create("t", {}) end)
+  ]])
+  H.ok(H.oplog("run", dir .. "/one.lua", db))
+  H.has(H.ok(H.oplog("verify", db, "--no-encryption")), "ok, 1 entry checked %(", "singular")
+end)
+
 H.done()

@@ -107,7 +107,8 @@ fi
 # The suite, in phases from fast to slow; a mutant stops at the first
 # phase that fails: the C tests; the Lua specs, the command, the examples
 # and the independent format reader; the reliability tests that check
-# promises (power cut, I/O faults, disk full, concurrency, the rows oracle).
+# promises (power cut and its simulator, I/O faults, disk full,
+# concurrency, the rows oracle).
 # Left out: the benchmark and install tests, rel.oom (80 s, allocation
 # failures) and the crash-only fuzz campaigns (rel.fuzz_entry, fuzz_keys,
 # fuzz_lua, fuzz_lua_c: hostile input must not crash; they kill no mutant
@@ -117,7 +118,7 @@ phase_regex() {
   case "$1" in
   c) echo '^(core|crypto|chain|security)\.' ;;
   lua) echo '^(lua|cli|example|format)\.' ;;
-  rel) echo '^rel\.(powercut|iofault|diskfull|concurrency|fuzz_rows)$' ;;
+  rel) echo '^rel\.(powercut|crashsim|iofault|diskfull|concurrency|fuzz_rows)$' ;;
   esac
 }
 phase_exclude='^$'

@@ -9,7 +9,7 @@ if(OPLOG_SANITIZE)
 endif()
 set(OPLOG_SPECS
   module open define transaction lowlevel read replay_verify keys testing
-  format2 format1 errors security)
+  format2 format1 errors security failures)
 foreach(spec ${OPLOG_SPECS})
   add_test(NAME lua.${spec}
     COMMAND ${LUA_INTERP} ${BUSTED} -o plainTerminal

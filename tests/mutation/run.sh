@@ -97,10 +97,10 @@ generator=""
 command -v ninja >/dev/null 2>&1 && generator="-G Ninja"
 echo "mutation: copy of $root ($from) in $work; configuring"
 # shellcheck disable=SC2086
-if ! cmake -S "$src" -B "$build" $generator -DCMAKE_BUILD_TYPE=Release \
+if ! cmake -S "$src" -B "$build" $generator -DCMAKE_BUILD_TYPE=Release -DOPLOG_WERROR=ON \
      -DOPLOG_TEST_AREAS="c;spec;cli;reliability;format" >"$logs/configure.log" 2>&1; then
   cat "$logs/configure.log" >&2
-  echo "run.sh: configure failed" >&2
+  echo "run.sh: configure failed (a tracked file naming an untracked one? try --head)" >&2
   exit 2
 fi
 
@@ -181,7 +181,7 @@ for m in $mutants; do
   git -C "$src" apply "$diff"
   if ! build_lib "$log"; then
     printf '%-8s %-36s the library does not compile with it (%s)\n' ERROR "$name" \
-      "$(grep -m1 -E 'error' "$log" | cut -c1-120)"
+      "$(grep -m1 'error:' "$log" | sed 's|.*/src/||' | cut -c1-140)"
     errors=$((errors + 1)); broken="$broken $name"
   elif ! build_all "$log"; then
     printf '%-8s %-36s a test program no longer builds (%s s)\n' KILLED "$name" "$(secs "$t0")"

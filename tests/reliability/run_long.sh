@@ -22,6 +22,7 @@ run() {
   if ! env "$@"; then status=1; echo "FAILED: $*"; fi
 }
 run REL_KILLS=${REL_KILLS:-1000} REL_CREATE_KILLS=${REL_CREATE_KILLS:-100} $B/rel_powercut
+run REL_STRIDE=1 $B/rel_crashsim
 run REL_STRIDE=1 $B/rel_iofault
 run REL_FULL_STEP=${REL_FULL_STEP:-256} $B/rel_diskfull
 run REL_STRIDE=1 REL_OOM_PERSISTENT_STRIDE=1 REL_OOM_MIGRATE_FACTOR=1 $B/rel_oom

@@ -1,4 +1,5 @@
-# Reliability tests (ctest names rel.*): power cut, I/O faults, disk full,
+# Reliability tests (ctest names rel.*): power cut (process kills, and a
+# simulated disk that loses what was not synced), I/O faults, disk full,
 # out of memory, hostile input (fuzz targets), concurrency. See
 # tests/reliability/README.md for what each checks, the knobs and the long
 # runs (libFuzzer, valgrind).
@@ -8,7 +9,7 @@ set(REL_BIN ${CMAKE_BINARY_DIR}/tests/reliability)
 # Helpers shared by every test. They include internal.h only where a fuzz
 # entry point is used, so they build against oplog_objects' include dirs.
 add_library(oplog_reltest STATIC ${REL_DIR}/rel_common.c ${REL_DIR}/rel_vfs.c
-  ${REL_DIR}/rel_sweep.c ${REL_DIR}/rel_v1.c)
+  ${REL_DIR}/rel_crashvfs.c ${REL_DIR}/rel_sweep.c ${REL_DIR}/rel_v1.c)
 target_include_directories(oplog_reltest PUBLIC ${REL_DIR} ${CMAKE_SOURCE_DIR}/src)
 # The format-1 fixture (rel_v1.c) when OPLOG_SOURCE_DIR is not set.
 target_compile_definitions(oplog_reltest PRIVATE REL_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
@@ -31,6 +32,7 @@ function(rel_fuzz_executable name src)
 endfunction()
 
 rel_executable(rel_powercut ${REL_DIR}/rel_powercut.c)
+rel_executable(rel_crashsim ${REL_DIR}/rel_crashsim.c)
 rel_executable(rel_iofault ${REL_DIR}/rel_iofault.c)
 rel_executable(rel_diskfull ${REL_DIR}/rel_diskfull.c)
 rel_executable(rel_oom ${REL_DIR}/rel_oom.c)
@@ -51,6 +53,7 @@ set(REL_LUA_ENV "${OPLOG_LUA_TEST_ENV};TMPDIR=${REL_BIN}/tmp")
 file(MAKE_DIRECTORY ${REL_BIN}/tmp)
 
 add_test(NAME rel.powercut COMMAND rel_powercut)
+add_test(NAME rel.crashsim COMMAND rel_crashsim)
 add_test(NAME rel.iofault COMMAND rel_iofault)
 add_test(NAME rel.diskfull COMMAND rel_diskfull)
 add_test(NAME rel.oom COMMAND rel_oom)
@@ -60,7 +63,7 @@ add_test(NAME rel.fuzz_rows COMMAND rel_fuzz_rows)
 add_test(NAME rel.fuzz_keys COMMAND rel_fuzz_keys)
 add_test(NAME rel.fuzz_lua_c COMMAND rel_fuzz_lua)
 add_test(NAME rel.fuzz_lua COMMAND ${LUA_INTERP} ${REL_DIR}/lua_api_fuzz.lua)
-set_tests_properties(rel.powercut rel.iofault rel.diskfull rel.oom rel.concurrency
+set_tests_properties(rel.powercut rel.crashsim rel.iofault rel.diskfull rel.oom rel.concurrency
   rel.fuzz_entry rel.fuzz_rows rel.fuzz_keys rel.fuzz_lua_c
   PROPERTIES ENVIRONMENT "${REL_ENV}" TIMEOUT 300 LABELS reliability)
 set_tests_properties(rel.fuzz_lua PROPERTIES ENVIRONMENT "${REL_LUA_ENV}" TIMEOUT 300
@@ -73,6 +76,15 @@ if(OPLOG_SANITIZE)
     "REL_OOM_PERSISTENT_STRIDE=120")
 else()
   set_property(TEST rel.oom APPEND PROPERTY ENVIRONMENT "REL_OOM_MIGRATE_FACTOR=12")
+endif()
+# The power-cut simulator: every point of its workloads, in 3 modes and 2
+# syncs, is about 3000 cuts (run_long.sh); the suite takes every 3rd point
+# (the three modes of a sync shifted, so that together they cover every
+# point), every 6th under ASan.
+if(OPLOG_SANITIZE)
+  set_property(TEST rel.crashsim APPEND PROPERTY ENVIRONMENT "REL_STRIDE=6")
+else()
+  set_property(TEST rel.crashsim APPEND PROPERTY ENVIRONMENT "REL_STRIDE=3")
 endif()
 # Short deterministic campaigns (a few seconds each, also under ASan).
 set_property(TEST rel.fuzz_entry APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=20000")

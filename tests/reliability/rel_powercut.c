@@ -12,13 +12,13 @@
  * workload invariants (rel_check_workload) and exactly one active key.
  * A second phase kills writers while they create a brand-new file.
  *
- * A third phase kills the migration of a format-1 file (the fixture) at
- * each of its file-changing calls, as a process kill and as a power cut
- * (migrate_kills below).
+ * A kill keeps every write the process made (the kernel has them): it does
+ * not test fsync. Power cuts, where unsynced writes are lost or torn, are
+ * simulated at every point of each workload (the migration of a format-1
+ * file among them) by rel_crashsim.c.
  *
  * Knobs: REL_SEED, REL_KILLS (default 110), REL_CREATE_KILLS (default 20),
- * REL_MAX_DELAY_US (default 25000); phase 3: REL_MIGRATE_KILLS (0 skips
- * it), REL_MIGRATE_STRIDE (1), REL_FIRST / REL_LAST.
+ * REL_MAX_DELAY_US (default 25000).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,8 +30,6 @@
 #include <unistd.h>
 
 #include "rel_common.h"
-#include "rel_v1.h"
-#include "rel_vfs.h"
 
 static int count_active(void *ctx, int64_t id, int64_t created, const char *state) {
   (void)id;
@@ -121,93 +119,6 @@ static void check_round(const char *path, int64_t round, const int64_t *acked, s
   oplog_close(db);
 }
 
-/* Phase 3: the migration of a format-1 file, killed at each point. The
- * child copies nothing: the parent puts a fresh copy of the fixture in
- * place, the child opens it writable with the key (which migrates it in one
- * transaction) and closes it, and the VFS shim kills it right before its
- * Nth file-changing call (write, truncate, sync, delete) — as a process
- * kill (the kernel keeps what was written), then as a power cut (writes no
- * sync made durable are undone first). After each: integrity_check, then
- * the file must be format 1 unchanged or format 2 complete (rel_v1.h),
- * open read-only and verify with replay, migrate, verify and take a new
- * entry. Returns the number of kill points of one open. */
-/* One migrating child, killed before its nth kill point (0: not killed;
- * lose: as a power cut). Returns the points it saw when it was not killed
- * (-1 when it was), and checks the file it left. */
-static int64_t migrate_once(const char *path, int64_t n, int lose, int64_t points, int *fmt) {
-  rel_v1_copy(path);
-  int fds[2];
-  REL_CHECK(pipe(fds) == 0, "pipe");
-  pid_t pid = fork();
-  REL_CHECK(pid >= 0, "fork");
-  if (pid == 0) {
-    close(fds[0]);
-    rel_vfs_arm_crash(n, lose);
-    oplog_open_opts o = rel_v1_opts(0);
-    oplog_db *db = NULL;
-    int rc = oplog_open(path, &o, &db);
-    if (rc) {
-      fprintf(stderr, "migrating child: open: %s: %s\n", oplog_code_name(rc),
-              db ? oplog_errmsg(db) : "");
-      _exit(3);
-    }
-    rc = oplog_close(db);
-    int64_t seen = rel_vfs_crash_points();
-    rel_vfs_disarm();
-    if (write(fds[1], &seen, sizeof seen) != sizeof seen) _exit(4);
-    _exit(rc ? 5 : 0);
-  }
-  close(fds[1]);
-  int64_t seen = -1;
-  if (read(fds[0], &seen, sizeof seen) != sizeof seen) seen = -1;
-  close(fds[0]);
-  int st = 0;
-  REL_CHECK(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
-  int killed = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
-  REL_CHECK(killed || (WIFEXITED(st) && WEXITSTATUS(st) == 0),
-            "migrating child (kill point %" PRId64 ") failed: status %d", n, st);
-  const char *how = lose ? "power cut" : "process kill";
-  char msg[512];
-  REL_CHECK(rel_integrity_ok(path, msg, sizeof msg),
-            "migration killed at point %" PRId64 " (%s): integrity_check: %s", n, how, msg);
-  *fmt = rel_v1_check(path, 0, 1, msg, sizeof msg);
-  REL_CHECK(*fmt != 0, "migration killed at point %" PRId64 " of %" PRId64 " (%s): %s", n, points,
-            how, msg);
-  return killed ? -1 : seen;
-}
-
-/* Phase 3: the migration of a format-1 file, killed at each point. The
- * parent puts a fresh copy of the fixture in place, a child opens it
- * writable with the key (which migrates it in one transaction) and closes
- * it, and the VFS shim kills the child right before its Nth file-changing
- * call (write, truncate, sync, delete): as a process kill (the kernel keeps
- * what was written), then as a power cut (what no sync made durable is
- * undone first). After each: integrity_check, then the file must be format
- * 1 unchanged or format 2 complete (rel_v1.h), open read-only and verify
- * with replay, migrate, verify and take a new entry. REL_FIRST / REL_LAST
- * narrow it to points N..M, REL_MIGRATE_STRIDE takes every k-th point only.
- * Returns the kill points of one open. */
-static int64_t migrate_kills(const char *dir, int64_t left[2][3], int64_t *runs, int64_t *unreached) {
-  rel_v1_setup(dir);
-  char *path = strdup(rel_path(dir, "v1.db"));
-  int fmt = 0;
-  int64_t points = migrate_once(path, 0, 0, 0, &fmt);
-  REL_CHECK(points > 0, "dry run: no kill point counted");
-  REL_CHECK(fmt == 2, "the migration ran without a kill but left format %d", fmt);
-  int64_t first = rel_env_int("REL_FIRST", 1), last = rel_env_int("REL_LAST", points);
-  int64_t stride = rel_env_int("REL_MIGRATE_STRIDE", 1);
-  if (stride < 1) stride = 1;
-  for (int lose = 0; lose <= 1; lose++)
-    for (int64_t n = first; n <= points && n <= last; n += stride) {
-      if (migrate_once(path, n, lose, points, &fmt) >= 0) (*unreached)++;
-      (*runs)++;
-      left[lose][fmt]++;
-    }
-  rel_remove_db(path);
-  free(path);
-  return points;
-}
-
 int main(void) {
   int64_t seed = rel_env_int("REL_SEED", 20261121);
   int64_t kills = rel_env_int("REL_KILLS", 110);
@@ -215,9 +126,6 @@ int main(void) {
   int64_t max_delay = rel_env_int("REL_MAX_DELAY_US", 25000);
   rel_rng rng = {(uint64_t)seed};
   signal(SIGPIPE, SIG_IGN);
-  /* Every connection through the shim (pass-through until phase 3 arms its
-   * kill points). */
-  rel_vfs_install();
   char *dir = rel_mkdtemp("powercut");
   const char *path = strdup(rel_path(dir, "pc.db"));
 
@@ -307,24 +215,10 @@ int main(void) {
     create_survived++;
   }
 
-  /* Phase 3: kills during the migration of a format-1 file. */
-  int64_t left[2][3] = {{0, 0, 0}, {0, 0, 0}}, mruns = 0, unreached = 0, mpoints = 0;
-  if (rel_env_int("REL_MIGRATE_KILLS", 1)) {
-    char *mdir = rel_mkdtemp_fast("powercut-v1");
-    mpoints = migrate_kills(mdir, left, &mruns, &unreached);
-    rel_rmdir_all(mdir);
-    free(mdir);
-  }
-
   printf("powercut: seed %" PRId64 ": %" PRId64 " kills survived (%" PRId64
          " hit a live writer), %" PRId64 " acknowledged entries all present; %" PRId64
          " kills during file creation survived\n",
          seed, survived, hit_alive, total_acked, create_survived);
-  printf("powercut: migration of the format-1 fixture: %" PRId64 " kill points per open, %" PRId64
-         " kills survived; process kill: %" PRId64 " left format 1 unchanged, %" PRId64
-         " format 2 complete; power cut: %" PRId64 " format 1, %" PRId64 " format 2 (%" PRId64
-         " runs ended before their point)\n",
-         mpoints, mruns, left[0][1], left[0][2], left[1][1], left[1][2], unreached);
   rel_rmdir_all(dir);
   free((char *)path);
   free(dir);

@@ -2,12 +2,8 @@
  * file, which lives right after it in the same allocation (szOsFile). */
 #include "rel_vfs.h"
 
-#include <fcntl.h>
-#include <signal.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "rel_common.h"
 
@@ -17,7 +13,6 @@ const char *const rel_fault_names[REL_F__COUNT] = {"read", "write", "full",     
 typedef struct shim_file {
   sqlite3_file base;
   sqlite3_file *real;
-  char *path; /* crash mode: the file's name (NULL for temporary files) */
 } shim_file;
 
 static sqlite3_vfs *g_real;
@@ -35,99 +30,6 @@ static struct {
   int fired;
 } g;
 
-/* ---- crash mode: the points, and the writes not yet synced */
-typedef struct undo_rec {
-  char *path;
-  int64_t off, old_size; /* the range written (or truncated from), the size before */
-  int64_t n;             /* bytes written (0 for a truncate) */
-  unsigned char *old;    /* what the range held (the part below old_size) */
-  int64_t nold;
-  int synced;            /* made durable by a later xSync of the file */
-} undo_rec;
-
-static struct {
-  int armed, lose;
-  int64_t at, points;
-  undo_rec *rec;
-  size_t nrec, cap;
-} C;
-
-static void undo_free(void) {
-  for (size_t i = 0; i < C.nrec; i++) {
-    free(C.rec[i].path);
-    free(C.rec[i].old);
-  }
-  free(C.rec);
-  C.rec = NULL;
-  C.nrec = C.cap = 0;
-}
-
-/* Undoes every unsynced change, newest first, with plain POSIX calls (the
- * SQLite handles may be gone). */
-static void undo_unsynced(void) {
-  for (size_t i = C.nrec; i-- > 0;) {
-    undo_rec *r = &C.rec[i];
-    if (r->synced) continue;
-    int fd = open(r->path, O_WRONLY);
-    if (fd < 0) continue; /* deleted since: nothing to undo */
-    if (r->nold && pwrite(fd, r->old, (size_t)r->nold, r->off) != r->nold) abort();
-    if (r->n == 0 || r->off + r->n > r->old_size)
-      if (ftruncate(fd, r->old_size) != 0) abort();
-    close(fd);
-  }
-}
-
-static void crash_point(void) {
-  if (!C.armed) return;
-  if (++C.points != C.at) return;
-  if (C.lose) undo_unsynced();
-  raise(SIGKILL);
-  _exit(99); /* not reached */
-}
-
-/* Before a write of n bytes at off (n = 0: a truncate to off): remembers
- * what the range held, to undo it at a crash if no sync came first. */
-static void remember(sqlite3_file *real, const char *path, int64_t off, int64_t n) {
-  if (!C.armed || !C.lose || !path) return;
-  sqlite3_int64 size = 0;
-  if (real->pMethods->xFileSize(real, &size) != SQLITE_OK) abort();
-  int64_t from = off, to = n ? off + n : size; /* a truncate loses [off, size) */
-  if (to > size) to = size;
-  if (C.nrec == C.cap) {
-    C.cap = C.cap ? C.cap * 2 : 64;
-    C.rec = realloc(C.rec, C.cap * sizeof *C.rec);
-    if (!C.rec) abort();
-  }
-  undo_rec *r = &C.rec[C.nrec++];
-  memset(r, 0, sizeof *r);
-  r->path = strdup(path);
-  r->off = off;
-  r->old_size = size;
-  r->n = n;
-  r->nold = to > from ? to - from : 0;
-  if (r->nold) {
-    r->old = malloc((size_t)r->nold);
-    if (!r->old || real->pMethods->xRead(real, r->old, (int)r->nold, from) != SQLITE_OK) abort();
-  }
-  if (!r->path) abort();
-}
-
-static void synced(const char *path) {
-  if (!C.armed || !path) return;
-  for (size_t i = 0; i < C.nrec; i++)
-    if (!strcmp(C.rec[i].path, path)) C.rec[i].synced = 1;
-}
-
-void rel_vfs_arm_crash(int64_t at, int lose_unsynced) {
-  undo_free();
-  C.armed = 1;
-  C.lose = lose_unsynced;
-  C.at = at;
-  C.points = 0;
-}
-
-int64_t rel_vfs_crash_points(void) { return C.points; }
-
 /* Counts a call of `kind`; 1 if this one must fail. */
 static int hit(enum rel_fault_kind kind) {
   if (!g.armed) return 0;
@@ -142,13 +44,9 @@ static int hit(enum rel_fault_kind kind) {
 
 #define REAL(f) (((shim_file *)(f))->real)
 
-#define PATH(f) (((shim_file *)(f))->path)
-
 static int x_close(sqlite3_file *f) {
   int rc = REAL(f)->pMethods ? REAL(f)->pMethods->xClose(REAL(f)) : SQLITE_OK;
   f->pMethods = NULL;
-  free(PATH(f));
-  PATH(f) = NULL;
   return rc;
 }
 
@@ -158,8 +56,6 @@ static int x_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off) {
 }
 
 static int x_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off) {
-  crash_point();
-  remember(REAL(f), PATH(f), off, n);
   if (g.armed) {
     /* A write counts for both transient kinds; only the armed one fires. */
     int64_t nw = ++g.calls[REL_F_WRITE];
@@ -182,18 +78,13 @@ static int x_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off) {
 }
 
 static int x_truncate(sqlite3_file *f, sqlite3_int64 size) {
-  crash_point();
-  remember(REAL(f), PATH(f), size, 0);
   if (hit(REL_F_TRUNCATE)) return SQLITE_IOERR_TRUNCATE;
   return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 
 static int x_sync(sqlite3_file *f, int flags) {
-  crash_point();
   if (hit(REL_F_SYNC)) return SQLITE_IOERR_FSYNC;
-  int rc = REAL(f)->pMethods->xSync(REAL(f), flags);
-  if (rc == SQLITE_OK) synced(PATH(f));
-  return rc;
+  return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 
 static int x_file_size(sqlite3_file *f, sqlite3_int64 *size) {
@@ -251,22 +142,17 @@ static int v_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, 
   (void)v;
   shim_file *s = (shim_file *)f;
   s->real = (sqlite3_file *)(s + 1);
-  s->path = NULL;
   memset(s->real, 0, (size_t)g_real->szOsFile);
   f->pMethods = NULL;
   if (hit(REL_F_OPEN)) return SQLITE_CANTOPEN;
   int rc = g_real->xOpen(g_real, name, s->real, flags, out);
   /* Mirror the real file: SQLite calls xClose only when pMethods is set. */
-  if (s->real->pMethods) {
-    f->pMethods = &g_methods;
-    if (C.armed && name) s->path = strdup(name);
-  }
+  if (s->real->pMethods) f->pMethods = &g_methods;
   return rc;
 }
 
 static int v_delete(sqlite3_vfs *v, const char *name, int sync) {
   (void)v;
-  crash_point();
   return g_real->xDelete(g_real, name, sync);
 }
 static int v_access(sqlite3_vfs *v, const char *name, int flags, int *out) {
@@ -387,11 +273,7 @@ void rel_vfs_arm_budget(int64_t bytes) {
   g.armed = 1;
 }
 
-void rel_vfs_disarm(void) {
-  g.armed = 0;
-  C.armed = 0;
-  undo_free();
-}
+void rel_vfs_disarm(void) { g.armed = 0; }
 int64_t rel_vfs_calls(enum rel_fault_kind kind) { return g.calls[kind]; }
 int64_t rel_vfs_bytes_written(void) { return g.bytes; }
 int rel_vfs_fired(void) { return g.fired; }

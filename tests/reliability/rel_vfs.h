@@ -6,6 +6,8 @@
  * calls of each kind and fails the Nth one (transient: only that call), or,
  * in budget mode, answers SQLITE_FULL to every write once the bytes written
  * since arming exceed the budget (a full disk stays full).
+ *
+ * Power cuts are simulated by another VFS, rel_crashvfs.h.
  */
 #ifndef REL_VFS_H
 #define REL_VFS_H
@@ -32,16 +34,6 @@ void rel_vfs_arm(enum rel_fault_kind kind, int64_t fail_at);
 /* Budget mode: writes beyond `bytes` (counted since arming) get SQLITE_FULL. */
 void rel_vfs_arm_budget(int64_t bytes);
 void rel_vfs_disarm(void);
-/* Crash mode (a power cut at a chosen point): counts the calls that change
- * files — xWrite, xTruncate, xSync, xDelete — and right before the Nth
- * (at = N) kills the process with SIGKILL. With lose_unsynced it first
- * undoes, newest first, every write and truncate of a named file that no
- * xSync of that file has made durable since (the disk's write cache lost
- * with the power; the kernel keeps everything in a plain process kill).
- * at = 0 counts only. */
-void rel_vfs_arm_crash(int64_t at, int lose_unsynced);
-/* Points counted in crash mode since arming. */
-int64_t rel_vfs_crash_points(void);
 /* Calls of each kind since the last arm, and bytes written. */
 int64_t rel_vfs_calls(enum rel_fault_kind kind);
 int64_t rel_vfs_bytes_written(void);

@@ -21,7 +21,6 @@ command -v valgrind >/dev/null || { echo "valgrind not installed" >&2; exit 2; }
 # Reduced sizes for the reliability tests (see README.md for each knob).
 export REL_KILLS=${REL_KILLS:-12} REL_CREATE_KILLS=${REL_CREATE_KILLS:-3}
 export REL_MAX_DELAY_US=${REL_MAX_DELAY_US:-400000}
-export REL_MIGRATE_STRIDE=${REL_MIGRATE_STRIDE:-8}
 export REL_STRIDE=${REL_STRIDE:-40} REL_OOM_PERSISTENT_STRIDE=${REL_OOM_PERSISTENT_STRIDE:-0}
 export REL_FULL_BELOW=${REL_FULL_BELOW:-0}
 export REL_FULL_STEP=${REL_FULL_STEP:-16384}

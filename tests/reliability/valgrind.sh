@@ -22,6 +22,9 @@ command -v valgrind >/dev/null || { echo "valgrind not installed" >&2; exit 2; }
 export REL_KILLS=${REL_KILLS:-12} REL_CREATE_KILLS=${REL_CREATE_KILLS:-3}
 export REL_MAX_DELAY_US=${REL_MAX_DELAY_US:-400000}
 export REL_STRIDE=${REL_STRIDE:-40} REL_OOM_PERSISTENT_STRIDE=${REL_OOM_PERSISTENT_STRIDE:-0}
+# crashsim: every 40th point, sync=full only (each cut forks two processes,
+# both under valgrind; a cut child's open handles show as "possibly lost")
+export REL_CRASH_SYNC=${REL_CRASH_SYNC:-full}
 export REL_FULL_BELOW=${REL_FULL_BELOW:-0}
 export REL_FULL_STEP=${REL_FULL_STEP:-16384}
 export REL_WORKERS=${REL_WORKERS:-2} REL_TX=${REL_TX:-60}

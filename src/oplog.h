@@ -51,7 +51,7 @@ extern "C" {
 OPLOG_API const char *oplog_libversion(void);
 OPLOG_API int oplog_libversion_number(void);
 
-/* Result codes. oplog_code_name() gives the SPEC's lower-case name. */
+/* Result codes. oplog_code_name() gives each one's lower-case name (docs/errors.md). */
 typedef enum oplog_code {
   OPLOG_OK = 0,
   OPLOG_INVALID_ARGUMENT,

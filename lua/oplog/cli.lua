@@ -7,11 +7,11 @@ local progress = require "oplog.progress"
 
 local cli = {}
 
--- Errors the command raises itself look like the library's: a table with
--- code and message, printed as "oplog: <code>: <message>".
-local Error = {}
-Error.__index = Error
-Error.__tostring = function(e) return "oplog: " .. e.code .. ": " .. e.message end
+-- Errors the command raises itself ARE the library's: the same metatable
+-- (taken from an error the binding raises), so oplog.is_error holds for
+-- them and they print as "oplog: <code>: <message>".
+local Error = getmetatable(select(2, pcall(oplog.open)))
+assert(oplog.is_error(setmetatable({ code = "ok", message = "" }, Error)), "the binding's error metatable")
 
 local function fail(code, fmt, ...)
   error(setmetatable({ code = code, message = string.format(fmt, ...) }, Error), 0)

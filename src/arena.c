@@ -17,7 +17,7 @@ struct arena_chunk {
 
 #define ARENA_MIN 8192
 
-void *arena_alloc(arena *a, size_t n) {
+void *opl_arena_alloc(arena *a, size_t n) {
   n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
   arena_chunk *c = a->head;
   if (!c || c->size - c->used < n) {
@@ -38,8 +38,8 @@ void *arena_alloc(arena *a, size_t n) {
   return p;
 }
 
-char *arena_strndup(arena *a, const char *s, size_t n) {
-  char *p = arena_alloc(a, n + 1);
+char *opl_arena_strndup(arena *a, const char *s, size_t n) {
+  char *p = opl_arena_alloc(a, n + 1);
   if (p) {
     if (n) memcpy(p, s, n);
     p[n] = 0;
@@ -47,7 +47,7 @@ char *arena_strndup(arena *a, const char *s, size_t n) {
   return p;
 }
 
-void arena_reset(arena *a) {
+void opl_arena_reset(arena *a) {
   arena_chunk *keep = a->head;
   if (!keep) return;
   arena_chunk *c = keep->next;
@@ -61,25 +61,25 @@ void arena_reset(arena *a) {
   a->failed = 0;
 }
 
-void arena_free(arena *a) {
-  arena_reset(a);
+void opl_arena_free(arena *a) {
+  opl_arena_reset(a);
   sqlite3_free(a->head);
   a->head = NULL;
 }
 
-static void *pb_alloc(void *ctx, size_t n) { return arena_alloc(ctx, n); }
+static void *pb_alloc(void *ctx, size_t n) { return opl_arena_alloc(ctx, n); }
 static void pb_free(void *ctx, void *p) {
   (void)ctx;
   (void)p;
 }
 
-void arena_protobuf_allocator(arena *a, ProtobufCAllocator *out) {
+void opl_arena_protobuf_allocator(arena *a, ProtobufCAllocator *out) {
   out->alloc = pb_alloc;
   out->free = pb_free;
   out->allocator_data = a;
 }
 
-int buf_reserve(buf *b, size_t extra) {
+int opl_buf_reserve(buf *b, size_t extra) {
   if (b->cap - b->n >= extra) return OPLOG_OK;
   size_t cap = b->cap ? b->cap : 256;
   while (cap - b->n < extra) cap *= 2;
@@ -90,14 +90,14 @@ int buf_reserve(buf *b, size_t extra) {
   return OPLOG_OK;
 }
 
-int buf_append(buf *b, const void *p, size_t n) {
-  if (buf_reserve(b, n)) return OPLOG_NOMEM;
+int opl_buf_append(buf *b, const void *p, size_t n) {
+  if (opl_buf_reserve(b, n)) return OPLOG_NOMEM;
   if (n) memcpy(b->p + b->n, p, n);
   b->n += n;
   return OPLOG_OK;
 }
 
-void buf_free(buf *b) {
+void opl_buf_free(buf *b) {
   sqlite3_free(b->p);
   b->p = NULL;
   b->n = b->cap = 0;

@@ -7,7 +7,7 @@
 
 #include "internal.h"
 
-int valid_identifier(const char *s) {
+int opl_valid_identifier(const char *s) {
   if (!s || !(isalpha((unsigned char)*s) || *s == '_')) return 0;
   size_t n = 0;
   for (const char *p = s; *p; p++, n++)
@@ -99,7 +99,7 @@ static int valid_decl(const char *d) {
   return depth == 0;
 }
 
-int column_index(const type_def *t, const char *name) {
+int opl_column_index(const type_def *t, const char *name) {
   for (size_t i = 0; i < t->ncols; i++)
     if (strcmp(t->col_names[i], name) == 0) return (int)i;
   return -1;
@@ -107,7 +107,7 @@ int column_index(const type_def *t, const char *name) {
 
 static void type_free(type_def *t) { sqlite3_free(t); }
 
-void catalog_free(oplog_db *db) {
+void opl_catalog_free(oplog_db *db) {
   for (size_t i = 0; i < db->ntypes; i++) type_free(db->types[i]);
   sqlite3_free(db->types);
   db->types = NULL;
@@ -163,7 +163,7 @@ static type_def *type_build(const oplog_type_spec *s, const int *key_idx, size_t
 static int spec_check(oplog_db *db, oplog_type_spec *s, int *key_idx, size_t *nkey);
 
 /* Reads every type from the catalog tables into db->types. */
-int catalog_load(oplog_db *db) {
+int opl_catalog_load(oplog_db *db) {
   sqlite3_stmt *ts = NULL, *cs = NULL;
   int r = sqlite3_prepare_v2(db->sql, "SELECT name, table_name, aggregate FROM oplog_types ORDER BY name",
                              -1, &ts, NULL);
@@ -174,7 +174,7 @@ int catalog_load(oplog_db *db) {
                            -1, &cs, NULL);
   if (r != SQLITE_OK) {
     sqlite3_finalize(ts);
-    return db_sqlerr(db, r);
+    return opl_db_sqlerr(db, r);
   }
   type_def **types = NULL;
   size_t ntypes = 0;
@@ -184,7 +184,7 @@ int catalog_load(oplog_db *db) {
     int key_idx[OPLOG_MAX_COLUMNS];
     char *names[OPLOG_MAX_COLUMNS], *decls[OPLOG_MAX_COLUMNS];
     size_t ncols = 0, nkey = 0, tn;
-    const char *tname = col_bytes(ts, 0, &tn);
+    const char *tname = opl_col_bytes(ts, 0, &tn);
     sqlite3_bind_text(cs, 1, tname, (int)tn, SQLITE_STATIC); /* valid until ts steps */
     int64_t kpos[OPLOG_MAX_COLUMNS];
     int too_many = 0;
@@ -193,19 +193,19 @@ int catalog_load(oplog_db *db) {
         too_many = 1;
         break;
       }
-      names[ncols] = col_dup(cs, 0);
-      decls[ncols] = col_dup(cs, 1);
+      names[ncols] = opl_col_dup(cs, 0);
+      decls[ncols] = opl_col_dup(cs, 1);
       kpos[ncols] = sqlite3_column_type(cs, 2) == SQLITE_NULL ? 0 : sqlite3_column_int64(cs, 2);
       cols[ncols].name = names[ncols];
       cols[ncols].decl = decls[ncols];
       ncols++;
-      if (!names[ncols - 1] || !decls[ncols - 1]) rc = db_error(db, OPLOG_NOMEM, "out of memory");
+      if (!names[ncols - 1] || !decls[ncols - 1]) rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
     }
-    if (!rc && r != SQLITE_DONE && r != SQLITE_ROW) rc = db_sqlerr(db, r);
+    if (!rc && r != SQLITE_DONE && r != SQLITE_ROW) rc = opl_db_sqlerr(db, r);
     sqlite3_reset(cs);
     char *tcols[3] = {NULL, NULL, NULL};
     for (int i = 0; !rc && i < 3; i++)
-      if (!(tcols[i] = col_dup(ts, i))) rc = db_error(db, OPLOG_NOMEM, "out of memory");
+      if (!(tcols[i] = opl_col_dup(ts, i))) rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
     /* The catalog is checked exactly as define checks its arguments: a
      * hostile file must not steer SQL or memory through it. Key positions
      * are 1..nkey, each once, on distinct columns. */
@@ -221,7 +221,7 @@ int catalog_load(oplog_db *db) {
       for (size_t k = 0; !bad && k < nkey; k++)
         if (!keys[k]) bad = 1; /* positions with a hole */
       if (bad || !nkey)
-        rc = db_error(db, OPLOG_CORRUPT, "the catalog's columns of type %s are malformed (count or key positions)",
+        rc = opl_db_error(db, OPLOG_CORRUPT, "the catalog's columns of type %s are malformed (count or key positions)",
                       tcols[0]);
     }
     if (!rc) {
@@ -229,7 +229,7 @@ int catalog_load(oplog_db *db) {
       size_t n2 = 0;
       if ((rc = spec_check(db, &check, key_idx, &n2)) && rc != OPLOG_NOMEM) {
         char *m = sqlite3_mprintf("the catalog's type %s is invalid: %s", tcols[0], oplog_errmsg(db));
-        rc = db_error(db, OPLOG_CORRUPT, "%s", m ? m : "the catalog holds an invalid type");
+        rc = opl_db_error(db, OPLOG_CORRUPT, "%s", m ? m : "the catalog holds an invalid type");
         sqlite3_free(m);
       }
     }
@@ -239,7 +239,7 @@ int catalog_load(oplog_db *db) {
       type_def **grown = t ? sqlite3_realloc64(types, (ntypes + 1) * sizeof *types) : NULL;
       if (!grown) {
         type_free(t);
-        rc = db_error(db, OPLOG_NOMEM, "out of memory");
+        rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
       } else {
         types = grown;
         t->index = (int)ntypes;
@@ -252,7 +252,7 @@ int catalog_load(oplog_db *db) {
     }
     for (int i = 0; i < 3; i++) sqlite3_free(tcols[i]);
   }
-  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   sqlite3_finalize(ts);
   sqlite3_finalize(cs);
   if (rc) {
@@ -261,8 +261,8 @@ int catalog_load(oplog_db *db) {
     return rc;
   }
   /* cached statements point at the old definitions */
-  stmt_cache_clear(&db->live);
-  catalog_free(db);
+  opl_stmt_cache_clear(&db->live);
+  opl_catalog_free(db);
   db->types = types;
   db->ntypes = ntypes;
   db->catalog_gen++;
@@ -275,64 +275,64 @@ static const type_def *find_loaded(oplog_db *db, const char *name) {
   return NULL;
 }
 
-int catalog_find(oplog_db *db, const char *name, const type_def **out) {
+int opl_catalog_find(oplog_db *db, const char *name, const type_def **out) {
   *out = name ? find_loaded(db, name) : NULL;
   if (*out || !name) return OPLOG_OK;
-  int rc = catalog_load(db); /* a failed reload is an error, not a miss */
+  int rc = opl_catalog_load(db); /* a failed reload is an error, not a miss */
   if (!rc) *out = find_loaded(db, name);
   return rc;
 }
 
 /* Resolves a spec's defaults and checks it; fills key_idx. */
 static int spec_check(oplog_db *db, oplog_type_spec *s, int *key_idx, size_t *nkey) {
-  if (!valid_identifier(s->name) || reserved(s->name))
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "invalid type name '%s': use [A-Za-z_][A-Za-z0-9_]*, not oplog_* or sqlite_*",
+  if (!opl_valid_identifier(s->name) || reserved(s->name))
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "invalid type name '%s': use [A-Za-z_][A-Za-z0-9_]*, not oplog_* or sqlite_*",
                     s->name ? s->name : "(null)");
   if (!s->table) s->table = s->name;
   if (!s->aggregate) s->aggregate = s->table;
-  if (!valid_identifier(s->table) || reserved(s->table))
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "invalid table name '%s'", s->table);
+  if (!opl_valid_identifier(s->table) || reserved(s->table))
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "invalid table name '%s'", s->table);
   if (!*s->aggregate || strlen(s->aggregate) > 256)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate name must be 1 to 256 bytes");
-  if (!utf8_valid((const uint8_t *)s->aggregate, strlen(s->aggregate)))
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate name must be UTF-8");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate name must be 1 to 256 bytes");
+  if (!opl_utf8_valid((const uint8_t *)s->aggregate, strlen(s->aggregate)))
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate name must be UTF-8");
   if (s->ncolumns == 0 || s->ncolumns > OPLOG_MAX_COLUMNS || !s->columns)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "a type needs 1 to %d columns", OPLOG_MAX_COLUMNS);
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "a type needs 1 to %d columns", OPLOG_MAX_COLUMNS);
   for (size_t i = 0; i < s->ncolumns; i++) {
     const oplog_column *c = &s->columns[i];
-    if (!valid_identifier(c->name))
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "invalid column name '%s' in type %s",
+    if (!opl_valid_identifier(c->name))
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "invalid column name '%s' in type %s",
                       c->name ? c->name : "(null)", s->name);
     if (!valid_decl(c->decl))
-      return db_error(db, OPLOG_INVALID_ARGUMENT,
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT,
                       "invalid declaration for column %s: SQL type and constraints, without ; or comments",
                       c->name);
     for (size_t j = 0; j < i; j++)
       if (strcasecmp(s->columns[j].name, c->name) == 0)
-        return db_error(db, OPLOG_INVALID_ARGUMENT, "column %s appears twice", c->name);
+        return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "column %s appears twice", c->name);
   }
   *nkey = 0;
   if (s->nkey) {
-    if (s->nkey > s->ncolumns) return db_error(db, OPLOG_INVALID_ARGUMENT, "too many key columns");
+    if (s->nkey > s->ncolumns) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "too many key columns");
     for (size_t k = 0; k < s->nkey; k++) {
       int idx = -1;
       for (size_t i = 0; s->key[k] && i < s->ncolumns; i++)
         if (strcmp(s->columns[i].name, s->key[k]) == 0) idx = (int)i;
       if (idx < 0)
-        return db_error(db, OPLOG_INVALID_ARGUMENT, "key column '%s' is not a column of %s",
+        return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "key column '%s' is not a column of %s",
                         s->key[k] ? s->key[k] : "(null)", s->name);
       for (size_t j = 0; j < k; j++)
-        if (key_idx[j] == idx) return db_error(db, OPLOG_INVALID_ARGUMENT, "key column %s twice", s->key[k]);
+        if (key_idx[j] == idx) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "key column %s twice", s->key[k]);
       key_idx[(*nkey)++] = idx;
     }
   } else {
     for (size_t i = 0; i < s->ncolumns; i++)
       if (is_primary_key(s->columns[i].decl)) {
-        if (*nkey) return db_error(db, OPLOG_INVALID_ARGUMENT, "two PRIMARY KEY columns: give spec.key");
+        if (*nkey) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "two PRIMARY KEY columns: give spec.key");
         key_idx[(*nkey)++] = (int)i;
       }
     if (!*nkey)
-      return db_error(db, OPLOG_INVALID_ARGUMENT,
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT,
                       "type %s has no key: declare a PRIMARY KEY column or give spec.key", s->name);
   }
   return OPLOG_OK;
@@ -352,13 +352,13 @@ static int same_type(const type_def *t, const oplog_type_spec *s, const int *key
 
 /* CREATE TABLE "<schema>"."<table><suffix>" from a type's columns; with
  * fresh, drops it first. An existing table must have the type's columns. */
-int target_create(oplog_db *db, const type_def *t, const char *schema, const char *suffix,
+int opl_target_create(oplog_db *db, const type_def *t, const char *schema, const char *suffix,
                   int fresh) {
   int rc;
   char *sql;
   if (fresh) {
     sql = sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w%w\"", schema, t->table, suffix);
-    if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+    if (!sql) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
     int r = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
     sqlite3_free(sql);
     if (r == SQLITE_LOCKED) {
@@ -366,11 +366,11 @@ int target_create(oplog_db *db, const type_def *t, const char *schema, const cha
        * iterator, say): empty the table instead; the column check below
        * still refuses one whose shape differs from the type. */
       sql = sqlite3_mprintf("DELETE FROM \"%w\".\"%w%w\"", schema, t->table, suffix);
-      if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+      if (!sql) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
       r = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
       sqlite3_free(sql);
     }
-    if (r != SQLITE_OK) return db_sqlerr(db, r);
+    if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   }
   sqlite3_str *q = sqlite3_str_new(db->sql);
   sqlite3_str_appendf(q, "CREATE TABLE IF NOT EXISTS \"%w\".\"%w%w\" (", schema, t->table, suffix);
@@ -386,7 +386,7 @@ int target_create(oplog_db *db, const type_def *t, const char *schema, const cha
   }
   sqlite3_str_appendall(q, ")");
   sql = sqlite3_str_finish(q);
-  if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!sql) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   /* one statement only: the tail must be empty (decls cannot smuggle more) */
   sqlite3_stmt *s = NULL;
   const char *tail = NULL;
@@ -394,47 +394,47 @@ int target_create(oplog_db *db, const type_def *t, const char *schema, const cha
   if (r == SQLITE_OK && tail && *tail) {
     sqlite3_finalize(s);
     sqlite3_free(sql);
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "column declarations of %s are not one statement", t->name);
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "column declarations of %s are not one statement", t->name);
   }
   if (r == SQLITE_OK) r = sqlite3_step(s);
   sqlite3_finalize(s);
   sqlite3_free(sql);
   if (r != SQLITE_DONE) {
-    rc = db_sqlerr(db, r);
+    rc = opl_db_sqlerr(db, r);
     /* SQLite refused the declarations: the caller's argument */
-    if (rc == OPLOG_SQL) rc = db_error(db, OPLOG_INVALID_ARGUMENT, "%s", oplog_errmsg(db));
+    if (rc == OPLOG_SQL) rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "%s", oplog_errmsg(db));
     return rc;
   }
   /* an existing table must carry every column of the type */
   sql = sqlite3_mprintf("SELECT name FROM pragma_table_info(?1, ?2)");
-  if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!sql) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   r = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
   sqlite3_free(sql);
-  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   char *full = sqlite3_mprintf("%s%s", t->table, suffix);
   if (!full) {
     sqlite3_finalize(s);
-    return db_error(db, OPLOG_NOMEM, "out of memory");
+    return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   }
   sqlite3_bind_text(s, 1, full, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, schema, -1, SQLITE_STATIC);
   uint64_t seen = 0;
   while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-    char *name = col_dup(s, 0);
+    char *name = opl_col_dup(s, 0);
     if (!name) {
       sqlite3_finalize(s);
       sqlite3_free(full);
-      return db_error(db, OPLOG_NOMEM, "out of memory");
+      return opl_db_error(db, OPLOG_NOMEM, "out of memory");
     }
-    int i = column_index(t, name);
+    int i = opl_column_index(t, name);
     sqlite3_free(name);
     if (i >= 0) seen |= 1ULL << i;
   }
   sqlite3_finalize(s);
   rc = OPLOG_OK;
-  if (r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  if (r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   else if (seen != (t->ncols == 64 ? ~0ULL : (1ULL << t->ncols) - 1))
-    rc = db_error(db, OPLOG_TYPE_CONFLICT, "table %s already exists with other columns than type %s",
+    rc = opl_db_error(db, OPLOG_TYPE_CONFLICT, "table %s already exists with other columns than type %s",
                   full, t->name);
   sqlite3_free(full);
   return rc;
@@ -452,13 +452,13 @@ static int store_type(oplog_db *db, const oplog_type_spec *s, const int *key_idx
   }
   sqlite3_finalize(st);
   if (r == SQLITE_CONSTRAINT_UNIQUE || r == SQLITE_CONSTRAINT_PRIMARYKEY)
-    return db_error(db, OPLOG_TYPE_CONFLICT, "table %s already belongs to another type", s->table);
-  if (r != SQLITE_DONE) return db_sqlerr(db, r);
+    return opl_db_error(db, OPLOG_TYPE_CONFLICT, "table %s already belongs to another type", s->table);
+  if (r != SQLITE_DONE) return opl_db_sqlerr(db, r);
   r = sqlite3_prepare_v2(db->sql,
                          "INSERT INTO oplog_type_columns (type_name, position, name, decl, key_position) "
                          "VALUES (?1, ?2, ?3, ?4, ?5)",
                          -1, &st, NULL);
-  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   for (size_t i = 0; i < s->ncolumns && r != -1; i++) {
     sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (int64_t)i + 1);
@@ -472,16 +472,16 @@ static int store_type(oplog_db *db, const oplog_type_spec *s, const int *key_idx
     sqlite3_reset(st);
   }
   sqlite3_finalize(st);
-  return r == SQLITE_DONE ? OPLOG_OK : db_sqlerr(db, r);
+  return r == SQLITE_DONE ? OPLOG_OK : opl_db_sqlerr(db, r);
 }
 
 int oplog_define(oplog_db *db, const oplog_type_spec *spec) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  if (!spec) return db_error(db, OPLOG_INVALID_ARGUMENT, "spec is NULL");
-  if (db->readonly) return db_error(db, OPLOG_READONLY, "the file is open read-only");
+  opl_db_clear_error(db);
+  if (!spec) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "spec is NULL");
+  if (db->readonly) return opl_db_error(db, OPLOG_READONLY, "the file is open read-only");
   if (db->tx != TX_NONE)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "define types outside transactions");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "define types outside transactions");
   oplog_type_spec s = *spec;
   int key_idx[OPLOG_MAX_COLUMNS];
   size_t nkey = 0;
@@ -491,40 +491,40 @@ int oplog_define(oplog_db *db, const oplog_type_spec *spec) {
    * pick another row than the writer did. */
   for (size_t k = 0; !rc && k < nkey; k++)
     if (!binary_collation(s.columns[key_idx[k]].decl))
-      rc = db_error(db, OPLOG_INVALID_ARGUMENT, "key column %s of %s has a COLLATE other than BINARY",
+      rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "key column %s of %s has a COLLATE other than BINARY",
                     s.columns[key_idx[k]].name, s.name);
   if (rc) return rc;
-  if ((rc = db_begin(db, 1))) return rc;
-  if ((rc = catalog_load(db))) goto fail; /* someone else may have defined it */
+  if ((rc = opl_db_begin(db, 1))) return rc;
+  if ((rc = opl_catalog_load(db))) goto fail; /* someone else may have defined it */
   const type_def *old = find_loaded(db, s.name);
   if (old) {
     if (!same_type(old, &s, key_idx, nkey)) {
-      rc = db_error(db, OPLOG_TYPE_CONFLICT, "type %s is already defined differently", s.name);
+      rc = opl_db_error(db, OPLOG_TYPE_CONFLICT, "type %s is already defined differently", s.name);
       goto fail;
     }
-    return db_commit(db);
+    return opl_db_commit(db);
   }
   type_def *t = type_build(&s, key_idx, nkey);
   if (!t) {
-    rc = db_error(db, OPLOG_NOMEM, "out of memory");
+    rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
     goto fail;
   }
   rc = store_type(db, &s, key_idx, nkey);
-  if (!rc) rc = target_create(db, t, "main", "", 0);
+  if (!rc) rc = opl_target_create(db, t, "main", "", 0);
   type_free(t);
-  if (!rc) rc = ticket_ensure(db, s.aggregate);
-  if (!rc) rc = db_commit(db);
+  if (!rc) rc = opl_ticket_ensure(db, s.aggregate);
+  if (!rc) rc = opl_db_commit(db);
   if (rc) goto fail;
-  return catalog_load(db);
+  return opl_catalog_load(db);
 fail:
-  db_rollback(db);
+  opl_db_rollback(db);
   return rc;
 }
 
 int oplog_types(oplog_db *db, int (*each)(void *, const oplog_type_spec *), void *ctx) {
   if (!db || !each) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  int rc = catalog_load(db);
+  opl_db_clear_error(db);
+  int rc = opl_catalog_load(db);
   if (rc) return rc;
   for (size_t i = 0; i < db->ntypes; i++) {
     const type_def *t = db->types[i];

@@ -10,7 +10,7 @@
 
 static void put_len_bytes(crypto_generichash_state *st, const void *p, size_t n) {
   uint8_t len[4];
-  put_u32(len, (uint32_t)n);
+  opl_put_u32(len, (uint32_t)n);
   crypto_generichash_update(st, len, sizeof len);
   if (n) crypto_generichash_update(st, p, n);
 }
@@ -20,17 +20,17 @@ static void put_len_bytes(crypto_generichash_state *st, const void *p, size_t n)
 static int hash_v1(const stored_entry *e, crypto_generichash_state *st) {
   uint8_t hdr[8 * 3];
   crypto_generichash_update(st, e->prev_hash, OPLOG_HASH_BYTES);
-  put_u64(hdr, (uint64_t)e->seq);
-  put_u64(hdr + 8, (uint64_t)e->created);
-  put_u64(hdr + 16, (uint64_t)e->key_id);
+  opl_put_u64(hdr, (uint64_t)e->seq);
+  opl_put_u64(hdr + 8, (uint64_t)e->created);
+  opl_put_u64(hdr + 16, (uint64_t)e->key_id);
   crypto_generichash_update(st, hdr, sizeof hdr);
   put_len_bytes(st, e->aggregate, e->aggregate_len);
   meta_reader r;
   meta_pair m;
-  if (!meta_open(&r, e->metadata, e->nmetadata)) return OPLOG_CORRUPT;
+  if (!opl_meta_open(&r, e->metadata, e->nmetadata)) return OPLOG_CORRUPT;
   uint32_t count = r.left;
   int s;
-  while ((s = meta_next(&r, &m)) == 1) {
+  while ((s = opl_meta_next(&r, &m)) == 1) {
     uint8_t flag = (uint8_t)m.has_value;
     put_len_bytes(st, m.key, m.nkey);
     crypto_generichash_update(st, &flag, 1);
@@ -38,13 +38,13 @@ static int hash_v1(const stored_entry *e, crypto_generichash_state *st) {
   }
   if (s < 0) return OPLOG_CORRUPT;
   uint8_t n[4];
-  put_u32(n, count);
+  opl_put_u32(n, count);
   crypto_generichash_update(st, n, sizeof n);
   put_len_bytes(st, e->data, e->ndata);
   return OPLOG_OK;
 }
 
-int chain_hash(const stored_entry *e, unsigned char out[OPLOG_HASH_BYTES]) {
+int opl_chain_hash(const stored_entry *e, unsigned char out[OPLOG_HASH_BYTES]) {
   crypto_generichash_state st;
   crypto_generichash_init(&st, NULL, 0, OPLOG_HASH_BYTES);
   if (e->format == 1) {
@@ -55,10 +55,10 @@ int chain_hash(const stored_entry *e, unsigned char out[OPLOG_HASH_BYTES]) {
     crypto_generichash_update(&st, (const uint8_t *)HASH_TAG, sizeof HASH_TAG - 1);
     crypto_generichash_update(&st, e->prev_hash, OPLOG_HASH_BYTES);
     crypto_generichash_update(&st, e->origin_id, OPLOG_ORIGIN_BYTES);
-    put_u64(hdr, (uint64_t)e->seq);
-    put_u64(hdr + 8, (uint64_t)e->clock);
-    put_u64(hdr + 16, (uint64_t)e->created);
-    put_u64(hdr + 24, (uint64_t)e->key_id);
+    opl_put_u64(hdr, (uint64_t)e->seq);
+    opl_put_u64(hdr + 8, (uint64_t)e->clock);
+    opl_put_u64(hdr + 16, (uint64_t)e->created);
+    opl_put_u64(hdr + 24, (uint64_t)e->key_id);
     crypto_generichash_update(&st, hdr, sizeof hdr);
     put_len_bytes(&st, e->aggregate, e->aggregate_len);
     put_len_bytes(&st, e->metadata, e->nmetadata);
@@ -70,8 +70,8 @@ int chain_hash(const stored_entry *e, unsigned char out[OPLOG_HASH_BYTES]) {
 
 int oplog_head(oplog_db *db, int64_t *id, unsigned char hash[OPLOG_HASH_BYTES]) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  if (!id || !hash) return db_error(db, OPLOG_INVALID_ARGUMENT, "id and hash are required");
+  opl_db_clear_error(db);
+  if (!id || !hash) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "id and hash are required");
   oplog_origin_info o;
   int rc = oplog_origin(db, &o);
   if (rc) return rc;

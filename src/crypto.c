@@ -26,22 +26,22 @@
 static int read_key_file(oplog_db *db, const char *path, unsigned char out[OPLOG_KEY_BYTES]) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return db_error(db, errno == ENOENT ? OPLOG_NOT_FOUND : OPLOG_IO, "key file %s: %s", path,
+    return opl_db_error(db, errno == ENOENT ? OPLOG_NOT_FOUND : OPLOG_IO, "key file %s: %s", path,
                     strerror(errno));
   /* As ssh does with private keys: a key others can read is no secret. */
   struct stat st;
   if (fstat(fd, &st) != 0) {
     int e = errno;
     close(fd);
-    return db_error(db, OPLOG_IO, "key file %s: %s", path, strerror(e));
+    return opl_db_error(db, OPLOG_IO, "key file %s: %s", path, strerror(e));
   }
   if ((st.st_mode & 077) || st.st_size > KEY_FILE_MAX) {
     close(fd);
     if (st.st_mode & 077)
-      return db_error(db, OPLOG_INVALID_ARGUMENT,
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT,
                       "key file %s is open to others (mode %03o): make it private (chmod 600)", path,
                       (unsigned)(st.st_mode & 0777));
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "key file %s is longer (%lld bytes) than a key file can be", path,
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "key file %s is longer (%lld bytes) than a key file can be", path,
                     (long long)st.st_size);
   }
   unsigned char raw[KEY_FILE_MAX + 1];
@@ -53,7 +53,7 @@ static int read_key_file(oplog_db *db, const char *path, unsigned char out[OPLOG
       int e = errno;
       close(fd);
       sodium_memzero(raw, sizeof raw);
-      return db_error(db, OPLOG_IO, "key file %s: %s", path, strerror(e));
+      return opl_db_error(db, OPLOG_IO, "key file %s: %s", path, strerror(e));
     }
     n += (size_t)r;
   }
@@ -71,7 +71,7 @@ static int read_key_file(oplog_db *db, const char *path, unsigned char out[OPLOG
   } else if (n == OPLOG_KEY_BYTES) {
     memcpy(out, raw, OPLOG_KEY_BYTES);
   } else {
-    rc = db_error(db, OPLOG_INVALID_ARGUMENT,
+    rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT,
                   "key file %s must hold 32 raw bytes or 64 hex characters", path);
   }
   sodium_memzero(raw, sizeof raw);
@@ -91,7 +91,7 @@ static int config_set(oplog_db *db, const char *name, int type, const void *p, s
     r = sqlite3_step(s);
   }
   sqlite3_finalize(s);
-  return r == SQLITE_DONE ? OPLOG_OK : db_sqlerr(db, r);
+  return r == SQLITE_DONE ? OPLOG_OK : opl_db_sqlerr(db, r);
 }
 
 /* Reads one config value: text or blob into out (up to cap), or integer. */
@@ -114,10 +114,10 @@ static int config_get(oplog_db *db, const char *name, void *out, size_t cap, siz
         if (len) *len = n;
       }
     } else if (r == SQLITE_DONE) {
-      rc = db_error(db, OPLOG_CORRUPT, "oplog_config has no '%s'", name);
+      rc = opl_db_error(db, OPLOG_CORRUPT, "oplog_config has no '%s'", name);
     }
   }
-  if (r != SQLITE_ROW && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  if (r != SQLITE_ROW && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   sqlite3_finalize(s);
   return rc;
 }
@@ -130,21 +130,21 @@ static int root_from_source(oplog_db *db, const oplog_key_source *src, unsigned 
   if (src->key_file) return read_key_file(db, src->key_file, root);
   if (src->key) {
     if (src->key_len != OPLOG_KEY_BYTES)
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "key must be 32 bytes, got %llu", (unsigned long long)src->key_len);
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "key must be 32 bytes, got %llu", (unsigned long long)src->key_len);
     memcpy(root, src->key, OPLOG_KEY_BYTES);
     return OPLOG_OK;
   }
   size_t plen = src->passphrase_len ? src->passphrase_len : strlen(src->passphrase);
-  if (plen == 0) return db_error(db, OPLOG_INVALID_ARGUMENT, "passphrase must not be empty");
+  if (plen == 0) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "passphrase must not be empty");
   if (ops < crypto_pwhash_OPSLIMIT_MIN || ops > crypto_pwhash_OPSLIMIT_MAX ||
       mem < crypto_pwhash_MEMLIMIT_MIN || mem > crypto_pwhash_MEMLIMIT_MAX)
-    return db_error(db, OPLOG_INVALID_ARGUMENT,
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT,
                     "kdf limits out of range: ops from %u to %u, mem from %u to %llu bytes",
                     (unsigned)crypto_pwhash_OPSLIMIT_MIN, (unsigned)crypto_pwhash_OPSLIMIT_MAX,
                     (unsigned)crypto_pwhash_MEMLIMIT_MIN, (unsigned long long)crypto_pwhash_MEMLIMIT_MAX);
   if (crypto_pwhash(root, OPLOG_KEY_BYTES, src->passphrase, plen, salt, ops, mem,
                     crypto_pwhash_ALG_ARGON2ID13) != 0)
-    return db_error(db, OPLOG_NOMEM, "Argon2id needs %llu bytes of memory it could not get", (unsigned long long)mem);
+    return opl_db_error(db, OPLOG_NOMEM, "Argon2id needs %llu bytes of memory it could not get", (unsigned long long)mem);
   return OPLOG_OK;
 }
 
@@ -154,16 +154,16 @@ static int root_from_source(oplog_db *db, const oplog_key_source *src, unsigned 
 static size_t wrap_ad(uint8_t ad[WRAP_AD_MAX], const uint8_t *origin_id, int64_t id) {
   if (!origin_id) {
     memcpy(ad, WRAP_AD, sizeof WRAP_AD - 1);
-    put_u64(ad + sizeof WRAP_AD - 1, (uint64_t)id);
+    opl_put_u64(ad + sizeof WRAP_AD - 1, (uint64_t)id);
     return sizeof WRAP_AD - 1 + 8;
   }
   memcpy(ad, WRAP_AD2, sizeof WRAP_AD2 - 1);
   memcpy(ad + sizeof WRAP_AD2 - 1, origin_id, OPLOG_ORIGIN_BYTES);
-  put_u64(ad + sizeof WRAP_AD2 - 1 + OPLOG_ORIGIN_BYTES, (uint64_t)id);
+  opl_put_u64(ad + sizeof WRAP_AD2 - 1 + OPLOG_ORIGIN_BYTES, (uint64_t)id);
   return WRAP_AD_MAX;
 }
 
-int crypto_unwrap(const unsigned char *root, const uint8_t *origin_id, int64_t id, const uint8_t *nonce,
+int opl_crypto_unwrap(const unsigned char *root, const uint8_t *origin_id, int64_t id, const uint8_t *nonce,
                   size_t nnonce, const uint8_t *wrapped, size_t nwrapped, unsigned char key[OPLOG_KEY_BYTES]) {
   if (nnonce != OPLOG_NONCE_BYTES || nwrapped != OPLOG_KEY_BYTES + OPLOG_TAG_BYTES)
     return OPLOG_CORRUPT;
@@ -216,22 +216,22 @@ static int keyring_load(oplog_db *db) {
   sqlite3_stmt *s = NULL;
   int r = sqlite3_prepare_v2(db->sql, "SELECT origin, id, nonce, wrapped FROM oplog_keys ORDER BY origin, id",
                              -1, &s, NULL);
-  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   int rc = OPLOG_OK, good = 0, bad = 0;
   while ((r = sqlite3_step(s)) == SQLITE_ROW) {
     data_key *k = keys_push(&keys, &nkeys);
     if (!k) {
-      rc = db_error(db, OPLOG_NOMEM, "out of memory");
+      rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
       break;
     }
     k->origin = sqlite3_column_int64(s, 0);
     k->id = sqlite3_column_int64(s, 1);
     const uint8_t *oid = NULL;
-    if (db->format != 1 && !(oid = origin_id(db, k->origin))) {
+    if (db->format != 1 && !(oid = opl_origin_id(db, k->origin))) {
       rc = db->code;
       break;
     }
-    int u = crypto_unwrap(kr->root, oid, k->id, sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2),
+    int u = opl_crypto_unwrap(kr->root, oid, k->id, sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2),
                           sqlite3_column_blob(s, 3), (size_t)sqlite3_column_bytes(s, 3), k->key);
     if (u != OPLOG_OK) {
       nkeys--;
@@ -244,11 +244,11 @@ static int keyring_load(oplog_db *db) {
      * could set back to 'active' on a retired key. */
     if (k->origin == 1 && k->id > active) active = k->id;
   }
-  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   sqlite3_finalize(s);
-  if (!rc && bad && !good) rc = db_error(db, OPLOG_WRONG_KEY, "wrong key: it does not unwrap this file's data keys");
-  if (!rc && bad) rc = db_error(db, OPLOG_CORRUPT, "%d data key(s) in oplog_keys cannot be unwrapped", bad);
-  if (!rc && !active) rc = db_error(db, OPLOG_CORRUPT, "oplog_keys has no data key of this file's origin");
+  if (!rc && bad && !good) rc = opl_db_error(db, OPLOG_WRONG_KEY, "wrong key: it does not unwrap this file's data keys");
+  if (!rc && bad) rc = opl_db_error(db, OPLOG_CORRUPT, "%d data key(s) in oplog_keys cannot be unwrapped", bad);
+  if (!rc && !active) rc = opl_db_error(db, OPLOG_CORRUPT, "oplog_keys has no data key of this file's origin");
   if (rc) {
     if (keys) sodium_free(keys);
     return rc;
@@ -269,22 +269,22 @@ static int insert_key(oplog_db *db, int64_t id, const uint8_t nonce[OPLOG_NONCE_
                              -1, &s, NULL);
   if (r == SQLITE_OK) {
     sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, now_ms());
+    sqlite3_bind_int64(s, 2, opl_now_ms());
     sqlite3_bind_text(s, 3, state, -1, SQLITE_STATIC);
     sqlite3_bind_blob(s, 4, nonce, OPLOG_NONCE_BYTES, SQLITE_STATIC);
     sqlite3_bind_blob(s, 5, wrapped, OPLOG_KEY_BYTES + OPLOG_TAG_BYTES, SQLITE_STATIC);
     r = sqlite3_step(s);
   }
   sqlite3_finalize(s);
-  return r == SQLITE_DONE ? OPLOG_OK : db_sqlerr(db, r);
+  return r == SQLITE_DONE ? OPLOG_OK : opl_db_sqlerr(db, r);
 }
 
 /* ---------------------------------------------------------------- origins */
 
-const uint8_t *origin_id(oplog_db *db, int64_t no) {
+const uint8_t *opl_origin_id(oplog_db *db, int64_t no) {
   for (size_t i = 0; i < db->norigins; i++)
     if (db->origins[i].no == no) return db->origins[i].id;
-  sqlite3_stmt *s = db_stmt(db, ST_ORIGIN_GET);
+  sqlite3_stmt *s = opl_db_stmt(db, ST_ORIGIN_GET);
   if (!s) return NULL;
   sqlite3_bind_int64(s, 1, no);
   int r = sqlite3_step(s);
@@ -292,7 +292,7 @@ const uint8_t *origin_id(oplog_db *db, int64_t no) {
   if (r == SQLITE_ROW && sqlite3_column_bytes(s, 0) == OPLOG_ORIGIN_BYTES) {
     struct origin_slot *grown = sqlite3_realloc64(db->origins, (db->norigins + 1) * sizeof *grown);
     if (!grown) {
-      db_error(db, OPLOG_NOMEM, "out of memory");
+      opl_db_error(db, OPLOG_NOMEM, "out of memory");
     } else {
       db->origins = grown;
       grown[db->norigins].no = no;
@@ -300,9 +300,9 @@ const uint8_t *origin_id(oplog_db *db, int64_t no) {
       out = grown[db->norigins++].id;
     }
   } else if (r == SQLITE_ROW || r == SQLITE_DONE) {
-    db_error(db, OPLOG_CORRUPT, "origin %lld is not in oplog_origins", (long long)no);
+    opl_db_error(db, OPLOG_CORRUPT, "origin %lld is not in oplog_origins", (long long)no);
   } else {
-    db_sqlerr(db, r);
+    opl_db_sqlerr(db, r);
   }
   sqlite3_reset(s);
   return out;
@@ -335,13 +335,13 @@ static int store_seed(oplog_db *db, const unsigned char *root, const unsigned ch
     r = sqlite3_step(s);
   }
   sqlite3_finalize(s);
-  return r == SQLITE_DONE ? OPLOG_OK : db_sqlerr(db, r);
+  return r == SQLITE_DONE ? OPLOG_OK : opl_db_sqlerr(db, r);
 }
 
-int origin_create(oplog_db *db) {
+int opl_origin_create(oplog_db *db) {
   unsigned char pk[crypto_sign_PUBLICKEYBYTES];
   unsigned char *sk = sodium_malloc(crypto_sign_SECRETKEYBYTES + crypto_sign_SEEDBYTES);
-  if (!sk) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!sk) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   unsigned char *seed = sk + crypto_sign_SECRETKEYBYTES;
   randombytes_buf(seed, crypto_sign_SEEDBYTES);
   crypto_sign_seed_keypair(pk, sk, seed);
@@ -363,30 +363,30 @@ static int load_seed(oplog_db *db, unsigned char *seed, unsigned char pk[OPLOG_O
     unsigned long long n = 0;
     if (sqlite3_column_bytes(s, 0) != OPLOG_ORIGIN_BYTES || sqlite3_column_bytes(s, 1) != OPLOG_NONCE_BYTES ||
         sqlite3_column_bytes(s, 2) != OPLOG_KEY_BYTES + OPLOG_TAG_BYTES) {
-      rc = db_error(db, OPLOG_CORRUPT, "oplog_origins holds no wrapped secret for this file's origin");
+      rc = opl_db_error(db, OPLOG_CORRUPT, "oplog_origins holds no wrapped secret for this file's origin");
     } else {
       memcpy(pk, sqlite3_column_blob(s, 0), OPLOG_ORIGIN_BYTES);
       seed_ad(ad, pk);
       if (crypto_aead_xchacha20poly1305_ietf_decrypt(seed, &n, NULL, sqlite3_column_blob(s, 2), OPLOG_KEY_BYTES + OPLOG_TAG_BYTES,
                                                      ad, sizeof ad, sqlite3_column_blob(s, 1), db->kr.root) != 0)
-        rc = db_error(db, OPLOG_CORRUPT, "the secret of this file's origin does not unwrap with its key");
+        rc = opl_db_error(db, OPLOG_CORRUPT, "the secret of this file's origin does not unwrap with its key");
     }
   } else {
-    rc = r == SQLITE_DONE ? db_error(db, OPLOG_CORRUPT, "oplog_origins has no origin 1") : db_sqlerr(db, r);
+    rc = r == SQLITE_DONE ? opl_db_error(db, OPLOG_CORRUPT, "oplog_origins has no origin 1") : opl_db_sqlerr(db, r);
   }
   sqlite3_finalize(s);
   return rc;
 }
 
-int crypto_rewrap_all(oplog_db *db, const unsigned char *root) {
+int opl_crypto_rewrap_all(oplog_db *db, const unsigned char *root) {
   sqlite3_stmt *s = NULL;
   int r = sqlite3_prepare_v2(db->sql, "UPDATE oplog_keys SET nonce = ?3, wrapped = ?4 WHERE origin = ?1 AND id = ?2",
                              -1, &s, NULL);
-  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   int rc = OPLOG_OK;
   for (size_t i = 0; i < db->kr.nkeys && !rc; i++) {
     const data_key *k = &db->kr.keys[i];
-    const uint8_t *oid = origin_id(db, k->origin);
+    const uint8_t *oid = opl_origin_id(db, k->origin);
     if (!oid) {
       rc = db->code;
       break;
@@ -398,9 +398,9 @@ int crypto_rewrap_all(oplog_db *db, const unsigned char *root) {
     sqlite3_bind_blob(s, 3, nonce, sizeof nonce, SQLITE_STATIC);
     sqlite3_bind_blob(s, 4, wrapped, sizeof wrapped, SQLITE_STATIC);
     r = sqlite3_step(s);
-    if (r != SQLITE_DONE) rc = db_sqlerr(db, r);
+    if (r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
     else if (sqlite3_changes(db->sql) != 1)
-      rc = db_error(db, OPLOG_CORRUPT, "data key %lld of origin %lld vanished", (long long)k->id, (long long)k->origin);
+      rc = opl_db_error(db, OPLOG_CORRUPT, "data key %lld of origin %lld vanished", (long long)k->id, (long long)k->origin);
     sqlite3_reset(s);
   }
   sqlite3_finalize(s);
@@ -408,7 +408,7 @@ int crypto_rewrap_all(oplog_db *db, const unsigned char *root) {
   /* and the origin's secret */
   unsigned char *seed = sodium_malloc(OPLOG_KEY_BYTES);
   unsigned char pk[OPLOG_ORIGIN_BYTES];
-  if (!seed) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!seed) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   rc = load_seed(db, seed, pk);
   if (!rc) rc = store_seed(db, root, pk, seed, 0);
   sodium_free(seed);
@@ -429,33 +429,33 @@ static int store_source(oplog_db *db, const oplog_key_source *src, const unsigne
     return OPLOG_OK;
   }
   if ((rc = config_set(db, "encryption", SQLITE_TEXT, "key", 3, 0))) return rc;
-  return db_exec(db, "DELETE FROM oplog_config WHERE name LIKE 'kdf%'");
+  return opl_db_exec(db, "DELETE FROM oplog_config WHERE name LIKE 'kdf%'");
 }
 
 /* A fresh root key from src (new salt for a passphrase) into db->kr.root,
  * with its settings written in the current transaction. */
-int crypto_check_new_source(oplog_db *db, const oplog_key_source *src) {
+int opl_crypto_check_new_source(oplog_db *db, const oplog_key_source *src) {
   if (src->key && src->key_len != OPLOG_KEY_BYTES)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "key must be 32 bytes, got %llu", (unsigned long long)src->key_len);
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "key must be 32 bytes, got %llu", (unsigned long long)src->key_len);
   if (!src->passphrase) return OPLOG_OK;
   if (!src->passphrase_len && !*src->passphrase)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "passphrase must not be empty");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "passphrase must not be empty");
   unsigned long long ops = src->kdf_ops ? src->kdf_ops : DEFAULT_KDF_OPS;
   size_t mem = src->kdf_mem ? src->kdf_mem : DEFAULT_KDF_MEM;
   if (ops > crypto_pwhash_OPSLIMIT_MAX || mem > crypto_pwhash_MEMLIMIT_MAX)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "kdf limits out of range: ops at most %u, mem at most %llu bytes",
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "kdf limits out of range: ops at most %u, mem at most %llu bytes",
                     (unsigned)crypto_pwhash_OPSLIMIT_MAX, (unsigned long long)crypto_pwhash_MEMLIMIT_MAX);
   /* A new passphrase gets at least this much work per guess (OWASP's
    * lowest Argon2id setting is 7 MiB with 5 passes, 19 MiB with 2). */
   if (ops < OPLOG_KDF_OPS_MIN || mem < OPLOG_KDF_MEM_MIN)
-    return db_error(db, OPLOG_INVALID_ARGUMENT,
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT,
                     "kdf limits too weak for a new passphrase: at least ops %llu and %llu bytes of memory",
                     (unsigned long long)OPLOG_KDF_OPS_MIN, (unsigned long long)OPLOG_KDF_MEM_MIN);
   /* nor more than an open would accept: the file could not be opened again */
   unsigned long long ops_max = src->kdf_ops_max ? src->kdf_ops_max : OPLOG_KDF_OPS_MAX;
   size_t mem_max = src->kdf_mem_max ? src->kdf_mem_max : OPLOG_KDF_MEM_MAX;
   if (ops > ops_max || mem > mem_max)
-    return db_error(db, OPLOG_INVALID_ARGUMENT,
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT,
                     "kdf limits above kdf_limit (ops %llu, %llu bytes): the file could not be opened without raising it",
                     ops_max, (unsigned long long)mem_max);
   return OPLOG_OK;
@@ -466,7 +466,7 @@ static int new_root(oplog_db *db, const oplog_key_source *src, unsigned char *ro
   randombytes_buf(salt, sizeof salt);
   unsigned long long ops = src->kdf_ops ? src->kdf_ops : DEFAULT_KDF_OPS;
   size_t mem = src->kdf_mem ? src->kdf_mem : DEFAULT_KDF_MEM;
-  int rc = crypto_check_new_source(db, src);
+  int rc = opl_crypto_check_new_source(db, src);
   if (!rc) rc = root_from_source(db, src, root, salt, ops, mem);
   if (!rc) rc = store_source(db, src, salt, ops, mem);
   return rc;
@@ -475,25 +475,25 @@ static int new_root(oplog_db *db, const oplog_key_source *src, unsigned char *ro
 static int alloc_root(oplog_db *db) {
   if (db->kr.root) return OPLOG_OK;
   db->kr.root = sodium_malloc(OPLOG_KEY_BYTES);
-  return db->kr.root ? OPLOG_OK : db_error(db, OPLOG_NOMEM, "out of memory for the key");
+  return db->kr.root ? OPLOG_OK : opl_db_error(db, OPLOG_NOMEM, "out of memory for the key");
 }
 
-int crypto_open(oplog_db *db, const oplog_key_source *src, int is_new) {
+int opl_crypto_open(oplog_db *db, const oplog_key_source *src, int is_new) {
   keyring *kr = &db->kr;
   int rc;
   if (is_new) {
     if ((rc = config_set(db, "format", SQLITE_INTEGER, NULL, 0, OPLOG_FORMAT_VERSION)) ||
-        (rc = config_set(db, "created", SQLITE_INTEGER, NULL, 0, now_ms())))
+        (rc = config_set(db, "created", SQLITE_INTEGER, NULL, 0, opl_now_ms())))
       return rc;
     if (src->no_encryption) {
       if ((rc = config_set(db, "encryption", SQLITE_TEXT, "none", 4, 0))) return rc;
-      return origin_create(db);
+      return opl_origin_create(db);
     }
     if ((rc = alloc_root(db)) || (rc = new_root(db, src, kr->root))) return rc;
     kr->encrypted = 1;
-    if ((rc = origin_create(db))) return rc;
+    if ((rc = opl_origin_create(db))) return rc;
     data_key *k = keys_push(&kr->keys, &kr->nkeys);
-    if (!k) return db_error(db, OPLOG_NOMEM, "out of memory");
+    if (!k) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
     k->origin = 1;
     k->id = 1;
     crypto_aead_xchacha20poly1305_ietf_keygen(k->key);
@@ -509,20 +509,20 @@ int crypto_open(oplog_db *db, const oplog_key_source *src, int is_new) {
   int choice = src->key_file || src->key || src->passphrase;
   if (strcmp(mode, "none") == 0) {
     if (choice)
-      return db_error(db, OPLOG_WRONG_KEY,
+      return opl_db_error(db, OPLOG_WRONG_KEY,
                       "the file is not encrypted; open it with encryption = false");
     return OPLOG_OK;
   }
   int pass_mode = strcmp(mode, "passphrase") == 0;
   if (!pass_mode && strcmp(mode, "key") != 0)
-    return db_error(db, OPLOG_CORRUPT, "unknown encryption mode '%s'", mode);
+    return opl_db_error(db, OPLOG_CORRUPT, "unknown encryption mode '%s'", mode);
   kr->encrypted = 1;
   if (src->no_encryption)
-    return db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted: open it with its %s",
+    return opl_db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted: open it with its %s",
                     pass_mode ? "passphrase" : "key");
   if (!choice) return OPLOG_OK; /* keyless: chain, head, stats, catalog only */
   if (pass_mode != (src->passphrase != NULL))
-    return db_error(db, OPLOG_WRONG_KEY, "the file is encrypted with a %s, not a %s",
+    return opl_db_error(db, OPLOG_WRONG_KEY, "the file is encrypted with a %s, not a %s",
                     pass_mode ? "passphrase" : "key", pass_mode ? "key" : "passphrase");
   unsigned char salt[SALT_BYTES];
   int64_t ops = 0, mem = 0;
@@ -533,13 +533,13 @@ int crypto_open(oplog_db *db, const oplog_key_source *src, int is_new) {
         (rc = config_get(db, "kdf_mem", NULL, 0, NULL, &mem)))
       return rc;
     if (slen != SALT_BYTES || ops <= 0 || mem <= 0)
-      return db_error(db, OPLOG_CORRUPT, "bad passphrase settings in oplog_config");
+      return opl_db_error(db, OPLOG_CORRUPT, "bad passphrase settings in oplog_config");
     /* The file says how much work and memory the KDF takes: a hostile or
      * foreign one must not exhaust the device. */
     unsigned long long ops_max = src->kdf_ops_max ? src->kdf_ops_max : OPLOG_KDF_OPS_MAX;
     size_t mem_max = src->kdf_mem_max ? src->kdf_mem_max : OPLOG_KDF_MEM_MAX;
     if ((unsigned long long)ops > ops_max || (uint64_t)mem > (uint64_t)mem_max || (uint64_t)mem > SIZE_MAX)
-      return db_error(db, OPLOG_INVALID_ARGUMENT,
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT,
                       "the file's passphrase asks Argon2id for ops %lld and %lld bytes, more than the limit "
                       "(ops %llu, %llu bytes): raise kdf_limit to open it",
                       (long long)ops, (long long)mem, ops_max, (unsigned long long)mem_max);
@@ -553,7 +553,7 @@ int crypto_open(oplog_db *db, const oplog_key_source *src, int is_new) {
   return rc;
 }
 
-void crypto_close(oplog_db *db) {
+void opl_crypto_close(oplog_db *db) {
   keyring_wipe(&db->kr);
   if (db->kr.root) {
     sodium_memzero(db->kr.root, OPLOG_KEY_BYTES);
@@ -574,23 +574,23 @@ static int entry_ad(oplog_db *db, const stored_entry *e, buf *ad) {
   int bad;
   if (e->format == 1) {
     n[0] = 1;
-    put_u64(n + 1, (uint64_t)e->seq);
-    put_u64(n + 9, (uint64_t)e->key_id);
-    put_u32(n + 17, (uint32_t)e->aggregate_len);
-    bad = buf_append(ad, n, 21) || buf_append(ad, e->aggregate, e->aggregate_len);
+    opl_put_u64(n + 1, (uint64_t)e->seq);
+    opl_put_u64(n + 9, (uint64_t)e->key_id);
+    opl_put_u32(n + 17, (uint32_t)e->aggregate_len);
+    bad = opl_buf_append(ad, n, 21) || opl_buf_append(ad, e->aggregate, e->aggregate_len);
   } else {
-    bad = buf_append(ad, DATA_AD2, sizeof DATA_AD2 - 1) || buf_append(ad, e->origin_id, OPLOG_ORIGIN_BYTES);
-    put_u64(n, (uint64_t)e->seq);
-    put_u64(n + 8, (uint64_t)e->clock);
-    put_u64(n + 16, (uint64_t)e->created);
-    put_u64(n + 24, (uint64_t)e->key_id);
-    bad = bad || buf_append(ad, n, sizeof n);
-    put_u32(n, (uint32_t)e->aggregate_len);
-    bad = bad || buf_append(ad, n, 4) || buf_append(ad, e->aggregate, e->aggregate_len);
-    put_u32(n, (uint32_t)e->nmetadata);
-    bad = bad || buf_append(ad, n, 4) || buf_append(ad, e->metadata, e->nmetadata);
+    bad = opl_buf_append(ad, DATA_AD2, sizeof DATA_AD2 - 1) || opl_buf_append(ad, e->origin_id, OPLOG_ORIGIN_BYTES);
+    opl_put_u64(n, (uint64_t)e->seq);
+    opl_put_u64(n + 8, (uint64_t)e->clock);
+    opl_put_u64(n + 16, (uint64_t)e->created);
+    opl_put_u64(n + 24, (uint64_t)e->key_id);
+    bad = bad || opl_buf_append(ad, n, sizeof n);
+    opl_put_u32(n, (uint32_t)e->aggregate_len);
+    bad = bad || opl_buf_append(ad, n, 4) || opl_buf_append(ad, e->aggregate, e->aggregate_len);
+    opl_put_u32(n, (uint32_t)e->nmetadata);
+    bad = bad || opl_buf_append(ad, n, 4) || opl_buf_append(ad, e->metadata, e->nmetadata);
   }
-  return bad ? db_error(db, OPLOG_NOMEM, "out of memory") : OPLOG_OK;
+  return bad ? opl_db_error(db, OPLOG_NOMEM, "out of memory") : OPLOG_OK;
 }
 
 static const unsigned char *find_key(oplog_db *db, int64_t origin, int64_t id) {
@@ -599,28 +599,28 @@ static const unsigned char *find_key(oplog_db *db, int64_t origin, int64_t id) {
   return NULL;
 }
 
-int key_required(oplog_db *db) {
+int opl_key_required(oplog_db *db) {
   if (db->kr.encrypted && !db->kr.have_key)
-    return db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted and was opened without its key");
+    return opl_db_error(db, OPLOG_KEY_REQUIRED, "the file is encrypted and was opened without its key");
   return OPLOG_OK;
 }
 
-int crypto_encrypt_entry(oplog_db *db, stored_entry *e, const uint8_t *plain, size_t n, buf *out) {
+int opl_crypto_encrypt_entry(oplog_db *db, stored_entry *e, const uint8_t *plain, size_t n, buf *out) {
   if (!db->kr.encrypted) {
     e->key_id = 0;
-    return buf_append(out, plain, n) ? db_error(db, OPLOG_NOMEM, "out of memory") : OPLOG_OK;
+    return opl_buf_append(out, plain, n) ? opl_db_error(db, OPLOG_NOMEM, "out of memory") : OPLOG_OK;
   }
-  int rc = key_required(db);
+  int rc = opl_key_required(db);
   if (rc) return rc;
   const unsigned char *key = find_key(db, e->origin, db->kr.active);
   if (!key) {
     /* a rotation or rekey committed but could not reload the keys */
     if ((rc = keyring_load(db))) return rc;
-    if (!(key = find_key(db, e->origin, db->kr.active))) return db_error(db, OPLOG_CORRUPT, "no active data key is loaded");
+    if (!(key = find_key(db, e->origin, db->kr.active))) return opl_db_error(db, OPLOG_CORRUPT, "no active data key is loaded");
   }
   e->key_id = db->kr.active;
   if ((rc = entry_ad(db, e, &db->adbuf))) return rc;
-  if (buf_reserve(out, OPLOG_NONCE_BYTES + n + OPLOG_TAG_BYTES)) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (opl_buf_reserve(out, OPLOG_NONCE_BYTES + n + OPLOG_TAG_BYTES)) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   uint8_t *nonce = out->p + out->n;
   randombytes_buf(nonce, OPLOG_NONCE_BYTES);
   unsigned long long clen = 0;
@@ -630,18 +630,18 @@ int crypto_encrypt_entry(oplog_db *db, stored_entry *e, const uint8_t *plain, si
   return OPLOG_OK;
 }
 
-int crypto_decrypt_entry(oplog_db *db, const stored_entry *e, buf *out) {
+int opl_crypto_decrypt_entry(oplog_db *db, const stored_entry *e, buf *out) {
   const uint8_t *data = e->data;
   size_t n = e->ndata;
   if (e->key_id == 0) {
     if (db->kr.encrypted)
-      return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld is not encrypted in an encrypted file", (long long)e->id);
-    return buf_append(out, data, n) ? db_error(db, OPLOG_NOMEM, "out of memory") : OPLOG_OK;
+      return opl_db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld is not encrypted in an encrypted file", (long long)e->id);
+    return opl_buf_append(out, data, n) ? opl_db_error(db, OPLOG_NOMEM, "out of memory") : OPLOG_OK;
   }
   if (!db->kr.encrypted)
-    return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld claims key %lld in a plaintext file", (long long)e->id,
+    return opl_db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld claims key %lld in a plaintext file", (long long)e->id,
                     (long long)e->key_id);
-  int rc = key_required(db);
+  int rc = opl_key_required(db);
   if (rc) return rc;
   const unsigned char *key = find_key(db, e->origin, e->key_id);
   if (!key) {
@@ -650,16 +650,16 @@ int crypto_decrypt_entry(oplog_db *db, const stored_entry *e, buf *out) {
     key = find_key(db, e->origin, e->key_id);
   }
   if (!key || n < OPLOG_NONCE_BYTES + OPLOG_TAG_BYTES)
-    return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld cannot be decrypted%s", (long long)e->id,
+    return opl_db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld cannot be decrypted%s", (long long)e->id,
                     key ? " (data too short)" : " (unknown key id)");
   size_t plen = n - OPLOG_NONCE_BYTES - OPLOG_TAG_BYTES;
   if ((rc = entry_ad(db, e, &db->adbuf))) return rc;
-  if (buf_reserve(out, plen)) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (opl_buf_reserve(out, plen)) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   unsigned long long mlen = 0;
   int bad = crypto_aead_xchacha20poly1305_ietf_decrypt(out->p + out->n, &mlen, NULL, data + OPLOG_NONCE_BYTES,
                                                        n - OPLOG_NONCE_BYTES, db->adbuf.p, db->adbuf.n, data, key);
   if (bad)
-    return db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld cannot be decrypted (authentication failed)", (long long)e->id);
+    return opl_db_error(db, OPLOG_DECRYPT_FAILED, "entry %lld cannot be decrypted (authentication failed)", (long long)e->id);
   out->n += (size_t)mlen;
   return OPLOG_OK;
 }
@@ -668,7 +668,7 @@ int crypto_decrypt_entry(oplog_db *db, const stored_entry *e, buf *out) {
 
 #define PASSPHRASE_FD_MAX 1024
 
-int passphrase_read_fd(int fd, char **out, size_t *n) {
+int opl_passphrase_read_fd(int fd, char **out, size_t *n) {
   *out = NULL;
   *n = 0;
   char *p = sodium_malloc(PASSPHRASE_FD_MAX + 1);
@@ -695,7 +695,7 @@ int passphrase_read_fd(int fd, char **out, size_t *n) {
   return 0;
 }
 
-void passphrase_free(char *p) {
+void opl_passphrase_free(char *p) {
   if (p) sodium_free(p); /* sodium_free wipes */
 }
 
@@ -744,33 +744,33 @@ int oplog_keygen(const char *path, char *errbuf, size_t errlen) {
 
 int oplog_keys(oplog_db *db, int (*each)(void *, int64_t, int64_t, const char *), void *ctx) {
   if (!db || !each) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
+  opl_db_clear_error(db);
   sqlite3_stmt *s = NULL;
   int r = sqlite3_prepare_v2(db->sql, "SELECT id, created, state FROM oplog_keys WHERE origin = 1 ORDER BY id", -1,
                              &s, NULL);
-  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   int rc = OPLOG_OK;
   while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-    char *state = col_dup(s, 2);
+    char *state = opl_col_dup(s, 2);
     if (!state) {
-      rc = db_error(db, OPLOG_NOMEM, "out of memory");
+      rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
       break;
     }
     rc = each(ctx, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), state);
     sqlite3_free(state);
     if (rc) break;
   }
-  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   sqlite3_finalize(s);
   return rc;
 }
 
 static int key_admin_check(oplog_db *db) {
   if (db->tx != TX_NONE)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "finish the open transaction first");
-  if (db->readonly) return db_error(db, OPLOG_READONLY, "the file is open read-only");
-  if (!db->kr.encrypted) return db_error(db, OPLOG_INVALID_ARGUMENT, "the file is not encrypted");
-  return key_required(db);
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "finish the open transaction first");
+  if (db->readonly) return opl_db_error(db, OPLOG_READONLY, "the file is open read-only");
+  if (!db->kr.encrypted) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "the file is not encrypted");
+  return opl_key_required(db);
 }
 
 /* After a committed change of the keys: load them. That cannot undo the
@@ -779,7 +779,7 @@ static int key_admin_check(oplog_db *db) {
 static void keys_committed(oplog_db *db) {
   if (keyring_load(db) != OPLOG_OK) {
     db->kr.active = 0;
-    db_clear_error(db);
+    opl_db_clear_error(db);
   }
 }
 
@@ -791,9 +791,9 @@ static int add_key(oplog_db *db, const unsigned char *root, int64_t *new_id) {
     if (db->kr.keys[i].origin == 1 && db->kr.keys[i].id > id) id = db->kr.keys[i].id;
   id++;
   unsigned char *key = sodium_malloc(OPLOG_KEY_BYTES);
-  if (!key) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!key) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   crypto_aead_xchacha20poly1305_ietf_keygen(key);
-  int rc = db_exec(db, "UPDATE oplog_keys SET state = 'retired' WHERE origin = 1 AND state = 'active'");
+  int rc = opl_db_exec(db, "UPDATE oplog_keys SET state = 'retired' WHERE origin = 1 AND state = 'active'");
   if (!rc) {
     uint8_t nonce[OPLOG_NONCE_BYTES], wrapped[OPLOG_KEY_BYTES + OPLOG_TAG_BYTES];
     wrap_key(root, db->self_id, id, key, nonce, wrapped);
@@ -806,19 +806,19 @@ static int add_key(oplog_db *db, const unsigned char *root, int64_t *new_id) {
 
 int oplog_rotate_key(oplog_db *db, int64_t *new_id) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
+  opl_db_clear_error(db);
   int rc = key_admin_check(db);
   if (rc) return rc;
-  if ((rc = db_begin(db, 1))) return rc;
+  if ((rc = opl_db_begin(db, 1))) return rc;
   int64_t id = 0;
   if ((rc = keyring_load(db)) || /* see keys rotated elsewhere */
-      (rc = add_key(db, db->kr.root, &id)) || (rc = db_commit(db)))
+      (rc = add_key(db, db->kr.root, &id)) || (rc = opl_db_commit(db)))
     goto fail;
   keys_committed(db);
   if (new_id) *new_id = id;
   return OPLOG_OK;
 fail:
-  db_rollback(db);
+  opl_db_rollback(db);
   keyring_load(db);
   return rc;
 }
@@ -827,17 +827,17 @@ static int rekey(oplog_db *db, const oplog_key_source *src);
 
 int oplog_rekey(oplog_db *db, const oplog_key_source *src) {
   if (!db || !src) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
+  opl_db_clear_error(db);
   if (!src->passphrase_from_fd) return rekey(db, src);
-  if (src->passphrase) return db_error(db, OPLOG_INVALID_ARGUMENT, "passphrase and passphrase_fd exclude each other");
+  if (src->passphrase) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "passphrase and passphrase_fd exclude each other");
   oplog_key_source copy = *src;
   char *secret;
-  int e = passphrase_read_fd(src->passphrase_fd, &secret, &copy.passphrase_len);
-  if (e) return db_error(db, e == ENOMEM ? OPLOG_NOMEM : OPLOG_IO, "passphrase from descriptor %d: %s", src->passphrase_fd, strerror(e));
+  int e = opl_passphrase_read_fd(src->passphrase_fd, &secret, &copy.passphrase_len);
+  if (e) return opl_db_error(db, e == ENOMEM ? OPLOG_NOMEM : OPLOG_IO, "passphrase from descriptor %d: %s", src->passphrase_fd, strerror(e));
   copy.passphrase = secret;
   copy.passphrase_from_fd = 0;
   int rc = rekey(db, &copy);
-  passphrase_free(secret);
+  opl_passphrase_free(secret);
   return rc;
 }
 
@@ -846,22 +846,22 @@ static int rekey(oplog_db *db, const oplog_key_source *src) {
   if (rc) return rc;
   int n = (src->key_file != NULL) + (src->key != NULL) + (src->passphrase != NULL);
   if (n != 1 || src->no_encryption)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "rekey needs exactly one of key_file, key or passphrase");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "rekey needs exactly one of key_file, key or passphrase");
   unsigned char *root = sodium_malloc(OPLOG_KEY_BYTES);
-  if (!root) return db_error(db, OPLOG_NOMEM, "out of memory");
-  if ((rc = db_begin(db, 1))) goto done;
+  if (!root) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
+  if ((rc = opl_db_begin(db, 1))) goto done;
   /* Re-wrap every key and the origin's secret in this one transaction (a
    * crash leaves the old root key or the new one working, never neither),
    * and start a new data key: whoever kept the old root key and a copy of
    * the file reads nothing written after the rekey. */
-  if ((rc = keyring_load(db)) || (rc = new_root(db, src, root)) || (rc = crypto_rewrap_all(db, root)) ||
-      (rc = add_key(db, root, NULL)) || (rc = db_commit(db)))
+  if ((rc = keyring_load(db)) || (rc = new_root(db, src, root)) || (rc = opl_crypto_rewrap_all(db, root)) ||
+      (rc = add_key(db, root, NULL)) || (rc = opl_db_commit(db)))
     goto fail;
   memcpy(db->kr.root, root, OPLOG_KEY_BYTES);
   keys_committed(db);
   goto done;
 fail:
-  db_rollback(db);
+  opl_db_rollback(db);
 done:
   sodium_free(root);
   return rc;

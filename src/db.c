@@ -42,7 +42,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
 };
 
-sqlite3_stmt *db_stmt(oplog_db *db, int which) {
+sqlite3_stmt *opl_db_stmt(oplog_db *db, int which) {
   sqlite3_stmt *s = db->st[which];
   if (s) {
     sqlite3_reset(s);
@@ -51,7 +51,7 @@ sqlite3_stmt *db_stmt(oplog_db *db, int which) {
   }
   int rc = sqlite3_prepare_v3(db->sql, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
   if (rc != SQLITE_OK) {
-    db_sqlerr(db, rc);
+    opl_db_sqlerr(db, rc);
     return NULL;
   }
   db->st[which] = s;
@@ -59,32 +59,32 @@ sqlite3_stmt *db_stmt(oplog_db *db, int which) {
 }
 
 static int step_once(oplog_db *db, int which) {
-  sqlite3_stmt *s = db_stmt(db, which);
+  sqlite3_stmt *s = opl_db_stmt(db, which);
   if (!s) return db->code;
   int r = sqlite3_step(s);
   sqlite3_reset(s);
-  return r == SQLITE_DONE ? OPLOG_OK : db_sqlerr(db, r);
+  return r == SQLITE_DONE ? OPLOG_OK : opl_db_sqlerr(db, r);
 }
 
-int db_begin(oplog_db *db, int write) {
+int opl_db_begin(oplog_db *db, int write) {
   db->ls.checked = 0;
   /* Callers hold no transaction of the handle here. One still open in
    * SQLite is a leftover whose ROLLBACK failed for lack of memory: end it
    * now that memory may be back. */
-  db_rollback(db);
+  opl_db_rollback(db);
   return step_once(db, write ? ST_BEGIN : ST_BEGIN_READ);
 }
 
-int db_commit(oplog_db *db) {
+int opl_db_commit(oplog_db *db) {
   db->ls.checked = 0;
   int rc = step_once(db, ST_COMMIT);
-  if (rc) state_forget(db);
+  if (rc) opl_state_forget(db);
   return rc;
 }
 
-void db_rollback(oplog_db *db) {
+void opl_db_rollback(oplog_db *db) {
   if (!db->sql || sqlite3_get_autocommit(db->sql)) return;
-  state_forget(db);
+  opl_state_forget(db);
   /* The caller's error stays: this runs on failure paths. The statement
    * was prepared at open, so that rolling back needs no memory. */
   sqlite3_stmt *s = db->st[ST_ROLLBACK];
@@ -111,28 +111,28 @@ static int read_level(oplog_db *db, int *level);
  * complete. */
 static int migrate(oplog_db *db, const oplog_key_source *src, int seen) {
   int target = schema_level();
-  int rc = db_begin(db, 1);
+  int rc = opl_db_begin(db, 1);
   if (rc) return rc;
   int level = 0;
   if ((rc = read_level(db, &level))) goto fail;
   if (level != seen) {
-    rc = db_error(db, OPLOG_BUSY, "another connection changed the schema of %s meanwhile: open it again", db->path);
+    rc = opl_db_error(db, OPLOG_BUSY, "another connection changed the schema of %s meanwhile: open it again", db->path);
     goto fail;
   }
-  if (level == 1 && (rc = format1_drop_views(db))) goto fail;
+  if (level == 1 && (rc = opl_format1_drop_views(db))) goto fail;
   for (int i = level; i < target; i++) {
-    if ((rc = db_exec(db, oplog_migrations[i].text))) goto fail;
-    if (i == 1 && (rc = format1_migrate(db, level))) goto fail; /* 002: the rows follow */
+    if ((rc = opl_db_exec(db, oplog_migrations[i].text))) goto fail;
+    if (i == 1 && (rc = opl_format1_migrate(db, level))) goto fail; /* 002: the rows follow */
   }
   char sql[64];
   snprintf(sql, sizeof sql, "PRAGMA user_version = %d", target);
-  if ((rc = db_exec(db, sql))) goto fail;
-  if (level == 0 && (rc = crypto_open(db, src, 1))) goto fail;
-  if ((rc = db_commit(db))) goto fail;
+  if ((rc = opl_db_exec(db, sql))) goto fail;
+  if (level == 0 && (rc = opl_crypto_open(db, src, 1))) goto fail;
+  if ((rc = opl_db_commit(db))) goto fail;
   db->format = OPLOG_FORMAT_VERSION;
   return OPLOG_OK;
 fail:
-  db_rollback(db);
+  opl_db_rollback(db);
   return rc;
 }
 
@@ -141,7 +141,7 @@ static int read_level(oplog_db *db, int *level) {
   int r = sqlite3_prepare_v2(db->sql, "PRAGMA user_version", -1, &s, NULL);
   if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) *level = sqlite3_column_int(s, 0);
   sqlite3_finalize(s);
-  return r == SQLITE_ROW ? OPLOG_OK : db_sqlerr(db, r);
+  return r == SQLITE_ROW ? OPLOG_OK : opl_db_sqlerr(db, r);
 }
 
 static int open_file(const char *path, const oplog_open_opts *opts, oplog_db **out, int fd_error);
@@ -174,11 +174,11 @@ int oplog_open(const char *path, const oplog_open_opts *opts, oplog_db **out) {
   char *secret = NULL;
   int e = sodium_init() < 0               ? ENOMEM
           : opts->key.passphrase ? EINVAL
-                                 : passphrase_read_fd(opts->key.passphrase_fd, &secret, &copy.key.passphrase_len);
+                                 : opl_passphrase_read_fd(opts->key.passphrase_fd, &secret, &copy.key.passphrase_len);
   copy.key.passphrase = secret;
   copy.key.passphrase_from_fd = 0;
   int rc = open_file(path, &copy, out, e);
-  passphrase_free(secret);
+  opl_passphrase_free(secret);
   return rc;
 }
 
@@ -192,37 +192,37 @@ static int open_file(const char *path, const oplog_open_opts *opts, oplog_db **o
   if (!db) return OPLOG_NOMEM;
   memset(db, 0, sizeof *db);
   *out = db;
-  stmt_cache_init(&db->live, "main", "", 1);
+  opl_stmt_cache_init(&db->live, "main", "", 1);
   if (!opts) opts = &defaults;
-  if (!path || !*path) return db_error(db, OPLOG_INVALID_ARGUMENT, "path must be a non-empty string");
-  if (fd_error == EINVAL) return db_error(db, OPLOG_INVALID_ARGUMENT, "passphrase and passphrase_fd exclude each other");
+  if (!path || !*path) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "path must be a non-empty string");
+  if (fd_error == EINVAL) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "passphrase and passphrase_fd exclude each other");
   if (fd_error)
-    return db_error(db, fd_error == ENOMEM ? OPLOG_NOMEM : OPLOG_IO, "passphrase from descriptor %d: %s",
+    return opl_db_error(db, fd_error == ENOMEM ? OPLOG_NOMEM : OPLOG_IO, "passphrase from descriptor %d: %s",
                     opts->key.passphrase_fd, fd_error == E2BIG ? "longer than 1024 bytes" : strerror(fd_error));
-  if (sodium_init() < 0) return db_error(db, OPLOG_IO, "libsodium failed to initialise");
+  if (sodium_init() < 0) return opl_db_error(db, OPLOG_IO, "libsodium failed to initialise");
   if (config_new(opts) > 1)
-    return db_error(db, OPLOG_INVALID_ARGUMENT,
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT,
                     "choose one of key_file, key, passphrase or encryption = false");
   if (opts->sync != OPLOG_SYNC_FULL && opts->sync != OPLOG_SYNC_NORMAL)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "sync must be full or normal");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "sync must be full or normal");
   db->path = sqlite3_mprintf("%s", path);
   db->max_entry = (int64_t)(opts->max_entry_bytes ? opts->max_entry_bytes : OPLOG_MAX_ENTRY_BYTES);
   db->entry_cols = sqlite3_mprintf(ENTRY_COLUMNS_READ(""), (long long)db->max_entry, (long long)db->max_entry);
   db->entry_cols_e = sqlite3_mprintf(ENTRY_COLUMNS_READ("e."), (long long)db->max_entry, (long long)db->max_entry);
-  if (!db->path || !db->entry_cols || !db->entry_cols_e) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!db->path || !db->entry_cols || !db->entry_cols_e) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   db->readonly = opts->readonly != 0;
 
   struct stat stbuf;
   int exists = stat(path, &stbuf) == 0;
   if (!exists && (opts->no_create || opts->readonly))
-    return db_error(db, OPLOG_NOT_FOUND, "%s: no such file", path);
+    return opl_db_error(db, OPLOG_NOT_FOUND, "%s: no such file", path);
   if (!exists && config_new(opts) == 0)
-    return db_error(db, OPLOG_KEY_REQUIRED,
+    return opl_db_error(db, OPLOG_KEY_REQUIRED,
                     "a new file needs a key choice: key_file, key, passphrase or encryption = false");
   /* The file is made private before SQLite opens it: its -wal and -shm
    * files take the same mode. Everything but the entries' data is in the
    * clear (README, "Security model"). */
-  if (!exists && ((rc = crypto_check_new_source(db, &opts->key)) || (rc = create_private(db, path)))) return rc;
+  if (!exists && ((rc = opl_crypto_check_new_source(db, &opts->key)) || (rc = opl_create_private(db, path)))) return rc;
 
   /* A read-only handle makes the -wal and -shm SQLite needs to read; when
    * there were none, they are removed at close (see wal_cleanup). */
@@ -231,74 +231,74 @@ static int open_file(const char *path, const oplog_open_opts *opts, oplog_db **o
               SQLITE_OPEN_NOMUTEX;
   int r = sqlite3_open_v2(path, &db->sql, flags, NULL);
   if (r != SQLITE_OK) {
-    int rc = db_sqlerr(db, r);
-    if (r == SQLITE_CANTOPEN) rc = db_error(db, OPLOG_IO, "%s: cannot open file", path);
+    int rc = opl_db_sqlerr(db, r);
+    if (r == SQLITE_CANTOPEN) rc = opl_db_error(db, OPLOG_IO, "%s: cannot open file", path);
     return rc;
   }
   sqlite3_extended_result_codes(db->sql, 1);
   static const int early[] = {ST_BEGIN, ST_BEGIN_READ, ST_COMMIT, ST_ROLLBACK};
   for (size_t i = 0; i < sizeof early / sizeof *early; i++)
-    if (!db_stmt(db, early[i])) return db->code;
+    if (!opl_db_stmt(db, early[i])) return db->code;
   int ms = opts->busy_timeout_ms == 0 ? 5000 : opts->busy_timeout_ms < 0 ? 0 : opts->busy_timeout_ms;
   sqlite3_busy_timeout(db->sql, ms);
 
   int level = 0;
   if ((rc = read_level(db, &level))) return rc;
   if (level > schema_level())
-    return db_error(db, OPLOG_SCHEMA_TOO_NEW,
+    return opl_db_error(db, OPLOG_SCHEMA_TOO_NEW,
                     "file schema level %d is newer than this library's %d (oplog %s)", level,
                     schema_level(), OPLOG_VERSION);
   if (!db->readonly) {
     /* WAL and synchronous first: a new file is created in WAL mode. */
-    if ((rc = db_exec(db, "PRAGMA journal_mode = WAL"))) return rc;
-    if ((rc = db_exec(db, opts->sync == OPLOG_SYNC_NORMAL ? "PRAGMA synchronous = NORMAL"
+    if ((rc = opl_db_exec(db, "PRAGMA journal_mode = WAL"))) return rc;
+    if ((rc = opl_db_exec(db, opts->sync == OPLOG_SYNC_NORMAL ? "PRAGMA synchronous = NORMAL"
                                                           : "PRAGMA synchronous = FULL")))
       return rc;
   }
-  if (meta_register(db->sql) != SQLITE_OK) return db_sqlerr(db, sqlite3_errcode(db->sql));
+  if (opl_meta_register(db->sql) != SQLITE_OK) return opl_db_sqlerr(db, sqlite3_errcode(db->sql));
   db->format = OPLOG_FORMAT_VERSION;
   if (level == 0) {
-    if (db->readonly) return db_error(db, OPLOG_NOT_FOUND, "%s is not an oplog file", path);
+    if (db->readonly) return opl_db_error(db, OPLOG_NOT_FOUND, "%s is not an oplog file", path);
     if (config_new(opts) == 0)
-      return db_error(db, OPLOG_KEY_REQUIRED,
+      return opl_db_error(db, OPLOG_KEY_REQUIRED,
                       "a new file needs a key choice: key_file, key, passphrase or encryption = false");
     if ((rc = migrate(db, &opts->key, 0))) return rc;
   } else {
     /* A format-1 file is read through views until it is migrated, which
      * needs a writable handle and, for an encrypted file, its key. */
-    if (level == 1 && (rc = format1_views(db))) return rc;
-    if ((rc = crypto_open(db, &opts->key, 0))) return rc;
+    if (level == 1 && (rc = opl_format1_views(db))) return rc;
+    if ((rc = opl_crypto_open(db, &opts->key, 0))) return rc;
     if (level == 1 && !db->readonly && (!db->kr.encrypted || db->kr.have_key) &&
         (rc = migrate(db, &opts->key, 1)))
       return rc;
   }
-  const uint8_t *self = origin_id(db, 1);
+  const uint8_t *self = opl_origin_id(db, 1);
   if (!self) return db->code;
   memcpy(db->self_id, self, OPLOG_ORIGIN_BYTES);
-  if ((rc = catalog_load(db))) return rc;
-  db_clear_error(db);
+  if ((rc = opl_catalog_load(db))) return rc;
+  opl_db_clear_error(db);
   return OPLOG_OK;
 }
 
 int oplog_close(oplog_db *db) {
   if (!db) return OPLOG_OK;
-  db_rollback(db);
+  opl_db_rollback(db);
   db->tx = TX_NONE;
-  index_flush_at_close(db);
-  stmt_cache_clear(&db->live);
+  opl_index_flush_at_close(db);
+  opl_stmt_cache_clear(&db->live);
   for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(db->st[i]);
-  catalog_free(db);
-  crypto_close(db);
-  queue_reset(&db->q);
-  buf_free(&db->q.data);
-  buf_free(&db->q.texts);
-  buf_free(&db->q.row);
-  buf_free(&db->scratch);
-  buf_free(&db->mbuf);
-  buf_free(&db->adbuf);
+  opl_catalog_free(db);
+  opl_crypto_close(db);
+  opl_queue_reset(&db->q);
+  opl_buf_free(&db->q.data);
+  opl_buf_free(&db->q.texts);
+  opl_buf_free(&db->q.row);
+  opl_buf_free(&db->scratch);
+  opl_buf_free(&db->mbuf);
+  opl_buf_free(&db->adbuf);
   sqlite3_free(db->origins);
   if (db->scratch2.p) sodium_memzero(db->scratch2.p, db->scratch2.cap);
-  buf_free(&db->scratch2);
+  opl_buf_free(&db->scratch2);
   sqlite3_free(db->tx_aggregate);
   if (db->sql) sqlite3_close_v2(db->sql);
   if (db->readonly && db->wal_made) wal_cleanup(db->path);
@@ -314,10 +314,10 @@ int oplog_close(oplog_db *db) {
 
 int oplog_begin(oplog_db *db) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  if (db->tx != TX_NONE) return db_error(db, OPLOG_INVALID_ARGUMENT, "a transaction is already open on this handle (no nesting)");
-  if (db->readonly) return db_error(db, OPLOG_READONLY, "the file is open read-only");
-  int rc = db_begin(db, 1);
+  opl_db_clear_error(db);
+  if (db->tx != TX_NONE) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "a transaction is already open on this handle (no nesting)");
+  if (db->readonly) return opl_db_error(db, OPLOG_READONLY, "the file is open read-only");
+  int rc = opl_db_begin(db, 1);
   if (rc) return rc;
   db->tx = TX_LOW;
   return OPLOG_OK;
@@ -325,18 +325,18 @@ int oplog_begin(oplog_db *db) {
 
 int oplog_commit(oplog_db *db) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  if (db->tx != TX_LOW) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction opened with begin");
+  opl_db_clear_error(db);
+  if (db->tx != TX_LOW) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction opened with begin");
   if (sqlite3_get_autocommit(db->sql)) {
     db->tx = TX_NONE;
-    return db_error(db, OPLOG_INVALID_ARGUMENT,
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT,
                     "nothing to commit: an earlier error rolled the transaction back");
   }
-  int rc = db_commit(db);
+  int rc = opl_db_commit(db);
   if (rc) {
     /* SQLite keeps the transaction open on a busy COMMIT; we do not keep
      * half-states: roll back so that the caller sees all or nothing. */
-    db_rollback(db);
+    opl_db_rollback(db);
   }
   db->tx = TX_NONE;
   return rc;
@@ -344,10 +344,10 @@ int oplog_commit(oplog_db *db) {
 
 int oplog_rollback(oplog_db *db) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  if (db->tx != TX_LOW) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction opened with begin");
+  opl_db_clear_error(db);
+  if (db->tx != TX_LOW) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction opened with begin");
   db->tx = TX_NONE;
-  state_forget(db);
+  opl_state_forget(db);
   if (!sqlite3_get_autocommit(db->sql)) return step_once(db, ST_ROLLBACK);
   return OPLOG_OK;
 }
@@ -357,7 +357,7 @@ int oplog_rollback(oplog_db *db) {
 int oplog_get_stats(oplog_db *db, oplog_stats *out,
                     int (*each)(void *, const char *, int64_t, int64_t), void *ctx) {
   if (!db || !out) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
+  opl_db_clear_error(db);
   memset(out, 0, sizeof *out);
   static const char *sql =
       "SELECT (SELECT count(*) FROM oplog_entries),"
@@ -372,26 +372,26 @@ int oplog_get_stats(oplog_db *db, oplog_stats *out,
     r = SQLITE_OK;
   }
   sqlite3_finalize(s);
-  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   if (!each) return OPLOG_OK;
   /* a ticket is 1 + the entries of its aggregate (ticket.c) */
   r = sqlite3_prepare_v2(db->sql,
                          "SELECT t.name, t.version + (SELECT count(*) FROM oplog_entries WHERE id > " WM
                          " AND aggregate_name = t.name) FROM oplog_ticket t ORDER BY t.name",
                          -1, &s, NULL);
-  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   int rc = OPLOG_OK;
   while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-    char *name = col_dup(s, 0);
+    char *name = opl_col_dup(s, 0);
     if (!name) {
-      rc = db_error(db, OPLOG_NOMEM, "out of memory");
+      rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
       break;
     }
     rc = each(ctx, name, sqlite3_column_int64(s, 1) - 1, sqlite3_column_int64(s, 1));
     sqlite3_free(name);
     if (rc) break;
   }
-  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   sqlite3_finalize(s);
   return rc;
 }

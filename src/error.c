@@ -15,7 +15,7 @@ const char *oplog_code_name(int code) {
   return code_names[code];
 }
 
-int db_error(oplog_db *db, int code, const char *fmt, ...) {
+int opl_db_error(oplog_db *db, int code, const char *fmt, ...) {
   if (!db) return code;
   va_list ap;
   va_start(ap, fmt);
@@ -27,14 +27,14 @@ int db_error(oplog_db *db, int code, const char *fmt, ...) {
   return code;
 }
 
-void db_clear_error(oplog_db *db) {
+void opl_db_clear_error(oplog_db *db) {
   if (!db) return;
   db->code = OPLOG_OK;
   sqlite3_free(db->msg);
   db->msg = NULL;
 }
 
-int map_sqlite_code(int rc) {
+int opl_map_sqlite_code(int rc) {
   switch (rc & 0xff) {
   case SQLITE_OK:
   case SQLITE_ROW:
@@ -55,14 +55,14 @@ int map_sqlite_code(int rc) {
   }
 }
 
-int db_sqlerr(oplog_db *db, int rc) {
-  int code = map_sqlite_code(rc);
+int opl_db_sqlerr(oplog_db *db, int rc) {
+  int code = opl_map_sqlite_code(rc);
   if (code == OPLOG_OK) code = OPLOG_SQL;
   const char *m = db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc);
   if (db->sql && sqlite3_errcode(db->sql) == SQLITE_OK) m = sqlite3_errstr(rc);
   /* a damaged file: say which (a bare "malformed" names nothing) */
-  if (code == OPLOG_CORRUPT && db->path) return db_error(db, code, "%s: %s", db->path, m);
-  return db_error(db, code, "%s", m);
+  if (code == OPLOG_CORRUPT && db->path) return opl_db_error(db, code, "%s: %s", db->path, m);
+  return opl_db_error(db, code, "%s", m);
 }
 
 const char *oplog_errmsg(oplog_db *db) {

@@ -28,13 +28,13 @@ static const char *const views =
     " UNION ALL SELECT 'indexed_upto', coalesce((SELECT max(id) FROM main.oplog_entries), 0)"
     " UNION ALL SELECT 'clock', coalesce((SELECT max(id) FROM main.oplog_entries), 0);";
 
-int format1_views(oplog_db *db) {
+int opl_format1_views(oplog_db *db) {
   db->format = 1;
-  return db_exec(db, views);
+  return opl_db_exec(db, views);
 }
 
-int format1_drop_views(oplog_db *db) {
-  return db_exec(db, "DROP VIEW temp.oplog_entries; DROP VIEW temp.oplog_metadata; DROP VIEW temp.oplog_index;"
+int opl_format1_drop_views(oplog_db *db) {
+  return opl_db_exec(db, "DROP VIEW temp.oplog_entries; DROP VIEW temp.oplog_metadata; DROP VIEW temp.oplog_index;"
                      "DROP VIEW temp.oplog_keys; DROP VIEW temp.oplog_origins; DROP VIEW temp.oplog_config;");
 }
 
@@ -47,26 +47,26 @@ static int copy_keys(oplog_db *db) {
                            "INSERT INTO oplog_keys (origin, id, created, state, nonce, wrapped)"
                            " VALUES (1, ?1, ?2, ?3, zeroblob(24), zeroblob(48))",
                            -1, &ins, NULL);
-  int rc = r == SQLITE_OK ? OPLOG_OK : db_sqlerr(db, r);
+  int rc = r == SQLITE_OK ? OPLOG_OK : opl_db_sqlerr(db, r);
   while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
     for (int i = 0; i < 3; i++) sqlite3_bind_value(ins, i + 1, sqlite3_column_value(s, i));
     r = sqlite3_step(ins);
     sqlite3_reset(ins);
-    if (r != SQLITE_DONE) rc = db_sqlerr(db, r);
+    if (r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   }
-  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   sqlite3_finalize(s);
   sqlite3_finalize(ins);
   /* the placeholders above get their real wrapping here */
-  if (!rc && db->kr.encrypted) rc = crypto_rewrap_all(db, db->kr.root);
+  if (!rc && db->kr.encrypted) rc = opl_crypto_rewrap_all(db, db->kr.root);
   return rc;
 }
 
-int format1_migrate(oplog_db *db, int from_level) {
+int opl_format1_migrate(oplog_db *db, int from_level) {
   int rc = OPLOG_OK;
-  if (from_level == 1 && ((rc = origin_create(db)) || (rc = copy_keys(db)))) return rc;
+  if (from_level == 1 && ((rc = opl_origin_create(db)) || (rc = copy_keys(db)))) return rc;
   /* (a new file has nothing to copy, and gets its watermark and clock) */
-  rc = db_exec(db,
+  rc = opl_db_exec(db,
                  "INSERT INTO oplog_entries (" ENTRY_COLUMNS ") SELECT id, 1, id, id, created, aggregate, key_id, "
                  V1_META("oplog_v1_metadata") ", data, prev_hash, hash, 1 FROM oplog_v1_entries e ORDER BY id;"
                  "INSERT INTO oplog_metadata (entry_id, position, key, value)"
@@ -77,5 +77,5 @@ int format1_migrate(oplog_db *db, int from_level) {
                  " ('indexed_upto', coalesce((SELECT max(id) FROM oplog_v1_entries), 0)),"
                  " ('clock', coalesce((SELECT max(id) FROM oplog_v1_entries), 0)), ('format', 2);");
   if (rc) return rc;
-  return db_exec(db, "DROP TABLE oplog_v1_entries; DROP TABLE oplog_v1_metadata; DROP TABLE oplog_v1_keys;");
+  return opl_db_exec(db, "DROP TABLE oplog_v1_entries; DROP TABLE oplog_v1_metadata; DROP TABLE oplog_v1_keys;");
 }

@@ -10,7 +10,7 @@
 
 /* The log's state as of the current transaction's snapshot. */
 static int state_load(oplog_db *db, log_state *ls) {
-  sqlite3_stmt *s = db_stmt(db, ST_STATE);
+  sqlite3_stmt *s = opl_db_stmt(db, ST_STATE);
   if (!s) return db->code;
   int r = sqlite3_step(s);
   if (r == SQLITE_ROW) {
@@ -20,11 +20,11 @@ static int state_load(oplog_db *db, log_state *ls) {
     ls->last_id = sqlite3_column_int64(s, 3);
   }
   sqlite3_reset(s);
-  if (r != SQLITE_ROW) return db_sqlerr(db, r);
+  if (r != SQLITE_ROW) return opl_db_sqlerr(db, r);
   ls->seq = ls->head_id = 0;
   memset(ls->hash, 0, OPLOG_HASH_BYTES);
   for (int which = ST_HEAD_TAIL; which <= ST_HEAD_INDEXED; which++) {
-    if (!(s = db_stmt(db, which))) return db->code;
+    if (!(s = opl_db_stmt(db, which))) return db->code;
     sqlite3_bind_int64(s, 1, ls->wm);
     r = sqlite3_step(s);
     int rc = OPLOG_OK;
@@ -34,9 +34,9 @@ static int state_load(oplog_db *db, log_state *ls) {
       if (sqlite3_column_bytes(s, 2) == OPLOG_HASH_BYTES)
         memcpy(ls->hash, sqlite3_column_blob(s, 2), OPLOG_HASH_BYTES);
       else
-        rc = db_error(db, OPLOG_CORRUPT, "entry %lld has no valid hash", (long long)ls->head_id);
+        rc = opl_db_error(db, OPLOG_CORRUPT, "entry %lld has no valid hash", (long long)ls->head_id);
     } else if (r != SQLITE_DONE) {
-      rc = db_sqlerr(db, r);
+      rc = opl_db_sqlerr(db, r);
     }
     sqlite3_reset(s);
     if (rc) return rc;
@@ -49,15 +49,15 @@ static int state_load(oplog_db *db, log_state *ls) {
 /* Makes db->ls current inside a write transaction: reloaded when another
  * connection committed since it was last right (PRAGMA data_version does
  * not move for this connection's own commits). */
-int state_check(oplog_db *db) {
+int opl_state_check(oplog_db *db) {
   log_state *ls = &db->ls;
   if (ls->checked) return OPLOG_OK;
-  sqlite3_stmt *s = db_stmt(db, ST_DATA_VERSION);
+  sqlite3_stmt *s = opl_db_stmt(db, ST_DATA_VERSION);
   if (!s) return db->code;
   int r = sqlite3_step(s);
   int64_t v = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
   sqlite3_reset(s);
-  if (r != SQLITE_ROW) return db_sqlerr(db, r);
+  if (r != SQLITE_ROW) return opl_db_sqlerr(db, r);
   if (!ls->valid || v != ls->data_version) {
     ls->valid = 0;
     int rc = state_load(db, ls);
@@ -69,7 +69,7 @@ int state_check(oplog_db *db) {
   return OPLOG_OK;
 }
 
-void state_forget(oplog_db *db) {
+void opl_state_forget(oplog_db *db) {
   db->ls.valid = 0;
   db->ls.checked = 0;
   db->ls.tk_valid = 0;
@@ -77,21 +77,21 @@ void state_forget(oplog_db *db) {
 
 int oplog_origin(oplog_db *db, oplog_origin_info *out) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  if (!out) return db_error(db, OPLOG_INVALID_ARGUMENT, "out is NULL");
+  opl_db_clear_error(db);
+  if (!out) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "out is NULL");
   memset(out, 0, sizeof *out);
   log_state tmp, *ls = &tmp;
   int rc;
   if (db->tx != TX_NONE && !sqlite3_get_autocommit(db->sql)) {
     /* inside this handle's transaction: its own view, cached */
-    if ((rc = state_check(db))) return rc;
+    if ((rc = opl_state_check(db))) return rc;
     ls = &db->ls;
   } else {
-    if ((rc = db_begin(db, 0))) return rc;
+    if ((rc = opl_db_begin(db, 0))) return rc;
     rc = state_load(db, ls);
-    if (!rc) rc = db_commit(db);
+    if (!rc) rc = opl_db_commit(db);
     if (rc) {
-      db_rollback(db);
+      opl_db_rollback(db);
       return rc;
     }
   }
@@ -111,7 +111,7 @@ static agg_count *agg_find(agg_counts *c, const char *name, size_t len) {
   return NULL;
 }
 
-int agg_counts_add(agg_counts *c, const char *name, size_t len) {
+int opl_agg_counts_add(agg_counts *c, const char *name, size_t len) {
   agg_count *a = agg_find(c, name, len);
   if (a) {
     a->n++;
@@ -133,14 +133,14 @@ int agg_counts_add(agg_counts *c, const char *name, size_t len) {
   return OPLOG_OK;
 }
 
-int64_t agg_counts_take(agg_counts *c, const char *name, size_t len) {
+int64_t opl_agg_counts_take(agg_counts *c, const char *name, size_t len) {
   agg_count *a = agg_find(c, name, len);
   int64_t n = a ? a->n : 0;
   if (a) a->n = 0;
   return n;
 }
 
-void agg_counts_free(agg_counts *c) {
+void opl_agg_counts_free(agg_counts *c) {
   for (size_t i = 0; i < c->n; i++) sqlite3_free(c->a[i].name);
   sqlite3_free(c->a);
   memset(c, 0, sizeof *c);
@@ -149,14 +149,14 @@ void agg_counts_free(agg_counts *c) {
 static int step_done(oplog_db *db, sqlite3_stmt *s) {
   int r = sqlite3_step(s);
   sqlite3_reset(s);
-  return r == SQLITE_DONE ? OPLOG_OK : db_sqlerr(db, r);
+  return r == SQLITE_DONE ? OPLOG_OK : opl_db_sqlerr(db, r);
 }
 
 /* Brings the derived tables up to the newest entry, inside the caller's
  * write transaction. */
-int index_flush(oplog_db *db) {
+int opl_index_flush(oplog_db *db) {
   log_state *ls = &db->ls;
-  int rc = state_check(db);
+  int rc = opl_state_check(db);
   if (rc) return rc;
   sqlite3_stmt *tail = NULL, *ins_index = NULL, *ins_meta = NULL, *tk = NULL, *cfg = NULL;
   static const char *const sql[] = {
@@ -173,7 +173,7 @@ int index_flush(oplog_db *db) {
     r = sqlite3_prepare_v2(db->sql, sql[i], -1, st[i], NULL);
   agg_counts aggs = {0};
   int64_t last = ls->wm, clock = 0;
-  if (r != SQLITE_OK) rc = db_sqlerr(db, r);
+  if (r != SQLITE_OK) rc = opl_db_sqlerr(db, r);
   else {
     sqlite3_bind_int64(tail, 1, ls->wm);
     sqlite3_bind_int64(tail, 2, db->max_entry);
@@ -181,22 +181,22 @@ int index_flush(oplog_db *db) {
   while (!rc && (r = sqlite3_step(tail)) == SQLITE_ROW) {
     int64_t id = sqlite3_column_int64(tail, 0);
     size_t an, mn;
-    const char *agg = col_bytes(tail, 4, &an);
-    const uint8_t *md = (const uint8_t *)col_bytes(tail, 5, &mn);
+    const char *agg = opl_col_bytes(tail, 4, &an);
+    const uint8_t *md = (const uint8_t *)opl_col_bytes(tail, 5, &mn);
     sqlite3_bind_int64(ins_index, 1, id);
     sqlite3_bind_int64(ins_index, 2, sqlite3_column_int64(tail, 1));
     sqlite3_bind_int64(ins_index, 3, sqlite3_column_int64(tail, 2));
     sqlite3_bind_text(ins_index, 4, agg, (int)an, SQLITE_STATIC);
     if ((rc = step_done(db, ins_index))) break;
     if (sqlite3_column_int64(tail, 3) > clock) clock = sqlite3_column_int64(tail, 3);
-    if (agg_counts_add(&aggs, agg, an)) {
-      rc = db_error(db, OPLOG_NOMEM, "out of memory");
+    if (opl_agg_counts_add(&aggs, agg, an)) {
+      rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
       break;
     }
     meta_reader mr;
     meta_pair m;
-    int k = 0, s = meta_open(&mr, md, mn) ? 0 : -1;
-    while (!rc && s >= 0 && (s = meta_next(&mr, &m)) == 1) {
+    int k = 0, s = opl_meta_open(&mr, md, mn) ? 0 : -1;
+    while (!rc && s >= 0 && (s = opl_meta_next(&mr, &m)) == 1) {
       sqlite3_bind_int64(ins_meta, 1, id);
       sqlite3_bind_int64(ins_meta, 2, ++k);
       sqlite3_bind_text(ins_meta, 3, m.key, (int)m.nkey, SQLITE_STATIC);
@@ -208,7 +208,7 @@ int index_flush(oplog_db *db) {
      * reports the entry, and the log stays writable. */
     last = id;
   }
-  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   for (size_t i = 0; !rc && i < aggs.n; i++) {
     sqlite3_bind_text(tk, 1, aggs.a[i].name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(tk, 2, aggs.a[i].n);
@@ -219,7 +219,7 @@ int index_flush(oplog_db *db) {
     sqlite3_bind_int64(cfg, 2, clock > ls->clock ? clock : ls->clock);
     rc = step_done(db, cfg);
   }
-  agg_counts_free(&aggs);
+  opl_agg_counts_free(&aggs);
   for (size_t i = 0; i < sizeof st / sizeof *st; i++) sqlite3_finalize(*st[i]);
   if (!rc) ls->wm = last;
   return rc;
@@ -229,9 +229,9 @@ int index_flush(oplog_db *db) {
  * are complete for anyone reading the file with plain SQL. Only a handle
  * that wrote entries does it: closing a handle that only read must not
  * write (another connection's open read would then be too old to write). */
-void index_flush_at_close(oplog_db *db) {
+void opl_index_flush_at_close(oplog_db *db) {
   if (!db->wrote || db->readonly || db->format != OPLOG_FORMAT_VERSION || !db->sql || db->tx != TX_NONE) return;
-  if (!db_begin(db, 1) && (state_check(db) || (db->ls.wm < db->ls.last_id && index_flush(db)) || db_commit(db)))
-    db_rollback(db);
-  db_clear_error(db);
+  if (!opl_db_begin(db, 1) && (opl_state_check(db) || (db->ls.wm < db->ls.last_id && opl_index_flush(db)) || opl_db_commit(db)))
+    opl_db_rollback(db);
+  opl_db_clear_error(db);
 }

@@ -1,7 +1,10 @@
 /*
  * internal.h — what the core's files share and nothing outside src/ may use
  * (tests/ may, to reach fuzz entry points). One struct per concept; each
- * .c file owns the fields of its concept.
+ * .c file owns the fields of its concept. Every function with external
+ * linkage here is named opl_*: the library exports only oplog_* (hidden
+ * visibility), and opl_ keeps the internals out of other libraries'
+ * namespaces (crypto_* is libsodium's) even in a static link.
  */
 #ifndef OPLOG_INTERNAL_H
 #define OPLOG_INTERNAL_H
@@ -29,22 +32,22 @@ typedef struct arena {
   arena_chunk *head;
   int failed; /* an allocation failed since the last reset */
 } arena;
-void *arena_alloc(arena *a, size_t n);
-char *arena_strndup(arena *a, const char *s, size_t n);
-void arena_reset(arena *a); /* keeps the newest chunk for reuse */
-void arena_free(arena *a);
+void *opl_arena_alloc(arena *a, size_t n);
+char *opl_arena_strndup(arena *a, const char *s, size_t n);
+void opl_arena_reset(arena *a); /* keeps the newest chunk for reuse */
+void opl_arena_free(arena *a);
 /* A ProtobufCAllocator over an arena (frees are no-ops). */
 struct ProtobufCAllocator;
-void arena_protobuf_allocator(arena *a, struct ProtobufCAllocator *out);
+void opl_arena_protobuf_allocator(arena *a, struct ProtobufCAllocator *out);
 
 /* A growable byte buffer (sqlite3_realloc64). */
 typedef struct buf {
   uint8_t *p;
   size_t n, cap;
 } buf;
-int buf_reserve(buf *b, size_t extra); /* OPLOG_OK or OPLOG_NOMEM */
-int buf_append(buf *b, const void *p, size_t n);
-void buf_free(buf *b);
+int opl_buf_reserve(buf *b, size_t extra); /* OPLOG_OK or OPLOG_NOMEM */
+int opl_buf_append(buf *b, const void *p, size_t n);
+void opl_buf_free(buf *b);
 
 /* ---------------------------------------------------------------- catalog (catalog.c) */
 enum { AFF_INTEGER, AFF_TEXT, AFF_BLOB, AFF_REAL, AFF_NUMERIC };
@@ -65,11 +68,11 @@ typedef struct type_def {
 /* Finds a type, reloading the catalog once on a miss (another connection
  * may have defined it). *out is NULL if absent (not an error); a failed
  * reload is returned as its error. */
-int catalog_find(oplog_db *db, const char *name, const type_def **out);
-int catalog_load(oplog_db *db);
-void catalog_free(oplog_db *db);
-int column_index(const type_def *t, const char *name); /* -1 if absent */
-int valid_identifier(const char *s);
+int opl_catalog_find(oplog_db *db, const char *name, const type_def **out);
+int opl_catalog_load(oplog_db *db);
+void opl_catalog_free(oplog_db *db);
+int opl_column_index(const type_def *t, const char *name); /* -1 if absent */
+int opl_valid_identifier(const char *s);
 
 /* ---------------------------------------------------------------- apply (row.c)
  * Applies one operation to a table of a type, in a target (schema + suffix):
@@ -90,20 +93,20 @@ typedef struct stmt_cache {
   stmt_slot slot[STMT_CACHE_SLOTS];
 } stmt_cache;
 
-void stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix, int read_back);
-void stmt_cache_clear(stmt_cache *c);
+void opl_stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix, int read_back);
+void opl_stmt_cache_clear(stmt_cache *c);
 
 /* Checks an operation against its type: known columns, no duplicates, key
  * present, mask/nulls rules, UTF-8 text. Fills cols[i] = column index of
  * op->row.fields[i]. */
-int op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols);
+int opl_op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols);
 /* The stored type of a value in a column (TEXT on a BLOB column is BLOB). */
-oplog_value_type value_stored_type(const type_def *t, int col, const oplog_value *v);
+oplog_value_type opl_value_stored_type(const type_def *t, int col, const oplog_value *v);
 /* Runs the op's SQL; update/delete of a missing row is OPLOG_NOT_FOUND.
  * In a cache with `read_back`, the row as the table stored it is appended
  * to log (if not NULL) as the operation to record. */
 struct queue;
-int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, struct queue *log);
+int opl_op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, struct queue *log);
 
 /* ---------------------------------------------------------------- queue (queue.c)
  * The encoded operations of one entry: protobuf EntryData, appended one
@@ -114,12 +117,12 @@ typedef struct queue {
   buf texts; /* one operation's NUL-terminated texts */
   buf row;   /* one operation's encoded Row */
 } queue;
-int queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, const int *cols);
-void queue_reset(queue *q);
+int opl_queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, const int *cols);
+void opl_queue_reset(queue *q);
 
 /* Decodes EntryData into ops allocated in `a`. Every type must be in the
  * catalog (OPLOG_NOT_FOUND otherwise). Fuzz entry point. */
-int entry_decode(oplog_db *db, arena *a, const uint8_t *p, size_t n, const oplog_op **ops,
+int opl_entry_decode(oplog_db *db, arena *a, const uint8_t *p, size_t n, const oplog_op **ops,
                  size_t *nops);
 
 /* ---------------------------------------------------------------- entries as stored
@@ -140,7 +143,7 @@ typedef struct stored_entry {
   int format;               /* 1: migrated from format 1; 2 */
 } stored_entry;
 
-/* The columns entry_from_row reads, in order (unprefixed, for writing). */
+/* The columns opl_entry_from_row reads, in order (unprefixed, for writing). */
 #define ENTRY_COLUMNS \
   "id, origin, seq, clock, created, aggregate_name, key_id, metadata, data, prev_hash, hash, format"
 /* The same for reading, with the columns of table alias `p` (e.g. "e."):
@@ -154,12 +157,12 @@ typedef struct stored_entry {
  * valid until the statement moves. A hash or prev_hash of the wrong size,
  * or an unknown origin, is OPLOG_CORRUPT; so is an entry over the cap,
  * whose metadata and data are then NULL while the rest of e is filled. */
-int entry_from_row(oplog_db *db, sqlite3_stmt *s, stored_entry *e);
+int opl_entry_from_row(oplog_db *db, sqlite3_stmt *s, stored_entry *e);
 
 /* ---------------------------------------------------------------- metadata (meta.c) */
-int meta_check(oplog_db *db, const oplog_meta *md, size_t n);
-int meta_encode(oplog_db *db, const oplog_meta *md, size_t n, buf *out);
-int meta_decode(oplog_db *db, arena *a, const uint8_t *p, size_t n, const oplog_meta **out,
+int opl_meta_check(oplog_db *db, const oplog_meta *md, size_t n);
+int opl_meta_encode(oplog_db *db, const oplog_meta *md, size_t n, buf *out);
+int opl_meta_decode(oplog_db *db, arena *a, const uint8_t *p, size_t n, const oplog_meta **out,
                 size_t *nout);
 typedef struct meta_reader {
   const uint8_t *p;
@@ -171,9 +174,9 @@ typedef struct meta_pair {
   size_t nkey, nvalue;
   int has_value;
 } meta_pair;
-int meta_open(meta_reader *r, const uint8_t *p, size_t n); /* 0: malformed */
-int meta_next(meta_reader *r, meta_pair *out);             /* 1 pair, 0 end, -1 malformed */
-int meta_register(sqlite3 *sql); /* the SQL functions oplog_meta_has, oplog_meta_pack */
+int opl_meta_open(meta_reader *r, const uint8_t *p, size_t n); /* 0: malformed */
+int opl_meta_next(meta_reader *r, meta_pair *out);             /* 1 pair, 0 end, -1 malformed */
+int opl_meta_register(sqlite3 *sql); /* the SQL functions oplog_meta_has, oplog_meta_pack */
 
 /* ---------------------------------------------------------------- crypto (crypto.c) */
 typedef struct data_key {
@@ -191,37 +194,37 @@ typedef struct keyring {
 } keyring;
 
 /* Reads (and for a new file, creates) the encryption settings and keys. */
-int crypto_open(oplog_db *db, const oplog_key_source *src, int is_new);
-void crypto_close(oplog_db *db);
+int opl_crypto_open(oplog_db *db, const oplog_key_source *src, int is_new);
+void opl_crypto_close(oplog_db *db);
 /* OPLOG_KEY_REQUIRED when the file is encrypted and its key was not given. */
-int key_required(oplog_db *db);
+int opl_key_required(oplog_db *db);
 /* What can be checked of a key source for a new root before any work:
  * key length, passphrase limits (range and minimum). */
-int crypto_check_new_source(oplog_db *db, const oplog_key_source *src);
+int opl_crypto_check_new_source(oplog_db *db, const oplog_key_source *src);
 /* Reads a passphrase from fd into sodium_malloc'd memory (free with
  * passphrase_free, which wipes); 0 or an errno value. */
-int passphrase_read_fd(int fd, char **out, size_t *n);
-void passphrase_free(char *p);
+int opl_passphrase_read_fd(int fd, char **out, size_t *n);
+void opl_passphrase_free(char *p);
 /* Sets e->key_id to the active key and appends nonce || ciphertext to out;
  * the additional data comes from e (FORMAT.md). */
-int crypto_encrypt_entry(oplog_db *db, stored_entry *e, const uint8_t *plain, size_t n, buf *out);
-int crypto_decrypt_entry(oplog_db *db, const stored_entry *e, buf *out);
+int opl_crypto_encrypt_entry(oplog_db *db, stored_entry *e, const uint8_t *plain, size_t n, buf *out);
+int opl_crypto_decrypt_entry(oplog_db *db, const stored_entry *e, buf *out);
 /* Fuzz entry point: checks one stored key row against the loaded root key.
  * origin_id NULL: the format-1 wrapping. */
-int crypto_unwrap(const unsigned char *root, const uint8_t *origin_id, int64_t id, const uint8_t *nonce,
+int opl_crypto_unwrap(const unsigned char *root, const uint8_t *origin_id, int64_t id, const uint8_t *nonce,
                   size_t nnonce, const uint8_t *wrapped, size_t nwrapped, unsigned char key[OPLOG_KEY_BYTES]);
 /* Makes this file's origin (no 1): an Ed25519 key pair, its seed wrapped
  * by the root key (or kept as is in a plaintext file). */
-int origin_create(oplog_db *db);
+int opl_origin_create(oplog_db *db);
 /* Wraps every loaded data key of a migrated file again, for its origin. */
-int crypto_rewrap_all(oplog_db *db, const unsigned char *root);
+int opl_crypto_rewrap_all(oplog_db *db, const unsigned char *root);
 /* The 32-byte id of origin `no` (loaded on a miss); NULL and an error if absent. */
-const uint8_t *origin_id(oplog_db *db, int64_t no);
+const uint8_t *opl_origin_id(oplog_db *db, int64_t no);
 
 /* ---------------------------------------------------------------- chain (chain.c) */
 /* e's hash (FORMAT.md "Hash chain", by e->format). OPLOG_CORRUPT if a
  * format-1 entry's metadata cannot be read. */
-int chain_hash(const stored_entry *e, unsigned char out[OPLOG_HASH_BYTES]);
+int opl_chain_hash(const stored_entry *e, unsigned char out[OPLOG_HASH_BYTES]);
 
 /* ---------------------------------------------------------------- statements (db.c) */
 enum {
@@ -239,12 +242,12 @@ enum {
   ST_ROLLBACK,
   ST__COUNT
 };
-sqlite3_stmt *db_stmt(oplog_db *db, int which); /* NULL: error set */
+sqlite3_stmt *opl_db_stmt(oplog_db *db, int which); /* NULL: error set */
 /* BEGIN IMMEDIATE (write) or BEGIN (read), COMMIT, and a ROLLBACK that
  * keeps the handle's error and is a no-op outside a transaction. */
-int db_begin(oplog_db *db, int write);
-int db_commit(oplog_db *db);
-void db_rollback(oplog_db *db);
+int opl_db_begin(oplog_db *db, int write);
+int opl_db_commit(oplog_db *db);
+void opl_db_rollback(oplog_db *db);
 
 /* ---------------------------------------------------------------- the handle */
 enum { TX_NONE, TX_HIGH, TX_LOW };
@@ -304,15 +307,15 @@ struct oplog_db {
 };
 
 /* ---------------------------------------------------------------- errors (error.c) */
-int db_error(oplog_db *db, int code, const char *fmt, ...)
+int opl_db_error(oplog_db *db, int code, const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 /* Maps a SQLite result (and its message) to an oplog code and sets it. */
-int db_sqlerr(oplog_db *db, int rc);
-int map_sqlite_code(int rc);
-void db_clear_error(oplog_db *db);
+int opl_db_sqlerr(oplog_db *db, int rc);
+int opl_map_sqlite_code(int rc);
+void opl_db_clear_error(oplog_db *db);
 
 /* ---------------------------------------------------------------- helpers (util.c) */
 /* The derived tables' watermark, as a scalar subquery in SQL. */
@@ -320,16 +323,16 @@ void db_clear_error(oplog_db *db);
 /* A TEXT or BLOB column's bytes without asking SQLite for a NUL terminator
  * (sqlite3_column_text may allocate for it, and fail under memory
  * pressure); "" for NULL. */
-const char *col_bytes(sqlite3_stmt *s, int i, size_t *n);
+const char *opl_col_bytes(sqlite3_stmt *s, int i, size_t *n);
 /* A NUL-terminated sqlite3_malloc'd copy of a column; NULL: out of memory. */
-char *col_dup(sqlite3_stmt *s, int i);
-int64_t now_ms(void);
-int utf8_valid(const uint8_t *p, size_t n);
-int db_exec(oplog_db *db, const char *sql);
+char *opl_col_dup(sqlite3_stmt *s, int i);
+int64_t opl_now_ms(void);
+int opl_utf8_valid(const uint8_t *p, size_t n);
+int opl_db_exec(oplog_db *db, const char *sql);
 /* Creates path empty with mode 0600 unless it exists (db.c). */
-int create_private(oplog_db *db, const char *path);
-void put_u32(uint8_t *p, uint32_t v);
-void put_u64(uint8_t *p, uint64_t v);
+int opl_create_private(oplog_db *db, const char *path);
+void opl_put_u32(uint8_t *p, uint32_t v);
+void opl_put_u64(uint8_t *p, uint64_t v);
 
 /* index.c: derived tables, the cached state, tickets. */
 /* Entries per aggregate, counted (few aggregates: a list). */
@@ -341,42 +344,42 @@ typedef struct agg_counts {
   agg_count *a;
   size_t n, cap;
 } agg_counts;
-int agg_counts_add(agg_counts *c, const char *name, size_t len); /* OPLOG_NOMEM */
-int64_t agg_counts_take(agg_counts *c, const char *name, size_t len); /* the count, zeroed */
-void agg_counts_free(agg_counts *c);
-int state_check(oplog_db *db); /* inside a write transaction */
-void state_forget(oplog_db *db);
-int index_flush(oplog_db *db);
-void index_flush_at_close(oplog_db *db);
-int ticket_read(oplog_db *db, const char *aggregate, int64_t *version);
-void ticket_remember(oplog_db *db, const char *aggregate, int64_t version);
-int ticket_ensure(oplog_db *db, const char *aggregate);
+int opl_agg_counts_add(agg_counts *c, const char *name, size_t len); /* OPLOG_NOMEM */
+int64_t opl_agg_counts_take(agg_counts *c, const char *name, size_t len); /* the count, zeroed */
+void opl_agg_counts_free(agg_counts *c);
+int opl_state_check(oplog_db *db); /* inside a write transaction */
+void opl_state_forget(oplog_db *db);
+int opl_index_flush(oplog_db *db);
+void opl_index_flush_at_close(oplog_db *db);
+int opl_ticket_read(oplog_db *db, const char *aggregate, int64_t *version);
+void opl_ticket_remember(oplog_db *db, const char *aggregate, int64_t version);
+int opl_ticket_ensure(oplog_db *db, const char *aggregate);
 
 /* format1.c: format-1 files read as they are, and migrated. */
-int format1_views(oplog_db *db);
-int format1_drop_views(oplog_db *db); /* in the migrating transaction, before schema/002 */
+int opl_format1_views(oplog_db *db);
+int opl_format1_drop_views(oplog_db *db); /* in the migrating transaction, before schema/002 */
 /* Inside the transaction that applied schema/002: copies a format-1 file's
  * rows (from_level 1) into the format-2 tables and drops the old ones. */
-int format1_migrate(oplog_db *db, int from_level);
+int opl_format1_migrate(oplog_db *db, int from_level);
 
 /* entry.c: writes one entry (data = encoded EntryData) inside the caller's
  * transaction: checks the ticket, encrypts, chains, inserts. */
-int entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const oplog_meta *md,
+int opl_entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const oplog_meta *md,
                 size_t nmd, const uint8_t *data, size_t ndata, int64_t *id);
 
 /* reader.c: the streaming reader shared by oplog_entries and replay. */
 enum { ITER_OPS = 1, ITER_META = 2 }; /* decrypt and decode; load metadata */
-int iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **out);
-int64_t iter_count(oplog_db *db, const oplog_filter *f, int *rc);
+int opl_iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **out);
+int64_t opl_iter_count(oplog_db *db, const oplog_filter *f, int *rc);
 
 /* replay.c: replays the selected entries into (schema, suffix) targets.
  * When the failure lies in the log itself (an entry that does not decrypt,
  * decode or apply), *bad_entry (if not NULL) is that entry's id, else 0. */
-int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog_filter *f,
+int opl_replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog_filter *f,
                int fresh, oplog_progress_fn progress, void *pctx, oplog_replay_result *out,
                int64_t *bad_entry);
-int64_t iter_current_id(const oplog_iter *it); /* id of the entry last read or failed */
-int target_create(oplog_db *db, const type_def *t, const char *schema, const char *suffix,
+int64_t opl_iter_current_id(const oplog_iter *it); /* id of the entry last read or failed */
+int opl_target_create(oplog_db *db, const type_def *t, const char *schema, const char *suffix,
                   int fresh);
 
 #endif

@@ -10,18 +10,18 @@
 #define MAX_META_KEY 256
 #define MAX_META_VALUE 65536
 
-int meta_check(oplog_db *db, const oplog_meta *md, size_t n) {
-  if (n && !md) return db_error(db, OPLOG_INVALID_ARGUMENT, "metadata is NULL");
+int opl_meta_check(oplog_db *db, const oplog_meta *md, size_t n) {
+  if (n && !md) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "metadata is NULL");
   if (n > MAX_META_PAIRS)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "at most %d metadata pairs per entry", MAX_META_PAIRS);
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "at most %d metadata pairs per entry", MAX_META_PAIRS);
   for (size_t i = 0; i < n; i++) {
     const char *k = md[i].key, *v = md[i].value;
     size_t kn = k ? strlen(k) : 0;
-    if (!kn || kn > MAX_META_KEY || !utf8_valid((const uint8_t *)k, kn))
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "metadata keys are UTF-8 strings of 1 to %d bytes",
+    if (!kn || kn > MAX_META_KEY || !opl_utf8_valid((const uint8_t *)k, kn))
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "metadata keys are UTF-8 strings of 1 to %d bytes",
                       MAX_META_KEY);
-    if (v && (strlen(v) > MAX_META_VALUE || !utf8_valid((const uint8_t *)v, strlen(v))))
-      return db_error(db, OPLOG_INVALID_ARGUMENT,
+    if (v && (strlen(v) > MAX_META_VALUE || !opl_utf8_valid((const uint8_t *)v, strlen(v))))
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT,
                       "metadata value of '%s' must be UTF-8 of at most %d bytes", k, MAX_META_VALUE);
   }
   return OPLOG_OK;
@@ -29,27 +29,27 @@ int meta_check(oplog_db *db, const oplog_meta *md, size_t n) {
 
 static int put_len(buf *b, const void *p, size_t n) {
   uint8_t len[4];
-  put_u32(len, (uint32_t)n);
-  return buf_append(b, len, 4) || (n && buf_append(b, p, n));
+  opl_put_u32(len, (uint32_t)n);
+  return opl_buf_append(b, len, 4) || (n && opl_buf_append(b, p, n));
 }
 
-int meta_encode(oplog_db *db, const oplog_meta *md, size_t n, buf *out) {
+int opl_meta_encode(oplog_db *db, const oplog_meta *md, size_t n, buf *out) {
   uint8_t count[4];
-  put_u32(count, (uint32_t)n);
-  int bad = buf_append(out, count, 4);
+  opl_put_u32(count, (uint32_t)n);
+  int bad = opl_buf_append(out, count, 4);
   for (size_t i = 0; !bad && i < n; i++) {
     uint8_t has = md[i].value != NULL;
-    bad = put_len(out, md[i].key, strlen(md[i].key)) || buf_append(out, &has, 1) ||
+    bad = put_len(out, md[i].key, strlen(md[i].key)) || opl_buf_append(out, &has, 1) ||
           (has && put_len(out, md[i].value, strlen(md[i].value)));
   }
-  return bad ? db_error(db, OPLOG_NOMEM, "out of memory") : OPLOG_OK;
+  return bad ? opl_db_error(db, OPLOG_NOMEM, "out of memory") : OPLOG_OK;
 }
 
 static uint32_t get_u32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int meta_open(meta_reader *r, const uint8_t *p, size_t n) {
+int opl_meta_open(meta_reader *r, const uint8_t *p, size_t n) {
   memset(r, 0, sizeof *r);
   if (n < 4 || !p) return 0;
   r->p = p;
@@ -68,10 +68,10 @@ static int get_str(meta_reader *r, size_t max, const char **s, size_t *len) {
   *s = (const char *)r->p + r->off;
   *len = l;
   r->off += l;
-  return !memchr(*s, 0, l) && utf8_valid((const uint8_t *)*s, l);
+  return !memchr(*s, 0, l) && opl_utf8_valid((const uint8_t *)*s, l);
 }
 
-int meta_next(meta_reader *r, meta_pair *out) {
+int opl_meta_next(meta_reader *r, meta_pair *out) {
   if (r->left == 0) return r->off == r->n ? 0 : -1; /* trailing bytes: malformed */
   r->left--;
   out->value = NULL;
@@ -84,24 +84,24 @@ int meta_next(meta_reader *r, meta_pair *out) {
   return 1;
 }
 
-int meta_decode(oplog_db *db, arena *a, const uint8_t *p, size_t n, const oplog_meta **out,
+int opl_meta_decode(oplog_db *db, arena *a, const uint8_t *p, size_t n, const oplog_meta **out,
                 size_t *nout) {
   meta_reader r;
   *out = NULL;
   *nout = 0;
-  if (!meta_open(&r, p, n)) return db_error(db, OPLOG_CORRUPT, "malformed metadata");
-  oplog_meta *md = arena_alloc(a, (r.left ? r.left : 1) * sizeof *md);
-  if (!md) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!opl_meta_open(&r, p, n)) return opl_db_error(db, OPLOG_CORRUPT, "malformed metadata");
+  oplog_meta *md = opl_arena_alloc(a, (r.left ? r.left : 1) * sizeof *md);
+  if (!md) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   meta_pair m;
   size_t k = 0;
   int s;
-  while ((s = meta_next(&r, &m)) == 1) {
-    md[k].key = arena_strndup(a, m.key, m.nkey);
-    md[k].value = m.has_value ? arena_strndup(a, m.value, m.nvalue) : NULL;
-    if (!md[k].key || (m.has_value && !md[k].value)) return db_error(db, OPLOG_NOMEM, "out of memory");
+  while ((s = opl_meta_next(&r, &m)) == 1) {
+    md[k].key = opl_arena_strndup(a, m.key, m.nkey);
+    md[k].value = m.has_value ? opl_arena_strndup(a, m.value, m.nvalue) : NULL;
+    if (!md[k].key || (m.has_value && !md[k].value)) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
     k++;
   }
-  if (s < 0) return db_error(db, OPLOG_CORRUPT, "malformed metadata");
+  if (s < 0) return opl_db_error(db, OPLOG_CORRUPT, "malformed metadata");
   *out = md;
   *nout = k;
   return OPLOG_OK;
@@ -118,8 +118,8 @@ static void fn_meta_has(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *val = argc > 2 ? (const char *)sqlite3_value_text(argv[2]) : NULL;
   size_t nval = argc > 2 ? (size_t)sqlite3_value_bytes(argv[2]) : 0;
   int found = 0;
-  if (key && meta_open(&r, sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0])))
-    while (!found && meta_next(&r, &m) == 1)
+  if (key && opl_meta_open(&r, sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0])))
+    while (!found && opl_meta_next(&r, &m) == 1)
       found = m.nkey == nkey && memcmp(m.key, key, nkey) == 0 &&
               (argc < 3 || (m.has_value && val && m.nvalue == nval && memcmp(m.value, val, nval) == 0));
   sqlite3_result_int(ctx, found);
@@ -136,15 +136,15 @@ static void fn_pack_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   if (!b->n) {
     uint8_t zero[4] = {0};
-    if (buf_append(b, zero, 4)) goto nomem;
+    if (opl_buf_append(b, zero, 4)) goto nomem;
   }
   const void *k = sqlite3_value_blob(argv[0]);
   size_t kn = (size_t)sqlite3_value_bytes(argv[0]);
   uint8_t has = sqlite3_value_type(argv[1]) != SQLITE_NULL;
   const void *v = sqlite3_value_blob(argv[1]);
   size_t vn = (size_t)sqlite3_value_bytes(argv[1]);
-  if (put_len(b, k, kn) || buf_append(b, &has, 1) || (has && put_len(b, v, vn))) goto nomem;
-  put_u32(b->p, get_u32(b->p) + 1);
+  if (put_len(b, k, kn) || opl_buf_append(b, &has, 1) || (has && put_len(b, v, vn))) goto nomem;
+  opl_put_u32(b->p, get_u32(b->p) + 1);
   return;
 nomem:
   sqlite3_result_error_nomem(ctx);
@@ -161,7 +161,7 @@ static void fn_pack_final(sqlite3_context *ctx) {
   }
 }
 
-int meta_register(sqlite3 *sql) {
+int opl_meta_register(sqlite3 *sql) {
   int f = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
   int r = sqlite3_create_function(sql, "oplog_meta_has", 2, f, NULL, fn_meta_has, NULL, NULL);
   if (r == SQLITE_OK) r = sqlite3_create_function(sql, "oplog_meta_has", 3, f, NULL, fn_meta_has, NULL, NULL);

@@ -7,7 +7,7 @@
 #include "internal.h"
 #include "oplog.pb-c.h"
 
-void queue_reset(queue *q) {
+void opl_queue_reset(queue *q) {
   q->data.n = 0;
   q->nops = 0;
 }
@@ -22,7 +22,7 @@ static size_t put_varint(uint8_t *p, uint64_t v) {
   return n;
 }
 
-int queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, const int *cols) {
+int opl_queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, const int *cols) {
   size_t nf = op->row.nfields;
   Oplog__V1__Field fields[OPLOG_MAX_COLUMNS];
   Oplog__V1__Value values[OPLOG_MAX_COLUMNS];
@@ -31,10 +31,10 @@ int queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, con
    * q->texts, reserved once so that pointers into it stay valid */
   size_t text_bytes = 0;
   for (size_t i = 0; i < nf; i++)
-    if (value_stored_type(t, cols[i], &op->row.fields[i].value) == OPLOG_TEXT)
+    if (opl_value_stored_type(t, cols[i], &op->row.fields[i].value) == OPLOG_TEXT)
       text_bytes += op->row.fields[i].value.u.b.n + 1;
   q->texts.n = 0;
-  if (buf_reserve(&q->texts, text_bytes)) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (opl_buf_reserve(&q->texts, text_bytes)) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   int rc = OPLOG_OK;
   for (size_t i = 0; i < nf; i++) {
     const oplog_field *f = &op->row.fields[i];
@@ -44,7 +44,7 @@ int queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, con
     fields[i].value = &values[i];
     fptr[i] = &fields[i];
     Oplog__V1__Value *v = &values[i];
-    switch (value_stored_type(t, cols[i], &f->value)) {
+    switch (opl_value_stored_type(t, cols[i], &f->value)) {
     case OPLOG_NULL:
       v->kind_case = OPLOG__V1__VALUE__KIND_NULL_VALUE;
       v->null_value = 1;
@@ -64,7 +64,7 @@ int queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, con
     case OPLOG_TEXT: {
       size_t n = f->value.u.b.n;
       if (n && memchr(f->value.u.b.p, 0, n)) {
-        return db_error(db, OPLOG_INVALID_ARGUMENT, "text of %s contains a NUL byte: use a BLOB column", f->name);
+        return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "text of %s contains a NUL byte: use a BLOB column", f->name);
       }
       char *s = (char *)q->texts.p + q->texts.n;
       if (n) memcpy(s, f->value.u.b.p, n);
@@ -100,14 +100,14 @@ int queue_add(oplog_db *db, queue *q, const type_def *t, const oplog_op *op, con
   }
   size_t rowlen = oplog__v1__row__get_packed_size(&row);
   q->row.n = 0;
-  if (buf_reserve(&q->row, rowlen)) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (opl_buf_reserve(&q->row, rowlen)) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   uint8_t *rowbuf = q->row.p;
   oplog__v1__row__pack(&row, rowbuf);
   any.value.data = rowbuf;
   any.value.len = rowlen;
   size_t anylen = oplog__v1__any_operation__get_packed_size(&any);
-  if (buf_reserve(&q->data, 11 + anylen)) {
-    rc = db_error(db, OPLOG_NOMEM, "out of memory");
+  if (opl_buf_reserve(&q->data, 11 + anylen)) {
+    rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
   } else {
     uint8_t *p = q->data.p + q->data.n;
     p[0] = 0x0a; /* EntryData.operations: field 1, length-delimited */
@@ -123,7 +123,7 @@ static int decode_paths(arena *a, const Oplog__V1__FieldMask *m, const char *con
   *out = NULL;
   *n = 0;
   if (!m || !m->n_paths) return OPLOG_OK;
-  const char **p = arena_alloc(a, m->n_paths * sizeof *p);
+  const char **p = opl_arena_alloc(a, m->n_paths * sizeof *p);
   if (!p) return OPLOG_NOMEM;
   for (size_t i = 0; i < m->n_paths; i++) p[i] = m->paths[i];
   *out = p;
@@ -131,48 +131,48 @@ static int decode_paths(arena *a, const Oplog__V1__FieldMask *m, const char *con
   return OPLOG_OK;
 }
 
-int entry_decode(oplog_db *db, arena *a, const uint8_t *data, size_t n, const oplog_op **out,
+int opl_entry_decode(oplog_db *db, arena *a, const uint8_t *data, size_t n, const oplog_op **out,
                  size_t *nout) {
   ProtobufCAllocator alloc;
-  arena_protobuf_allocator(a, &alloc);
+  opl_arena_protobuf_allocator(a, &alloc);
   *out = NULL;
   *nout = 0;
   Oplog__V1__EntryData *ed = oplog__v1__entry_data__unpack(&alloc, n, data);
   if (!ed) {
-    if (a->failed) return db_error(db, OPLOG_NOMEM, "out of memory");
-    return db_error(db, OPLOG_CORRUPT, "entry data is not a valid oplog.v1.EntryData");
+    if (a->failed) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
+    return opl_db_error(db, OPLOG_CORRUPT, "entry data is not a valid oplog.v1.EntryData");
   }
-  oplog_op *ops = arena_alloc(a, (ed->n_operations ? ed->n_operations : 1) * sizeof *ops);
-  if (!ops) return db_error(db, OPLOG_NOMEM, "out of memory");
+  oplog_op *ops = opl_arena_alloc(a, (ed->n_operations ? ed->n_operations : 1) * sizeof *ops);
+  if (!ops) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   for (size_t i = 0; i < ed->n_operations; i++) {
     const Oplog__V1__AnyOperation *any = ed->operations[i];
     oplog_op *op = &ops[i];
     memset(op, 0, sizeof *op);
     const type_def *t;
-    int rc = catalog_find(db, any->type_name, &t);
+    int rc = opl_catalog_find(db, any->type_name, &t);
     if (rc) return rc;
     if (!t)
-      return db_error(db, OPLOG_NOT_FOUND, "operation %llu is of type '%s', which is not in the catalog",
+      return opl_db_error(db, OPLOG_NOT_FOUND, "operation %llu is of type '%s', which is not in the catalog",
                       (unsigned long long)i + 1, any->type_name);
     op->type = any->type_name;
     op->kind = (oplog_op_kind)any->operation_type;
     if (!oplog_op_name(op->kind))
-      return db_error(db, OPLOG_CORRUPT, "operation %llu has unknown type %d", (unsigned long long)i + 1, (int)any->operation_type);
+      return opl_db_error(db, OPLOG_CORRUPT, "operation %llu has unknown type %d", (unsigned long long)i + 1, (int)any->operation_type);
     if (decode_paths(a, any->field_mask, &op->mask, &op->nmask) ||
         decode_paths(a, any->null_mask, &op->nulls, &op->nnulls))
-      return db_error(db, OPLOG_NOMEM, "out of memory");
+      return opl_db_error(db, OPLOG_NOMEM, "out of memory");
     Oplog__V1__Row *row = oplog__v1__row__unpack(&alloc, any->value.len, any->value.data);
     if (!row) {
-      if (a->failed) return db_error(db, OPLOG_NOMEM, "out of memory");
-      return db_error(db, OPLOG_CORRUPT, "operation %llu holds no valid oplog.v1.Row", (unsigned long long)i + 1);
+      if (a->failed) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
+      return opl_db_error(db, OPLOG_CORRUPT, "operation %llu holds no valid oplog.v1.Row", (unsigned long long)i + 1);
     }
-    oplog_field *f = arena_alloc(a, (row->n_fields ? row->n_fields : 1) * sizeof *f);
-    if (!f) return db_error(db, OPLOG_NOMEM, "out of memory");
+    oplog_field *f = opl_arena_alloc(a, (row->n_fields ? row->n_fields : 1) * sizeof *f);
+    if (!f) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
     for (size_t k = 0; k < row->n_fields; k++) {
       const Oplog__V1__Field *pf = row->fields[k];
       oplog_value *v = &f[k].value;
       f[k].name = pf->name;
-      if (!pf->value) return db_error(db, OPLOG_CORRUPT, "field %s has no value", pf->name);
+      if (!pf->value) return opl_db_error(db, OPLOG_CORRUPT, "field %s has no value", pf->name);
       switch (pf->value->kind_case) {
       case OPLOG__V1__VALUE__KIND_NULL_VALUE: v->type = OPLOG_NULL; break;
       case OPLOG__V1__VALUE__KIND_INTEGER_VALUE:
@@ -191,15 +191,15 @@ int entry_decode(oplog_db *db, arena *a, const uint8_t *data, size_t n, const op
         v->type = OPLOG_TEXT;
         v->u.b.p = pf->value->text_value;
         v->u.b.n = strlen(pf->value->text_value);
-        if (!utf8_valid(v->u.b.p, v->u.b.n))
-          return db_error(db, OPLOG_CORRUPT, "field %s holds text that is not UTF-8", pf->name);
+        if (!opl_utf8_valid(v->u.b.p, v->u.b.n))
+          return opl_db_error(db, OPLOG_CORRUPT, "field %s holds text that is not UTF-8", pf->name);
         break;
       case OPLOG__V1__VALUE__KIND_BLOB_VALUE:
         v->type = OPLOG_BLOB;
         v->u.b.p = pf->value->blob_value.data;
         v->u.b.n = pf->value->blob_value.len;
         break;
-      default: return db_error(db, OPLOG_CORRUPT, "field %s has no value", pf->name);
+      default: return opl_db_error(db, OPLOG_CORRUPT, "field %s has no value", pf->name);
       }
     }
     op->row.fields = f;

@@ -18,39 +18,39 @@ struct oplog_iter {
 static int entry_load(oplog_db *db, sqlite3_stmt *row, int flags, arena *a, oplog_entry *e) {
   stored_entry se;
   memset(e, 0, sizeof *e);
-  int rc = entry_from_row(db, row, &se);
+  int rc = opl_entry_from_row(db, row, &se);
   if (rc) return rc;
   e->id = se.id;
   e->created = se.created;
   e->key_id = se.key_id;
   e->seq = se.seq;
   e->clock = se.clock;
-  e->aggregate = arena_strndup(a, se.aggregate, se.aggregate_len);
-  uint8_t *origin = arena_alloc(a, OPLOG_ORIGIN_BYTES);
-  if (!e->aggregate || !origin) return db_error(db, OPLOG_NOMEM, "out of memory");
+  e->aggregate = opl_arena_strndup(a, se.aggregate, se.aggregate_len);
+  uint8_t *origin = opl_arena_alloc(a, OPLOG_ORIGIN_BYTES);
+  if (!e->aggregate || !origin) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   memcpy(origin, se.origin_id, OPLOG_ORIGIN_BYTES);
   e->origin = origin;
-  if ((flags & ITER_META) && (rc = meta_decode(db, a, se.metadata, se.nmetadata, &e->metadata, &e->nmetadata)))
-    return rc == OPLOG_CORRUPT ? db_error(db, rc, "entry %lld: malformed metadata", (long long)e->id) : rc;
+  if ((flags & ITER_META) && (rc = opl_meta_decode(db, a, se.metadata, se.nmetadata, &e->metadata, &e->nmetadata)))
+    return rc == OPLOG_CORRUPT ? opl_db_error(db, rc, "entry %lld: malformed metadata", (long long)e->id) : rc;
   if (!(flags & ITER_OPS)) return OPLOG_OK;
   db->scratch2.n = 0;
-  rc = crypto_decrypt_entry(db, &se, &db->scratch2);
-  if (!rc) rc = entry_decode(db, a, db->scratch2.p, db->scratch2.n, &e->ops, &e->nops);
+  rc = opl_crypto_decrypt_entry(db, &se, &db->scratch2);
+  if (!rc) rc = opl_entry_decode(db, a, db->scratch2.p, db->scratch2.n, &e->ops, &e->nops);
   if (db->scratch2.n) sodium_memzero(db->scratch2.p, db->scratch2.n);
   if (rc == OPLOG_CORRUPT || rc == OPLOG_NOT_FOUND || rc == OPLOG_DECRYPT_FAILED) {
-    if (!strstr(oplog_errmsg(db), "entry ")) db_error(db, rc, "entry %lld: %s", (long long)e->id, oplog_errmsg(db));
+    if (!strstr(oplog_errmsg(db), "entry ")) opl_db_error(db, rc, "entry %lld: %s", (long long)e->id, oplog_errmsg(db));
   }
   return rc;
 }
 
 static int filter_check(oplog_db *db, const oplog_filter *f) {
   if (f->since < 0 || f->upto < 0 || f->limit < 0)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "since, upto and limit must not be negative");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "since, upto and limit must not be negative");
   if (f->aggregate && !*f->aggregate)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate must be a non-empty string");
-  if (f->nmetadata && !f->metadata) return db_error(db, OPLOG_INVALID_ARGUMENT, "metadata is NULL");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate must be a non-empty string");
+  if (f->nmetadata && !f->metadata) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "metadata is NULL");
   for (size_t i = 0; i < f->nmetadata; i++)
-    if (!f->metadata[i].key) return db_error(db, OPLOG_INVALID_ARGUMENT, "metadata filter key is NULL");
+    if (!f->metadata[i].key) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "metadata filter key is NULL");
   return OPLOG_OK;
 }
 
@@ -108,11 +108,11 @@ static int filter_prepare(oplog_db *db, const oplog_filter *f, const char *what,
   if (count) sqlite3_str_appendall(q, ")");
   else sqlite3_str_appendf(q, " ORDER BY 1%s%s", f->reverse ? " DESC" : "", f->limit ? " LIMIT ?4" : "");
   char *sql = sqlite3_str_finish(q);
-  if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!sql) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   sqlite3_stmt *s = NULL;
   int r = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
   sqlite3_free(sql);
-  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   /* Copies of the filter's strings (the statement outlives the call): a
    * failed copy would silently match nothing, so every bind is checked. */
   int b = SQLITE_OK;
@@ -126,31 +126,31 @@ static int filter_prepare(oplog_db *db, const oplog_filter *f, const char *what,
   }
   if (b != SQLITE_OK) {
     sqlite3_finalize(s);
-    return db_error(db, OPLOG_NOMEM, "out of memory");
+    return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   }
   *out = s;
   return OPLOG_OK;
 }
 
-int64_t iter_count(oplog_db *db, const oplog_filter *f, int *rc) {
+int64_t opl_iter_count(oplog_db *db, const oplog_filter *f, int *rc) {
   sqlite3_stmt *s;
   *rc = filter_prepare(db, f, "e.id", 1, &s);
   if (*rc) return 0;
   int64_t n = 0;
   int r = sqlite3_step(s);
   if (r == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
-  else *rc = db_sqlerr(db, r);
+  else *rc = opl_db_sqlerr(db, r);
   sqlite3_finalize(s);
   if (f->limit && n > f->limit) n = f->limit;
   return n;
 }
 
-int iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **out) {
+int opl_iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **out) {
   static const oplog_filter all;
   *out = NULL;
   if (!f) f = &all;
   oplog_iter *it = sqlite3_malloc64(sizeof *it);
-  if (!it) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!it) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   memset(it, 0, sizeof *it);
   it->db = db;
   it->flags = flags;
@@ -165,40 +165,40 @@ int iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **out) 
 
 int oplog_entries(oplog_db *db, const oplog_filter *f, oplog_iter **out) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  if (!out) return db_error(db, OPLOG_INVALID_ARGUMENT, "iterator pointer is NULL");
+  opl_db_clear_error(db);
+  if (!out) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "iterator pointer is NULL");
   *out = NULL;
-  int krc = key_required(db);
+  int krc = opl_key_required(db);
   if (krc) return krc;
-  return iter_open(db, f, ITER_OPS | ITER_META, out);
+  return opl_iter_open(db, f, ITER_OPS | ITER_META, out);
 }
 
 int oplog_iter_next(oplog_iter *it, const oplog_entry **entry) {
   if (!it || !entry) return OPLOG_INVALID_ARGUMENT;
   oplog_db *db = it->db;
-  db_clear_error(db);
+  opl_db_clear_error(db);
   *entry = NULL;
   if (!it->stmt) return OPLOG_OK;
-  arena_reset(&it->a);
+  opl_arena_reset(&it->a);
   int r = sqlite3_step(it->stmt);
   if (r == SQLITE_DONE) {
     sqlite3_finalize(it->stmt);
     it->stmt = NULL;
     return OPLOG_OK;
   }
-  if (r != SQLITE_ROW) return db_sqlerr(db, r);
+  if (r != SQLITE_ROW) return opl_db_sqlerr(db, r);
   int rc = entry_load(db, it->stmt, it->flags, &it->a, &it->e);
   if (rc) return rc;
   *entry = &it->e;
   return OPLOG_OK;
 }
 
-int64_t iter_current_id(const oplog_iter *it) { return it->e.id; }
+int64_t opl_iter_current_id(const oplog_iter *it) { return it->e.id; }
 
 void oplog_iter_close(oplog_iter *it) {
   if (!it) return;
   sqlite3_finalize(it->stmt);
-  arena_free(&it->a);
+  opl_arena_free(&it->a);
   sqlite3_free(it);
 }
 
@@ -210,37 +210,37 @@ typedef struct owned_entry {
 
 int oplog_entry_get(oplog_db *db, int64_t id, oplog_entry **out) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
-  if (!out) return db_error(db, OPLOG_INVALID_ARGUMENT, "out is NULL");
+  opl_db_clear_error(db);
+  if (!out) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "out is NULL");
   *out = NULL;
-  int krc = key_required(db);
+  int krc = opl_key_required(db);
   if (krc) return krc;
   sqlite3_stmt *s = NULL;
   char *sql = sqlite3_mprintf("SELECT %s FROM oplog_entries WHERE id = ?1", db->entry_cols);
   int r0 = sql ? sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL) : SQLITE_NOMEM;
   sqlite3_free(sql);
-  if (r0 != SQLITE_OK) return db_sqlerr(db, r0);
+  if (r0 != SQLITE_OK) return opl_db_sqlerr(db, r0);
   sqlite3_bind_int64(s, 1, id);
   int r = sqlite3_step(s);
   if (r == SQLITE_DONE) {
     sqlite3_finalize(s);
-    return db_error(db, OPLOG_NOT_FOUND, "no entry %lld", (long long)id);
+    return opl_db_error(db, OPLOG_NOT_FOUND, "no entry %lld", (long long)id);
   }
   if (r != SQLITE_ROW) {
-    int rc = db_sqlerr(db, r);
+    int rc = opl_db_sqlerr(db, r);
     sqlite3_finalize(s);
     return rc;
   }
   owned_entry *oe = sqlite3_malloc64(sizeof *oe);
   if (!oe) {
     sqlite3_finalize(s);
-    return db_error(db, OPLOG_NOMEM, "out of memory");
+    return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   }
   memset(oe, 0, sizeof *oe);
   int rc = entry_load(db, s, ITER_OPS | ITER_META, &oe->a, &oe->e);
   sqlite3_finalize(s);
   if (rc) {
-    arena_free(&oe->a);
+    opl_arena_free(&oe->a);
     sqlite3_free(oe);
     return rc;
   }
@@ -251,6 +251,6 @@ int oplog_entry_get(oplog_db *db, int64_t id, oplog_entry **out) {
 void oplog_entry_free(oplog_entry *e) {
   if (!e) return;
   owned_entry *oe = (owned_entry *)e;
-  arena_free(&oe->a);
+  opl_arena_free(&oe->a);
   sqlite3_free(oe);
 }

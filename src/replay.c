@@ -10,25 +10,25 @@
 static int table_has_rows(oplog_db *db, const char *schema, const char *table, int *has) {
   *has = 0;
   char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".sqlite_schema WHERE type = 'table' AND name = ?1", schema);
-  if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!sql) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   sqlite3_stmt *s = NULL;
   int r = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
   sqlite3_free(sql);
-  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
   r = sqlite3_step(s);
   sqlite3_finalize(s);
   if (r == SQLITE_DONE) return OPLOG_OK;
-  if (r != SQLITE_ROW) return db_sqlerr(db, r);
+  if (r != SQLITE_ROW) return opl_db_sqlerr(db, r);
   sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w\" LIMIT 1", schema, table);
-  if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!sql) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   r = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
   sqlite3_free(sql);
-  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   r = sqlite3_step(s);
   sqlite3_finalize(s);
   if (r == SQLITE_ROW) *has = 1;
-  else if (r != SQLITE_DONE) return db_sqlerr(db, r);
+  else if (r != SQLITE_DONE) return opl_db_sqlerr(db, r);
   return OPLOG_OK;
 }
 
@@ -37,13 +37,13 @@ static int environmental(int rc) {
   return rc == OPLOG_NOMEM || rc == OPLOG_IO || rc == OPLOG_BUSY || rc == OPLOG_READONLY;
 }
 
-int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog_filter *f,
+int opl_replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog_filter *f,
                int fresh, oplog_progress_fn progress, void *pctx, oplog_replay_result *out,
                int64_t *bad_entry) {
   int64_t ignored;
   if (!bad_entry) bad_entry = &ignored;
   *bad_entry = 0;
-  int rc = catalog_load(db);
+  int rc = opl_catalog_load(db);
   if (rc) return rc;
   memset(out, 0, sizeof *out);
   /* Targets first: every type (of the aggregate, if one is selected). */
@@ -51,23 +51,23 @@ int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog
     const type_def *t = db->types[i];
     if (f->aggregate && strcmp(t->aggregate, f->aggregate) != 0) continue;
     char *name = sqlite3_mprintf("%s%s", t->table, suffix);
-    if (!name) return db_error(db, OPLOG_NOMEM, "out of memory");
+    if (!name) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
     int has = 0;
     rc = table_has_rows(db, schema, name, &has);
     if (!rc && has && !fresh)
-      rc = db_error(db, OPLOG_TARGET_NOT_EMPTY, "target table %s has rows: replay into empty tables or pass fresh",
+      rc = opl_db_error(db, OPLOG_TARGET_NOT_EMPTY, "target table %s has rows: replay into empty tables or pass fresh",
                     name);
     sqlite3_free(name);
-    if (rc || (rc = target_create(db, t, schema, suffix, fresh))) return rc;
+    if (rc || (rc = opl_target_create(db, t, schema, suffix, fresh))) return rc;
   }
   int64_t total = 0;
-  if (progress && ((total = iter_count(db, f, &rc)), rc)) return rc;
+  if (progress && ((total = opl_iter_count(db, f, &rc)), rc)) return rc;
   stmt_cache *cache = sqlite3_malloc64(sizeof *cache);
-  if (!cache) return db_error(db, OPLOG_NOMEM, "out of memory");
-  stmt_cache_init(cache, schema, suffix, 0);
+  if (!cache) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
+  opl_stmt_cache_init(cache, schema, suffix, 0);
   cache->gen = db->catalog_gen;
   oplog_iter *it = NULL;
-  rc = iter_open(db, f, ITER_OPS, &it); /* replay needs no metadata */
+  rc = opl_iter_open(db, f, ITER_OPS, &it); /* replay needs no metadata */
   const oplog_entry *e = NULL;
   while (!rc && !(rc = oplog_iter_next(it, &e)) && e) {
     int op_failed = 0;
@@ -75,11 +75,11 @@ int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog
       const oplog_op *op = &e->ops[i];
       const type_def *t;
       int cols[OPLOG_MAX_COLUMNS];
-      if ((rc = catalog_find(db, op->type, &t))) break;
-      if (!t) rc = db_error(db, OPLOG_NOT_FOUND, "entry %lld: type %s is not in the catalog", (long long)e->id, op->type);
-      else if ((rc = op_validate(db, t, op, cols)) || (rc = op_apply(db, cache, t, op, cols, NULL))) {
+      if ((rc = opl_catalog_find(db, op->type, &t))) break;
+      if (!t) rc = opl_db_error(db, OPLOG_NOT_FOUND, "entry %lld: type %s is not in the catalog", (long long)e->id, op->type);
+      else if ((rc = opl_op_validate(db, t, op, cols)) || (rc = opl_op_apply(db, cache, t, op, cols, NULL))) {
         op_failed = 1;
-        db_error(db, rc, "replay of entry %lld, operation %llu: %s", (long long)e->id, (unsigned long long)i + 1,
+        opl_db_error(db, rc, "replay of entry %lld, operation %llu: %s", (long long)e->id, (unsigned long long)i + 1,
                  oplog_errmsg(db));
       }
       out->ops++;
@@ -90,48 +90,48 @@ int replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog
     }
     out->entries++;
     if (progress && out->entries % PROGRESS_EVERY == 0 && progress(pctx, out->entries, total))
-      rc = db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
+      rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
   }
   if (rc && !*bad_entry && it && !e && !environmental(rc) && rc != OPLOG_INVALID_ARGUMENT)
-    *bad_entry = iter_current_id(it); /* the entry did not decrypt or decode */
+    *bad_entry = opl_iter_current_id(it); /* the entry did not decrypt or decode */
   if (!rc && progress && progress(pctx, out->entries, total))
-    rc = db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
+    rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
   oplog_iter_close(it);
-  stmt_cache_clear(cache);
+  opl_stmt_cache_clear(cache);
   sqlite3_free(cache);
   return rc;
 }
 
 int oplog_replay(oplog_db *db, const oplog_replay_opts *o, oplog_replay_result *out) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
+  opl_db_clear_error(db);
   oplog_replay_result ignored;
   if (!out) out = &ignored;
   memset(out, 0, sizeof *out);
-  if (!o) return db_error(db, OPLOG_INVALID_ARGUMENT, "replay options are required");
-  if (db->tx != TX_NONE) return db_error(db, OPLOG_INVALID_ARGUMENT, "finish the open transaction first");
+  if (!o) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "replay options are required");
+  if (db->tx != TX_NONE) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "finish the open transaction first");
   if ((o->suffix != NULL) == (o->into != NULL))
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "replay needs exactly one of suffix or into");
-  int rc0 = key_required(db);
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "replay needs exactly one of suffix or into");
+  int rc0 = opl_key_required(db);
   if (rc0) return rc0;
   if (o->suffix) {
     if (!*o->suffix || strspn(o->suffix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
                            strlen(o->suffix) || strlen(o->suffix) > 64)
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "suffix must be 1 to 64 of [A-Za-z0-9_]");
-    if (db->readonly) return db_error(db, OPLOG_READONLY, "the file is open read-only");
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "suffix must be 1 to 64 of [A-Za-z0-9_]");
+    if (db->readonly) return opl_db_error(db, OPLOG_READONLY, "the file is open read-only");
   } else if (!*o->into) {
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "into must name a file");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "into must name a file");
   }
   oplog_filter f = {.aggregate = o->aggregate, .since = o->since, .upto = o->upto};
   const char *schema = "main";
   int rc;
   if (o->into && db->readonly)
-    return db_error(db, OPLOG_READONLY, "a read-only handle attaches files read-only too: open the log writable to replay into %s",
+    return opl_db_error(db, OPLOG_READONLY, "a read-only handle attaches files read-only too: open the log writable to replay into %s",
                     o->into);
   if (o->into) {
     /* a replica holds the live rows in the clear: as private as the log */
-    if ((rc = create_private(db, o->into))) return rc;
-    db_rollback(db); /* ATTACH needs no transaction, not even a leftover one */
+    if ((rc = opl_create_private(db, o->into))) return rc;
+    opl_db_rollback(db); /* ATTACH needs no transaction, not even a leftover one */
     sqlite3_stmt *s = NULL;
     int r = sqlite3_prepare_v2(db->sql, "ATTACH DATABASE ?1 AS oplog_replica", -1, &s, NULL);
     if (r == SQLITE_OK) {
@@ -139,16 +139,16 @@ int oplog_replay(oplog_db *db, const oplog_replay_opts *o, oplog_replay_result *
       r = sqlite3_step(s);
     }
     sqlite3_finalize(s);
-    if (r != SQLITE_DONE) return db_sqlerr(db, r);
+    if (r != SQLITE_DONE) return opl_db_sqlerr(db, r);
     schema = "oplog_replica";
   }
-  rc = db_begin(db, 1);
+  rc = opl_db_begin(db, 1);
   if (!rc) {
-    rc = replay_run(db, schema, o->suffix ? o->suffix : "", &f, o->fresh, o->progress, o->progress_ctx, out,
+    rc = opl_replay_run(db, schema, o->suffix ? o->suffix : "", &f, o->fresh, o->progress, o->progress_ctx, out,
                     NULL);
-    if (!rc) rc = db_commit(db);
+    if (!rc) rc = opl_db_commit(db);
     if (rc) {
-      db_rollback(db);
+      opl_db_rollback(db);
       memset(out, 0, sizeof *out);
     }
   }

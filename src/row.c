@@ -7,14 +7,14 @@
 
 #include "internal.h"
 
-void stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix, int read_back) {
+void opl_stmt_cache_init(stmt_cache *c, const char *schema, const char *suffix, int read_back) {
   memset(c, 0, sizeof *c);
   c->schema = schema;
   c->suffix = suffix;
   c->read_back = read_back;
 }
 
-void stmt_cache_clear(stmt_cache *c) {
+void opl_stmt_cache_clear(stmt_cache *c) {
   for (int i = 0; i < STMT_CACHE_SLOTS; i++) {
     sqlite3_finalize(c->slot[i].stmt);
     c->slot[i].stmt = NULL;
@@ -32,33 +32,33 @@ static int op_class(int kind) {
   }
 }
 
-oplog_value_type value_stored_type(const type_def *t, int col, const oplog_value *v) {
+oplog_value_type opl_value_stored_type(const type_def *t, int col, const oplog_value *v) {
   if (v->type == OPLOG_TEXT && t->col_aff[col] == AFF_BLOB) return OPLOG_BLOB;
   if (v->type == OPLOG_REAL && isnan(v->u.r)) return OPLOG_NULL; /* SQLite stores NaN as NULL */
   return v->type;
 }
 
 static int name_list_index(const type_def *t, const char *name) {
-  return name ? column_index(t, name) : -1;
+  return name ? opl_column_index(t, name) : -1;
 }
 
-int op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols) {
+int opl_op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols) {
   int k = op->kind;
   if (k < OPLOG_OP_CREATE || k > OPLOG_OP_DELETE_ITEMS)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "unknown operation kind %d", k);
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "unknown operation kind %d", k);
   if (op->row.nfields > t->ncols)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "row has more fields than type %s has columns", t->name);
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "row has more fields than type %s has columns", t->name);
   if (op->row.nfields && !op->row.fields)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "row fields are NULL");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "row fields are NULL");
   uint64_t present = 0;
   for (size_t i = 0; i < op->row.nfields; i++) {
     const oplog_field *f = &op->row.fields[i];
     int c = name_list_index(t, f->name);
     if (c < 0)
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "type %s has no column '%s'", t->name,
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "type %s has no column '%s'", t->name,
                       f->name ? f->name : "(null)");
     if (present & (1ULL << c))
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "column %s given twice", f->name);
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "column %s given twice", f->name);
     present |= 1ULL << c;
     cols[i] = c;
     const oplog_value *v = &f->value;
@@ -68,18 +68,18 @@ int op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols) 
     case OPLOG_REAL: break;
     case OPLOG_BOOLEAN:
       if (v->u.i != 0 && v->u.i != 1)
-        return db_error(db, OPLOG_INVALID_ARGUMENT, "boolean %s must be 0 or 1", f->name);
+        return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "boolean %s must be 0 or 1", f->name);
       break;
     case OPLOG_TEXT:
     case OPLOG_BLOB:
       if (v->u.b.n && !v->u.b.p)
-        return db_error(db, OPLOG_INVALID_ARGUMENT, "value of %s is NULL", f->name);
+        return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "value of %s is NULL", f->name);
       if (v->u.b.n > 1000000000)
-        return db_error(db, OPLOG_INVALID_ARGUMENT, "value of %s is larger than 1e9 bytes", f->name);
-      if (v->type == OPLOG_TEXT && t->col_aff[c] != AFF_BLOB && !utf8_valid(v->u.b.p, v->u.b.n))
-        return db_error(db, OPLOG_INVALID_ARGUMENT, "text of %s is not valid UTF-8", f->name);
+        return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "value of %s is larger than 1e9 bytes", f->name);
+      if (v->type == OPLOG_TEXT && t->col_aff[c] != AFF_BLOB && !opl_utf8_valid(v->u.b.p, v->u.b.n))
+        return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "text of %s is not valid UTF-8", f->name);
       break;
-    default: return db_error(db, OPLOG_INVALID_ARGUMENT, "value of %s has unknown type %d", f->name, v->type);
+    default: return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "value of %s has unknown type %d", f->name, v->type);
     }
   }
   if (t->rowid_key)
@@ -88,46 +88,46 @@ int op_validate(oplog_db *db, const type_def *t, const oplog_op *op, int *cols) 
        * own choosing (NaN into NULL, then a new id): the log would differ */
       oplog_value_type vt = op->row.fields[i].value.type;
       if (cols[i] == t->key_idx[0] && vt != OPLOG_INTEGER && vt != OPLOG_NULL)
-        return db_error(db, OPLOG_INVALID_ARGUMENT, "key %s of %s must be an integer", op->row.fields[i].name,
+        return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "key %s of %s must be an integer", op->row.fields[i].name,
                         t->name);
     }
   int missing_key = (present & t->key_mask) != t->key_mask;
   if (k != OPLOG_OP_UPDATE && (op->nmask || op->nnulls))
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "mask and nulls belong to update only");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "mask and nulls belong to update only");
   if (op_class(k) == OPLOG_OP_CREATE) {
     if (missing_key && !t->rowid_key)
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "create of %s needs its key columns", t->name);
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "create of %s needs its key columns", t->name);
     return OPLOG_OK;
   }
   if (missing_key)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "%s of %s needs its key columns to select the row",
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "%s of %s needs its key columns to select the row",
                     oplog_op_name(k), t->name);
   if (k != OPLOG_OP_UPDATE) return OPLOG_OK;
   if (op->nmask == 0 && op->nnulls == 0)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "update of %s needs a mask or nulls", t->name);
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "update of %s needs a mask or nulls", t->name);
   if ((op->nmask && !op->mask) || (op->nnulls && !op->nulls))
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "mask or nulls is NULL");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "mask or nulls is NULL");
   uint64_t mask = 0, nulls = 0;
   for (size_t i = 0; i < op->nmask; i++) {
     int c = name_list_index(t, op->mask[i]);
     if (c < 0)
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "mask names '%s', not a column of %s",
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "mask names '%s', not a column of %s",
                       op->mask[i] ? op->mask[i] : "(null)", t->name);
     if (!(present & (1ULL << c)))
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "mask names %s, which the row does not give", op->mask[i]);
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "mask names %s, which the row does not give", op->mask[i]);
     mask |= 1ULL << c;
   }
   for (size_t i = 0; i < op->nnulls; i++) {
     int c = name_list_index(t, op->nulls[i]);
     if (c < 0)
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "nulls names '%s', not a column of %s",
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "nulls names '%s', not a column of %s",
                       op->nulls[i] ? op->nulls[i] : "(null)", t->name);
     if (mask & (1ULL << c))
-      return db_error(db, OPLOG_INVALID_ARGUMENT, "column %s is in both mask and nulls", op->nulls[i]);
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "column %s is in both mask and nulls", op->nulls[i]);
     nulls |= 1ULL << c;
   }
   if ((mask | nulls) & t->key_mask)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "update cannot change key columns of %s", t->name);
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "update cannot change key columns of %s", t->name);
   return OPLOG_OK;
 }
 
@@ -183,7 +183,7 @@ static char *build_sql(const stmt_cache *c, const type_def *t, int cls, uint64_t
 static sqlite3_stmt *cached_stmt(oplog_db *db, stmt_cache *c, const type_def *t, int cls,
                                  uint64_t set, uint64_t nul) {
   if (c->gen != db->catalog_gen) {
-    stmt_cache_clear(c);
+    opl_stmt_cache_clear(c);
     c->gen = db->catalog_gen;
   }
   uint64_t h = (uint64_t)t->index * 0x9e3779b97f4a7c15ULL ^ set * 0xff51afd7ed558ccdULL ^
@@ -206,13 +206,13 @@ static sqlite3_stmt *cached_stmt(oplog_db *db, stmt_cache *c, const type_def *t,
   }
   char *sql = build_sql(c, t, cls, set, nul);
   if (!sql) {
-    db_error(db, OPLOG_NOMEM, "out of memory");
+    opl_db_error(db, OPLOG_NOMEM, "out of memory");
     return NULL;
   }
   int r = sqlite3_prepare_v3(db->sql, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmt, NULL);
   sqlite3_free(sql);
   if (r != SQLITE_OK) {
-    db_sqlerr(db, r);
+    opl_db_sqlerr(db, r);
     s->stmt = NULL;
     return NULL;
   }
@@ -224,7 +224,7 @@ static sqlite3_stmt *cached_stmt(oplog_db *db, stmt_cache *c, const type_def *t,
 }
 
 static void bind_value(sqlite3_stmt *s, int param, const type_def *t, int col, const oplog_value *v) {
-  switch (value_stored_type(t, col, v)) {
+  switch (opl_value_stored_type(t, col, v)) {
   case OPLOG_INTEGER:
   case OPLOG_BOOLEAN: sqlite3_bind_int64(s, param, v->u.i); break;
   case OPLOG_REAL: sqlite3_bind_double(s, param, v->u.r); break;
@@ -266,7 +266,7 @@ static int log_returned(oplog_db *db, queue *log, const type_def *t, const oplog
     case SQLITE_TEXT:
     case SQLITE_BLOB:
       v->type = sqlite3_column_type(s, k) == SQLITE_TEXT ? OPLOG_TEXT : OPLOG_BLOB;
-      v->u.b.p = col_bytes(s, k, &v->u.b.n);
+      v->u.b.p = opl_col_bytes(s, k, &v->u.b.n);
       break;
     default: v->type = OPLOG_NULL; break;
     }
@@ -274,7 +274,7 @@ static int log_returned(oplog_db *db, queue *log, const type_def *t, const oplog
   oplog_op logged = *op;
   logged.row.fields = fields;
   logged.row.nfields = n;
-  return queue_add(db, log, t, &logged, cols);
+  return opl_queue_add(db, log, t, &logged, cols);
 }
 
 /* Binds the key of op's row to s from parameter p on; a rowid key that a
@@ -304,19 +304,19 @@ static int read_back(oplog_db *db, stmt_cache *c, const type_def *t, const oplog
   if (r == SQLITE_ROW) {
     rc = log ? log_returned(db, log, t, op, s, ret) : OPLOG_OK;
     if (!rc && (r = sqlite3_step(s)) == SQLITE_ROW)
-      rc = db_error(db, OPLOG_CONSTRAINT, "%s of %s: its key selects more than one row of %s", oplog_op_name(op->kind),
+      rc = opl_db_error(db, OPLOG_CONSTRAINT, "%s of %s: its key selects more than one row of %s", oplog_op_name(op->kind),
                     t->name, t->table);
   } else if (r == SQLITE_DONE) {
-    rc = db_error(db, OPLOG_NOT_FOUND, "%s of %s: no row with that key in %s", oplog_op_name(op->kind), t->name,
+    rc = opl_db_error(db, OPLOG_NOT_FOUND, "%s of %s: no row with that key in %s", oplog_op_name(op->kind), t->name,
                   t->table);
   }
-  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
   return rc;
 }
 
-int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, queue *log) {
+int opl_op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, queue *log) {
   int cls = op_class(op->kind);
   int field_of[OPLOG_MAX_COLUMNS];
   uint64_t present = 0, set = 0, nul = 0;
@@ -327,8 +327,8 @@ int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op,
   }
   if (cls == OPLOG_OP_CREATE) set = present;
   if (cls == OPLOG_OP_UPDATE) {
-    for (size_t i = 0; i < op->nmask; i++) set |= 1ULL << column_index(t, op->mask[i]);
-    for (size_t i = 0; i < op->nnulls; i++) nul |= 1ULL << column_index(t, op->nulls[i]);
+    for (size_t i = 0; i < op->nmask; i++) set |= 1ULL << opl_column_index(t, op->mask[i]);
+    for (size_t i = 0; i < op->nnulls; i++) nul |= 1ULL << opl_column_index(t, op->nulls[i]);
   }
   int rc;
   uint64_t ret = returned_columns(t, cls, set);
@@ -344,14 +344,14 @@ int op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op,
   rc = OPLOG_OK;
   int changes = sqlite3_changes(db->sql);
   if (r != SQLITE_DONE) {
-    rc = db_sqlerr(db, r);
+    rc = opl_db_sqlerr(db, r);
     if (rc == OPLOG_CONSTRAINT)
-      db_error(db, rc, "%s of %s: %s", oplog_op_name(op->kind), t->name, sqlite3_errmsg(db->sql));
+      opl_db_error(db, rc, "%s of %s: %s", oplog_op_name(op->kind), t->name, sqlite3_errmsg(db->sql));
   } else if (cls != OPLOG_OP_CREATE && changes == 0) {
-    rc = db_error(db, OPLOG_NOT_FOUND, "%s of %s: no row with that key in %s%s", oplog_op_name(op->kind),
+    rc = opl_db_error(db, OPLOG_NOT_FOUND, "%s of %s: no row with that key in %s%s", oplog_op_name(op->kind),
                   t->name, t->table, c->suffix);
   } else if (cls != OPLOG_OP_CREATE && changes > 1) {
-    rc = db_error(db, OPLOG_CONSTRAINT, "%s of %s: its key selects more than one row of %s%s",
+    rc = opl_db_error(db, OPLOG_CONSTRAINT, "%s of %s: its key selects more than one row of %s%s",
                   oplog_op_name(op->kind), t->name, t->table, c->suffix);
   }
   sqlite3_reset(s);

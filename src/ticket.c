@@ -12,32 +12,32 @@ static int in_write_tx(oplog_db *db) {
   return db->tx != TX_NONE && !sqlite3_get_autocommit(db->sql);
 }
 
-int ticket_read(oplog_db *db, const char *aggregate, int64_t *version) {
+int opl_ticket_read(oplog_db *db, const char *aggregate, int64_t *version) {
   log_state *ls = &db->ls;
   int cache = in_write_tx(db);
   if (cache) {
-    int rc = state_check(db);
+    int rc = opl_state_check(db);
     if (rc) return rc;
     if (ls->tk_valid && strcmp(ls->tk_name, aggregate) == 0) {
       *version = ls->tk_version;
       return OPLOG_OK;
     }
   }
-  sqlite3_stmt *s = db_stmt(db, ST_TICKET_GET);
+  sqlite3_stmt *s = opl_db_stmt(db, ST_TICKET_GET);
   if (!s) return db->code;
   sqlite3_bind_text(s, 1, aggregate, -1, SQLITE_STATIC);
   int r = sqlite3_step(s);
   int rc = OPLOG_OK;
   if (r == SQLITE_ROW) *version = sqlite3_column_int64(s, 0);
   else if (r == SQLITE_DONE)
-    rc = db_error(db, OPLOG_NOT_FOUND, "no ticket for aggregate '%s' (define a type in it first)", aggregate);
-  else rc = db_sqlerr(db, r);
+    rc = opl_db_error(db, OPLOG_NOT_FOUND, "no ticket for aggregate '%s' (define a type in it first)", aggregate);
+  else rc = opl_db_sqlerr(db, r);
   sqlite3_reset(s);
-  if (!rc && cache) ticket_remember(db, aggregate, *version);
+  if (!rc && cache) opl_ticket_remember(db, aggregate, *version);
   return rc;
 }
 
-void ticket_remember(oplog_db *db, const char *aggregate, int64_t version) {
+void opl_ticket_remember(oplog_db *db, const char *aggregate, int64_t version) {
   log_state *ls = &db->ls;
   size_t n = strlen(aggregate);
   if (n >= sizeof ls->tk_name) {
@@ -49,20 +49,20 @@ void ticket_remember(oplog_db *db, const char *aggregate, int64_t version) {
   ls->tk_valid = 1;
 }
 
-int ticket_ensure(oplog_db *db, const char *aggregate) {
-  sqlite3_stmt *s = db_stmt(db, ST_TICKET_ENSURE);
+int opl_ticket_ensure(oplog_db *db, const char *aggregate) {
+  sqlite3_stmt *s = opl_db_stmt(db, ST_TICKET_ENSURE);
   if (!s) return db->code;
   sqlite3_bind_text(s, 1, aggregate, -1, SQLITE_STATIC);
   int r = sqlite3_step(s);
   sqlite3_reset(s);
-  return r == SQLITE_DONE ? OPLOG_OK : db_sqlerr(db, r);
+  return r == SQLITE_DONE ? OPLOG_OK : opl_db_sqlerr(db, r);
 }
 
 int oplog_ticket(oplog_db *db, const char *aggregate, int64_t *version) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
+  opl_db_clear_error(db);
   if (!aggregate || !*aggregate || !version)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate must be a non-empty string");
-  return ticket_read(db, aggregate, version);
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate must be a non-empty string");
+  return opl_ticket_read(db, aggregate, version);
 }
 

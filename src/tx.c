@@ -7,60 +7,60 @@
 
 static int aggregate_check(oplog_db *db, const char *aggregate) {
   if (!aggregate || !*aggregate)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate must be a non-empty string");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "aggregate must be a non-empty string");
   return OPLOG_OK;
 }
 
 /* Ends the high-level transaction, undoing everything; keeps db's error. */
 static int tx_abort(oplog_db *db, int rc) {
-  db_rollback(db);
+  opl_db_rollback(db);
   db->tx = TX_NONE;
-  queue_reset(&db->q);
+  opl_queue_reset(&db->q);
   return rc;
 }
 
 /* Common start of the calls that need an open high-level transaction. */
 static int tx_open(oplog_db *db, int64_t *entry_id) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
+  opl_db_clear_error(db);
   if (entry_id) *entry_id = 0;
-  if (db->tx != TX_HIGH) return db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction is open (oplog_tx_begin)");
+  if (db->tx != TX_HIGH) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "no transaction is open (oplog_tx_begin)");
   return OPLOG_OK;
 }
 
 int oplog_tx_begin(oplog_db *db, const char *aggregate) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
+  opl_db_clear_error(db);
   if (db->tx != TX_NONE)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "a transaction is already open on this handle (no nesting)");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "a transaction is already open on this handle (no nesting)");
   int rc = aggregate_check(db, aggregate);
-  if (rc || (rc = key_required(db))) return rc;
-  if (db->readonly) return db_error(db, OPLOG_READONLY, "the file is open read-only");
+  if (rc || (rc = opl_key_required(db))) return rc;
+  if (db->readonly) return opl_db_error(db, OPLOG_READONLY, "the file is open read-only");
   size_t n = strlen(aggregate);
   char *copy = sqlite3_realloc64(db->tx_aggregate, n + 1);
-  if (!copy) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!copy) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   memcpy(copy, aggregate, n + 1);
   db->tx_aggregate = copy;
-  if ((rc = db_begin(db, 1))) return rc;
+  if ((rc = opl_db_begin(db, 1))) return rc;
   db->tx = TX_HIGH;
-  queue_reset(&db->q);
+  opl_queue_reset(&db->q);
   db->tx_last_rowid = 0;
-  if ((rc = ticket_read(db, aggregate, &db->tx_ticket))) return tx_abort(db, rc);
+  if ((rc = opl_ticket_read(db, aggregate, &db->tx_ticket))) return tx_abort(db, rc);
   return OPLOG_OK;
 }
 
 /* Looks up op's type and checks it may be written under `aggregate`. */
 static int op_prepare(oplog_db *db, const char *aggregate, const oplog_op *op, const type_def **t,
                       int *cols) {
-  if (!op) return db_error(db, OPLOG_INVALID_ARGUMENT, "op is NULL");
-  int rc = catalog_find(db, op->type, t);
+  if (!op) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "op is NULL");
+  int rc = opl_catalog_find(db, op->type, t);
   if (rc) return rc;
   if (!*t)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "unknown type '%s'", op->type ? op->type : "(null)");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "unknown type '%s'", op->type ? op->type : "(null)");
   if (strcmp((*t)->aggregate, aggregate) != 0)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "type %s belongs to aggregate '%s', not '%s'",
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "type %s belongs to aggregate '%s', not '%s'",
                     (*t)->name, (*t)->aggregate, aggregate);
-  return op_validate(db, *t, op, cols);
+  return opl_op_validate(db, *t, op, cols);
 }
 
 int oplog_tx_apply(oplog_db *db, const oplog_op *op) {
@@ -70,7 +70,7 @@ int oplog_tx_apply(oplog_db *db, const oplog_op *op) {
   int cols[OPLOG_MAX_COLUMNS + 1];
   rc = op_prepare(db, db->tx_aggregate, op, &t, cols);
   /* the live write appends the row as the table stored it to the queue */
-  if (rc || (rc = op_apply(db, &db->live, t, op, cols, &db->q))) return tx_abort(db, rc);
+  if (rc || (rc = opl_op_apply(db, &db->live, t, op, cols, &db->q))) return tx_abort(db, rc);
   db->tx_last_rowid = sqlite3_last_insert_rowid(db->sql);
   return OPLOG_OK;
 }
@@ -80,10 +80,10 @@ int oplog_tx_apply(oplog_db *db, const oplog_op *op) {
 static int tx_flush(oplog_db *db, const oplog_meta *md, size_t nmd, int64_t *id) {
   *id = 0;
   if (!db->q.nops) return OPLOG_OK;
-  int rc = entry_write(db, db->tx_aggregate, db->tx_ticket, md, nmd, db->q.data.p, db->q.data.n, id);
+  int rc = opl_entry_write(db, db->tx_aggregate, db->tx_ticket, md, nmd, db->q.data.p, db->q.data.n, id);
   if (rc) return rc;
   db->tx_ticket++;
-  queue_reset(&db->q);
+  opl_queue_reset(&db->q);
   return OPLOG_OK;
 }
 
@@ -102,7 +102,7 @@ int oplog_tx_commit(oplog_db *db, const oplog_meta *md, size_t nmd, int64_t *ent
   if (rc) return rc;
   int64_t id;
   rc = tx_flush(db, md, nmd, &id);
-  if (!rc) rc = db_commit(db);
+  if (!rc) rc = opl_db_commit(db);
   if (rc) return tx_abort(db, rc);
   db->tx = TX_NONE;
   if (entry_id) *entry_id = id;
@@ -120,36 +120,36 @@ int64_t oplog_tx_last_rowid(oplog_db *db) { return db ? db->tx_last_rowid : 0; }
 
 int oplog_write_entry(oplog_db *db, const oplog_entry_write *w, int64_t *entry_id) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
+  opl_db_clear_error(db);
   if (entry_id) *entry_id = 0;
-  if (!w) return db_error(db, OPLOG_INVALID_ARGUMENT, "entry is NULL");
+  if (!w) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "entry is NULL");
   if (db->tx != TX_LOW)
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "write_entry runs between begin and commit");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "write_entry runs between begin and commit");
   if (sqlite3_get_autocommit(db->sql)) {
     /* SQLite rolled the transaction back after an earlier I/O or memory
      * error: writing now would commit on its own, outside the caller's. */
     db->tx = TX_NONE;
-    return db_error(db, OPLOG_INVALID_ARGUMENT, "the transaction was rolled back by an earlier error; begin again");
+    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "the transaction was rolled back by an earlier error; begin again");
   }
   int rc = aggregate_check(db, w->aggregate);
-  if (rc || (rc = key_required(db))) return rc;
-  if (w->nops == 0 || !w->ops) return db_error(db, OPLOG_INVALID_ARGUMENT, "an entry needs at least one operation");
-  queue_reset(&db->q);
+  if (rc || (rc = opl_key_required(db))) return rc;
+  if (w->nops == 0 || !w->ops) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "an entry needs at least one operation");
+  opl_queue_reset(&db->q);
   for (size_t i = 0; i < w->nops; i++) {
     const type_def *t;
     int cols[OPLOG_MAX_COLUMNS];
     if ((rc = op_prepare(db, w->aggregate, &w->ops[i], &t, cols)) ||
-        (rc = queue_add(db, &db->q, t, &w->ops[i], cols)))
+        (rc = opl_queue_add(db, &db->q, t, &w->ops[i], cols)))
       return rc;
   }
   /* The savepoint keeps a failed write from leaving a ticket bump or an
    * entry row behind, while the caller's transaction stays open. */
-  if ((rc = db_exec(db, "SAVEPOINT oplog_write_entry"))) return rc;
+  if ((rc = opl_db_exec(db, "SAVEPOINT oplog_write_entry"))) return rc;
   int64_t id = 0;
-  rc = entry_write(db, w->aggregate, w->ticket, w->metadata, w->nmetadata, db->q.data.p, db->q.data.n, &id);
-  queue_reset(&db->q);
+  rc = opl_entry_write(db, w->aggregate, w->ticket, w->metadata, w->nmetadata, db->q.data.p, db->q.data.n, &id);
+  opl_queue_reset(&db->q);
   if (rc) {
-    state_forget(db); /* the entry may have been half-written, then undone */
+    opl_state_forget(db); /* the entry may have been half-written, then undone */
     if (!sqlite3_get_autocommit(db->sql)) {
       sqlite3_exec(db->sql, "ROLLBACK TO oplog_write_entry", NULL, NULL, NULL);
       sqlite3_exec(db->sql, "RELEASE oplog_write_entry", NULL, NULL, NULL);
@@ -157,7 +157,7 @@ int oplog_write_entry(oplog_db *db, const oplog_entry_write *w, int64_t *entry_i
     if (sqlite3_get_autocommit(db->sql)) db->tx = TX_NONE; /* SQLite ended it */
     return rc;
   }
-  if ((rc = db_exec(db, "RELEASE oplog_write_entry"))) return rc;
+  if ((rc = opl_db_exec(db, "RELEASE oplog_write_entry"))) return rc;
   if (entry_id) *entry_id = id;
   return OPLOG_OK;
 }

@@ -9,21 +9,21 @@
 
 #include "internal.h"
 
-int64_t now_ms(void) {
+int64_t opl_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void put_u32(uint8_t *p, uint32_t v) {
+void opl_put_u32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-void put_u64(uint8_t *p, uint64_t v) {
+void opl_put_u64(uint8_t *p, uint64_t v) {
   for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-int utf8_valid(const uint8_t *p, size_t n) {
+int opl_utf8_valid(const uint8_t *p, size_t n) {
   size_t i = 0;
   while (i < n) {
     uint8_t c = p[i];
@@ -51,15 +51,15 @@ int utf8_valid(const uint8_t *p, size_t n) {
   return 1;
 }
 
-const char *col_bytes(sqlite3_stmt *s, int i, size_t *n) {
+const char *opl_col_bytes(sqlite3_stmt *s, int i, size_t *n) {
   const char *p = sqlite3_column_blob(s, i);
   *n = p ? (size_t)sqlite3_column_bytes(s, i) : 0;
   return p ? p : "";
 }
 
-char *col_dup(sqlite3_stmt *s, int i) {
+char *opl_col_dup(sqlite3_stmt *s, int i) {
   size_t n;
-  const char *p = col_bytes(s, i, &n);
+  const char *p = opl_col_bytes(s, i, &n);
   char *d = sqlite3_malloc64(n + 1);
   if (d) {
     memcpy(d, p, n);
@@ -68,16 +68,16 @@ char *col_dup(sqlite3_stmt *s, int i) {
   return d;
 }
 
-int db_exec(oplog_db *db, const char *sql) {
+int opl_db_exec(oplog_db *db, const char *sql) {
   int rc = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
-  return rc == SQLITE_OK ? OPLOG_OK : db_sqlerr(db, rc);
+  return rc == SQLITE_OK ? OPLOG_OK : opl_db_sqlerr(db, rc);
 }
 
 /* Creates an empty file with mode 0600 (an empty file is an empty SQLite
  * database); one that appeared meanwhile is left as it is. */
-int create_private(oplog_db *db, const char *path) {
+int opl_create_private(oplog_db *db, const char *path) {
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0 && errno != EEXIST) return db_error(db, OPLOG_IO, "%s: %s", path, strerror(errno));
+  if (fd < 0 && errno != EEXIST) return opl_db_error(db, OPLOG_IO, "%s: %s", path, strerror(errno));
   if (fd >= 0) close(fd);
   return OPLOG_OK;
 }

@@ -28,12 +28,12 @@ static int problem(verify_ctx *v, int64_t id, const char *kind, const char *fmt,
   v->out->ok = 0;
   int rc = v->fn ? v->fn(v->ctx, id, kind, detail ? detail : kind) : 0;
   sqlite3_free(detail);
-  return rc ? db_error(v->db, OPLOG_INVALID_ARGUMENT, "interrupted by the problem callback") : OPLOG_OK;
+  return rc ? opl_db_error(v->db, OPLOG_INVALID_ARGUMENT, "interrupted by the problem callback") : OPLOG_OK;
 }
 
 static int tick(verify_ctx *v, int64_t done) {
   if (v->progress && v->progress(v->pctx, v->base + done, v->total))
-    return db_error(v->db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
+    return opl_db_error(v->db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
   return OPLOG_OK;
 }
 
@@ -69,8 +69,8 @@ typedef struct derived_walk {
 /* A step of the derived walk that failed (I/O, memory) is an error, not a
  * missing row. */
 static int derived_failed(oplog_db *db, const derived_walk *w) {
-  if (w->ixr != SQLITE_ROW && w->ixr != SQLITE_DONE) return db_sqlerr(db, w->ixr);
-  if (w->mdr != SQLITE_ROW && w->mdr != SQLITE_DONE) return db_sqlerr(db, w->mdr);
+  if (w->ixr != SQLITE_ROW && w->ixr != SQLITE_DONE) return opl_db_sqlerr(db, w->ixr);
+  if (w->mdr != SQLITE_ROW && w->mdr != SQLITE_DONE) return opl_db_sqlerr(db, w->mdr);
   return OPLOG_OK;
 }
 
@@ -93,7 +93,7 @@ static int derived_entry(verify_ctx *v, derived_walk *w, const stored_entry *e) 
   int covered = e->id <= w->wm;
   if (covered) {
     if (e->clock > w->max_clock) w->max_clock = e->clock;
-    if (agg_counts_add(&w->aggs, e->aggregate, e->aggregate_len)) return db_error(db, OPLOG_NOMEM, "out of memory");
+    if (opl_agg_counts_add(&w->aggs, e->aggregate, e->aggregate_len)) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   }
   /* oplog_index */
   int has_ix = w->ixr == SQLITE_ROW && sqlite3_column_int64(w->ix, 0) == e->id;
@@ -102,7 +102,7 @@ static int derived_entry(verify_ctx *v, derived_walk *w, const stored_entry *e) 
                  (long long)e->id);
   } else if (has_ix) {
     size_t an;
-    const char *agg = col_bytes(w->ix, 3, &an);
+    const char *agg = opl_col_bytes(w->ix, 3, &an);
     if (sqlite3_column_int64(w->ix, 1) != e->origin || sqlite3_column_int64(w->ix, 2) != e->seq ||
         an != e->aggregate_len || memcmp(agg, e->aggregate, an) != 0)
       rc = problem(v, e->id, "index_mismatch", "oplog_index says otherwise than entry %lld", (long long)e->id);
@@ -116,21 +116,21 @@ static int derived_entry(verify_ctx *v, derived_walk *w, const stored_entry *e) 
     while (w->mdr == SQLITE_ROW && sqlite3_column_int64(w->md, 0) == e->id) w->mdr = sqlite3_step(w->md);
     return derived_failed(db, w);
   }
-  int s = meta_open(&mr, e->metadata, e->nmetadata) ? 1 : -1, same = 1, any = 0;
+  int s = opl_meta_open(&mr, e->metadata, e->nmetadata) ? 1 : -1, same = 1, any = 0;
   int64_t pos = 0;
   while (w->mdr == SQLITE_ROW && sqlite3_column_int64(w->md, 0) == e->id) {
     any = 1;
     pos++;
-    if (s >= 0) s = meta_next(&mr, &m);
+    if (s >= 0) s = opl_meta_next(&mr, &m);
     size_t kn, vn;
-    const char *k = col_bytes(w->md, 2, &kn), *val = col_bytes(w->md, 3, &vn);
+    const char *k = opl_col_bytes(w->md, 2, &kn), *val = opl_col_bytes(w->md, 3, &vn);
     int has = sqlite3_column_type(w->md, 3) != SQLITE_NULL;
     if (s != 1 || sqlite3_column_int64(w->md, 1) != pos || kn != m.nkey || memcmp(k, m.key, kn) != 0 ||
         has != m.has_value || (has && (vn != m.nvalue || memcmp(val, m.value, vn) != 0)))
       same = 0;
     w->mdr = sqlite3_step(w->md);
   }
-  if (s >= 0 && (any || covered) && meta_next(&mr, &m) != 0) same = 0; /* pairs without rows */
+  if (s >= 0 && (any || covered) && opl_meta_next(&mr, &m) != 0) same = 0; /* pairs without rows */
   if ((rc = derived_failed(db, w))) return rc;
   if (covered ? !same : any)
     rc = problem(v, e->id, "index_mismatch",
@@ -161,16 +161,16 @@ static int derived_finish(verify_ctx *v, derived_walk *w, int64_t config_clock) 
   /* a ticket is 1 + the entries of its aggregate */
   sqlite3_stmt *s = NULL;
   int r = sqlite3_prepare_v2(db->sql, "SELECT name, version FROM oplog_ticket", -1, &s, NULL);
-  if (r != SQLITE_OK) return rc ? rc : db_sqlerr(db, r);
+  if (r != SQLITE_OK) return rc ? rc : opl_db_sqlerr(db, r);
   while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
     size_t n;
-    const char *name = col_bytes(s, 0, &n);
-    int64_t count = agg_counts_take(&w->aggs, name, n);
+    const char *name = opl_col_bytes(s, 0, &n);
+    int64_t count = opl_agg_counts_take(&w->aggs, name, n);
     if (sqlite3_column_int64(s, 1) != count + 1)
       rc = problem(v, 0, "index_mismatch", "the ticket of '%.*s' is at %lld, its %lld entries say %lld", (int)n, name,
                    (long long)sqlite3_column_int64(s, 1), (long long)count, (long long)count + 1);
   }
-  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   sqlite3_finalize(s);
   for (size_t i = 0; !rc && i < w->aggs.n; i++)
     if (w->aggs.a[i].n)
@@ -205,7 +205,7 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     config_clock = sqlite3_column_int64(cfg, 1);
     r = SQLITE_OK;
   }
-  if (r != SQLITE_OK) rc = db_sqlerr(db, r);
+  if (r != SQLITE_OK) rc = opl_db_sqlerr(db, r);
   if (!rc) {
     w.ixr = sqlite3_step(w.ix);
     w.mdr = sqlite3_step(w.md);
@@ -224,7 +224,7 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
                    (long long)id - 1, (long long)id);
     prev_id = id;
     if (rc) break;
-    int d = entry_from_row(db, es, &e);
+    int d = opl_entry_from_row(db, es, &e);
     if (d == OPLOG_NOMEM || (d && d != OPLOG_CORRUPT)) {
       rc = d;
       break;
@@ -239,16 +239,16 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     if (unread && (rc = problem(v, id, "too_large", "%s", oplog_errmsg(db)))) break;
     chain_pos *c = chain_of(&pos, &npos, e.origin);
     if (!c) {
-      rc = db_error(db, OPLOG_NOMEM, "out of memory");
+      rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
       break;
     }
     unsigned char computed[OPLOG_HASH_BYTES];
-    int bad_meta = !unread && chain_hash(&e, computed) != OPLOG_OK;
+    int bad_meta = !unread && opl_chain_hash(&e, computed) != OPLOG_OK;
     if (!bad_meta && !unread) {
       meta_reader mr;
       meta_pair m;
-      int ms = meta_open(&mr, e.metadata, e.nmetadata) ? 1 : -1;
-      while (ms == 1) ms = meta_next(&mr, &m);
+      int ms = opl_meta_open(&mr, e.metadata, e.nmetadata) ? 1 : -1;
+      while (ms == 1) ms = opl_meta_next(&mr, &m);
       bad_meta = ms < 0;
     }
     if (e.seq != c->seq + 1) {
@@ -269,12 +269,12 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     if (!rc && head && e.origin == 1 && memcmp(e.hash, head, OPLOG_HASH_BYTES) == 0) *head_seen = 1;
     if (!rc && decrypt && !unread) {
       db->scratch2.n = 0;
-      int d2 = crypto_decrypt_entry(db, &e, &db->scratch2);
+      int d2 = opl_crypto_decrypt_entry(db, &e, &db->scratch2);
       if (!d2) {
         const oplog_op *ops;
         size_t nops;
-        d2 = entry_decode(db, &a, db->scratch2.p, db->scratch2.n, &ops, &nops);
-        arena_reset(&a);
+        d2 = opl_entry_decode(db, &a, db->scratch2.p, db->scratch2.n, &ops, &nops);
+        opl_arena_reset(&a);
       }
       if (db->scratch2.n) sodium_memzero(db->scratch2.p, db->scratch2.n);
       if (d2 == OPLOG_NOMEM) rc = d2;
@@ -286,24 +286,24 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     memcpy(c->hash, e.hash, OPLOG_HASH_BYTES);
     if (!rc && v->out->entries % PROGRESS_EVERY == 0) rc = tick(v, v->out->entries);
   }
-  if (!rc && r != SQLITE_DONE && map_sqlite_code(r) == OPLOG_CORRUPT) {
+  if (!rc && r != SQLITE_DONE && opl_map_sqlite_code(r) == OPLOG_CORRUPT) {
     /* a truncated or half-copied file: report what was checked up to the
      * damage instead of failing without a word on the rest */
-    db_sqlerr(db, r);
+    opl_db_sqlerr(db, r);
     rc = problem(v, prev_id + 1, "corrupt", "the file is damaged after entry %lld (%lld entries checked): %s",
                  (long long)prev_id, (long long)v->out->entries, oplog_errmsg(db));
     r = SQLITE_DONE;
     w.ixr = w.mdr = SQLITE_DONE;
     v->damaged = 1;
   } else if (!rc && r != SQLITE_DONE) {
-    rc = db_sqlerr(db, r);
+    rc = opl_db_sqlerr(db, r);
   } else if (!rc) {
     rc = derived_finish(v, &w, config_clock);
   }
   if (!rc) rc = tick(v, v->out->entries);
-  agg_counts_free(&w.aggs);
+  opl_agg_counts_free(&w.aggs);
   sqlite3_free(pos);
-  arena_free(&a);
+  opl_arena_free(&a);
   sqlite3_finalize(es);
   sqlite3_finalize(cfg);
   sqlite3_finalize(w.ix);
@@ -318,18 +318,18 @@ static int check_key_states(verify_ctx *v) {
   oplog_db *db = v->db;
   sqlite3_stmt *s = NULL;
   int r = sqlite3_prepare_v2(db->sql, "SELECT id, state FROM oplog_keys WHERE origin = 1 ORDER BY id", -1, &s, NULL);
-  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   int rc = OPLOG_OK;
   while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
     int64_t id = sqlite3_column_int64(s, 0);
     size_t n;
-    const char *state = col_bytes(s, 1, &n);
+    const char *state = opl_col_bytes(s, 1, &n);
     int active = n == 6 && memcmp(state, "active", 6) == 0;
     if (active != (id == db->kr.active))
       rc = problem(v, 0, "key_state_mismatch", "data key %lld is marked %.*s, but key %lld is the newest", (long long)id,
                    (int)n, state, (long long)db->kr.active);
   }
-  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   sqlite3_finalize(s);
   return rc;
 }
@@ -355,16 +355,16 @@ static int compare_type(verify_ctx *v, const type_def *t) {
                   : NULL;
   sqlite3_free(cols);
   sqlite3_free(keys);
-  if (!sql) return db_error(db, OPLOG_NOMEM, "out of memory");
+  if (!sql) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   sqlite3_stmt *s = NULL;
   int r = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
   sqlite3_free(sql);
-  if (r != SQLITE_OK) return db_sqlerr(db, r);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
   int rc = OPLOG_OK;
   while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW)
     rc = problem(v, 0, "live_mismatch", "table %s, key (%s): the live row differs from the replayed log", t->table,
                  sqlite3_column_text(s, 0));
-  if (!rc && r != SQLITE_DONE) rc = db_sqlerr(db, r);
+  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
   sqlite3_finalize(s);
   return rc;
 }
@@ -374,7 +374,7 @@ static int each_temp(oplog_db *db, const char *verb) {
   int rc = OPLOG_OK;
   for (size_t i = 0; i < db->ntypes; i++) {
     char *sql = sqlite3_mprintf("%s temp.\"%w%s\"", verb, db->types[i]->table, VERIFY_SUFFIX);
-    int d = sql ? db_exec(db, sql) : db_error(db, OPLOG_NOMEM, "out of memory");
+    int d = sql ? opl_db_exec(db, sql) : opl_db_error(db, OPLOG_NOMEM, "out of memory");
     sqlite3_free(sql);
     if (!rc) rc = d;
   }
@@ -389,21 +389,21 @@ static int verify_replay(verify_ctx *v) {
   v->base = v->out->entries;
   /* Left over from a verify whose DROP could not run: empty them (DROP is
    * refused while the caller has a statement running, DELETE is not). */
-  int rc = catalog_load(db);
+  int rc = opl_catalog_load(db);
   for (size_t i = 0; !rc && i < db->ntypes; i++) {
     int has = 0;
     char *name = sqlite3_mprintf("%s%s", db->types[i]->table, VERIFY_SUFFIX);
-    if (!name) rc = db_error(db, OPLOG_NOMEM, "out of memory");
+    if (!name) rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
     else if (sqlite3_table_column_metadata(db->sql, "temp", name, NULL, NULL, NULL, NULL, NULL, NULL) == SQLITE_OK)
       has = 1;
     sqlite3_free(name);
     if (has) {
       char *sql = sqlite3_mprintf("DELETE FROM temp.\"%w%s\"", db->types[i]->table, VERIFY_SUFFIX);
-      rc = sql ? db_exec(db, sql) : db_error(db, OPLOG_NOMEM, "out of memory");
+      rc = sql ? opl_db_exec(db, sql) : opl_db_error(db, OPLOG_NOMEM, "out of memory");
       sqlite3_free(sql);
     }
   }
-  if (!rc) rc = replay_run(db, "temp", VERIFY_SUFFIX, &all, 0, replay_progress, v, &res, &bad);
+  if (!rc) rc = opl_replay_run(db, "temp", VERIFY_SUFFIX, &all, 0, replay_progress, v, &res, &bad);
   if (rc && bad) {
     /* a log that cannot be replayed is a finding, not a failure to check */
     rc = problem(v, bad, rc == OPLOG_DECRYPT_FAILED ? "decrypt_failed" : "live_mismatch",
@@ -423,24 +423,24 @@ static int verify_replay(verify_ctx *v) {
 int oplog_verify(oplog_db *db, const oplog_verify_opts *o, oplog_problem_fn fn, void *ctx,
                  oplog_verify_result *out) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
-  db_clear_error(db);
+  opl_db_clear_error(db);
   static const oplog_verify_opts defaults;
   oplog_verify_result ignored;
   if (!o) o = &defaults;
   if (!out) out = &ignored;
   memset(out, 0, sizeof *out);
   out->ok = 1;
-  if (db->tx != TX_NONE) return db_error(db, OPLOG_INVALID_ARGUMENT, "finish the open transaction first");
+  if (db->tx != TX_NONE) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "finish the open transaction first");
   int can_decrypt = !db->kr.encrypted || db->kr.have_key;
   if (o->replay && !can_decrypt)
-    return db_error(db, OPLOG_KEY_REQUIRED, "verify with replay needs the key");
+    return opl_db_error(db, OPLOG_KEY_REQUIRED, "verify with replay needs the key");
   verify_ctx v = {db, fn, ctx, out, o->progress, o->progress_ctx, 0, 0, 0};
   /* One read transaction: every phase sees the same snapshot. */
-  int rc = db_begin(db, 0);
+  int rc = opl_db_begin(db, 0);
   if (rc) return rc;
   if (o->progress) {
     oplog_filter all = {0};
-    v.total = iter_count(db, &all, &rc);
+    v.total = opl_iter_count(db, &all, &rc);
     if (o->replay) v.total *= 2;
     if (rc == OPLOG_CORRUPT) rc = OPLOG_OK; /* a damaged file: the walk reports what it can, total unknown */
   }
@@ -455,8 +455,8 @@ int oplog_verify(oplog_db *db, const oplog_verify_opts *o, oplog_problem_fn fn, 
   if (!rc && o->replay && !v.damaged) rc = verify_replay(&v);
   /* after damage SQLite may refuse even to end the read: what was found
    * stands, the read transaction is just dropped */
-  if (!rc && !v.damaged) rc = db_commit(db);
-  if (rc || v.damaged) db_rollback(db);
-  if (!rc) db_clear_error(db);
+  if (!rc && !v.damaged) rc = opl_db_commit(db);
+  if (rc || v.damaged) opl_db_rollback(db);
+  if (!rc) opl_db_clear_error(db);
   return rc;
 }

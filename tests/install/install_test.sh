@@ -31,6 +31,10 @@ if ! cmp -s "$prefix/declared" "$prefix/exported"; then
   exit 1
 fi
 grep -v '^oplog_' "$prefix/exported" && fail "liboplog.so exports symbols outside oplog_*"
+# The static archive cannot hide its internals; they are named opl_* so a
+# static link never collides with another library (crypto_* is libsodium's).
+nm -g --defined-only "$libdir/liboplog.a" | awk 'NF == 3 { print $3 }' | grep -v '^oplog_\|^opl_' \
+  && fail "liboplog.a defines global symbols outside oplog_* and opl_*"
 core=$(nm -D --defined-only "$libdir/lua/5.4/oplog/core.so" | awk '{ print $3 }')
 [ "$core" = luaopen_oplog_core ] || fail "core.so exports more than luaopen_oplog_core: $core"
 

@@ -1,7 +1,7 @@
 /*
  * rel_fuzz_entry.c — fuzz target: hostile bytes as an entry's data.
  *
- * Each input is (1) decoded directly with entry_decode (internal.h's fuzz
+ * Each input is (1) decoded directly with opl_entry_decode (internal.h's fuzz
  * entry point), whose result is walked field by field so that ASan sees any
  * bad pointer, and (2) stored as the data of a real plaintext entry (the
  * immutability trigger is dropped on a raw connection), then read with
@@ -179,12 +179,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   arena a = {0};
   const oplog_op *ops = NULL;
   size_t nops = 0;
-  int rc = entry_decode(F.db, &a, data, size, &ops, &nops);
+  int rc = opl_entry_decode(F.db, &a, data, size, &ops, &nops);
   FUZZ_CHECK(rc == OPLOG_OK || rc == OPLOG_CORRUPT || rc == OPLOG_NOT_FOUND,
              "entry_decode: %s: %s", oplog_code_name(rc), oplog_errmsg(F.db));
   size_t direct_nops = rc == OPLOG_OK ? nops : (size_t)-1;
   if (rc == OPLOG_OK) sink += walk(ops, nops);
-  arena_free(&a);
+  opl_arena_free(&a);
 
   /* (2) through the file */
   sqlite3_bind_blob(F.upd, 1, size ? (const void *)data : "", (int)size, SQLITE_STATIC);

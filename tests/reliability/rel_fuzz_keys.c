@@ -8,7 +8,7 @@
  * RIGHT key: the open must succeed or fail cleanly (wrong_key, corrupt,
  * decrypt_failed, key_required), and if it opens, reading, verifying and
  * writing must also give clean codes. Every input also goes straight to
- * crypto_unwrap (internal.h's fuzz entry point).
+ * opl_crypto_unwrap (internal.h's fuzz entry point).
  */
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -120,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t origin[OPLOG_ORIGIN_BYTES] = {0};
     int v1 = u8(&s) & 1; /* the format-1 wrapping or the origin-bound one */
     if (!v1) take(&s, origin, sizeof origin);
-    int rc = crypto_unwrap(rel_key, v1 ? NULL : origin, (int64_t)u8(&s), nonce, nn, wrapped, nw, key);
+    int rc = opl_crypto_unwrap(rel_key, v1 ? NULL : origin, (int64_t)u8(&s), nonce, nn, wrapped, nw, key);
     FUZZ_CHECK(rc == OPLOG_OK || rc == OPLOG_WRONG_KEY || rc == OPLOG_CORRUPT ||
                    rc == OPLOG_DECRYPT_FAILED,
                "crypto_unwrap: %s", oplog_code_name(rc));

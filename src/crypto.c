@@ -353,7 +353,8 @@ int opl_origin_create(oplog_db *db) {
   return OPLOG_OK;
 }
 
-/* Origin 1's seed, unwrapped with the loaded root key. */
+/* Origin 1's seed: unwrapped with the loaded root key, or as stored in a
+ * plaintext file. */
 static int load_seed(oplog_db *db, unsigned char *seed, unsigned char pk[OPLOG_ORIGIN_BYTES]) {
   sqlite3_stmt *s = NULL;
   int r = sqlite3_prepare_v2(db->sql, "SELECT id, nonce, secret FROM oplog_origins WHERE no = 1", -1, &s, NULL);
@@ -361,9 +362,15 @@ static int load_seed(oplog_db *db, unsigned char *seed, unsigned char pk[OPLOG_O
   if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) {
     uint8_t ad[sizeof SEED_AD - 1 + OPLOG_ORIGIN_BYTES];
     unsigned long long n = 0;
-    if (sqlite3_column_bytes(s, 0) != OPLOG_ORIGIN_BYTES || sqlite3_column_bytes(s, 1) != OPLOG_NONCE_BYTES ||
-        sqlite3_column_bytes(s, 2) != OPLOG_KEY_BYTES + OPLOG_TAG_BYTES) {
-      rc = opl_db_error(db, OPLOG_CORRUPT, "oplog_origins holds no wrapped secret for this file's origin");
+    int wrapped = db->kr.encrypted;
+    if (sqlite3_column_bytes(s, 0) != OPLOG_ORIGIN_BYTES ||
+        (wrapped && sqlite3_column_bytes(s, 1) != OPLOG_NONCE_BYTES) ||
+        sqlite3_column_bytes(s, 2) != OPLOG_KEY_BYTES + (wrapped ? OPLOG_TAG_BYTES : 0)) {
+      rc = opl_db_error(db, OPLOG_CORRUPT, "oplog_origins holds no %s secret for this file's origin",
+                        wrapped ? "wrapped" : "plain");
+    } else if (!wrapped) {
+      memcpy(pk, sqlite3_column_blob(s, 0), OPLOG_ORIGIN_BYTES);
+      memcpy(seed, sqlite3_column_blob(s, 2), OPLOG_KEY_BYTES);
     } else {
       memcpy(pk, sqlite3_column_blob(s, 0), OPLOG_ORIGIN_BYTES);
       seed_ad(ad, pk);
@@ -375,6 +382,24 @@ static int load_seed(oplog_db *db, unsigned char *seed, unsigned char pk[OPLOG_O
     rc = r == SQLITE_DONE ? opl_db_error(db, OPLOG_CORRUPT, "oplog_origins has no origin 1") : opl_db_sqlerr(db, r);
   }
   sqlite3_finalize(s);
+  return rc;
+}
+
+int opl_origin_secret(oplog_db *db, unsigned char *sk) {
+  int rc = opl_key_required(db);
+  if (rc) return rc;
+  unsigned char pk[OPLOG_ORIGIN_BYTES], pk2[crypto_sign_PUBLICKEYBYTES];
+  unsigned char *seed = sodium_malloc(OPLOG_KEY_BYTES);
+  if (!seed) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
+  rc = load_seed(db, seed, pk);
+  if (!rc) {
+    crypto_sign_seed_keypair(pk2, sk, seed);
+    /* a seed that does not make the stored public key is not this origin's */
+    if (sodium_memcmp(pk, pk2, OPLOG_ORIGIN_BYTES) != 0)
+      rc = opl_db_error(db, OPLOG_CORRUPT, "the secret of this file's origin does not match its id");
+  }
+  sodium_free(seed);
+  if (rc) sodium_memzero(sk, crypto_sign_SECRETKEYBYTES);
   return rc;
 }
 

@@ -8,7 +8,7 @@ static const char *const code_names[] = {
     "ok",         "invalid_argument", "not_found",       "closed",      "ticket_conflict",
     "type_conflict", "constraint",    "key_required",    "wrong_key",   "decrypt_failed",
     "corrupt",    "busy",             "readonly",        "io",          "nomem",
-    "schema_too_new", "target_not_empty", "sql"};
+    "schema_too_new", "target_not_empty", "sql", "fork", "gap"};
 
 const char *oplog_code_name(int code) {
   if (code < 0 || code >= (int)(sizeof code_names / sizeof *code_names)) return "unknown";

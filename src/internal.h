@@ -220,6 +220,11 @@ int opl_origin_create(oplog_db *db);
 int opl_crypto_rewrap_all(oplog_db *db, const unsigned char *root);
 /* The 32-byte id of origin `no` (loaded on a miss); NULL and an error if absent. */
 const uint8_t *opl_origin_id(oplog_db *db, int64_t no);
+/* This file's origin's Ed25519 secret key (crypto_sign_SECRETKEYBYTES into
+ * sk, which the caller sodium_malloc's and frees): from its seed, unwrapped
+ * with the root key (OPLOG_KEY_REQUIRED without it) or as stored in a
+ * plaintext file; OPLOG_CORRUPT if it does not make the origin's id. */
+int opl_origin_secret(oplog_db *db, unsigned char *sk);
 
 /* ---------------------------------------------------------------- chain (chain.c) */
 /* e's hash (FORMAT.md "Hash chain", by e->format). OPLOG_CORRUPT if a
@@ -381,5 +386,34 @@ int opl_replay_run(oplog_db *db, const char *schema, const char *suffix, const o
 int64_t opl_iter_current_id(const oplog_iter *it); /* id of the entry last read or failed */
 int opl_target_create(oplog_db *db, const type_def *t, const char *schema, const char *suffix,
                   int fresh);
+
+/* ---------------------------------------------------------------- sync
+ * converge.c: the total order and the live tables of a merged file. */
+/* <0, 0, >0 as (clock, origin id bytes, seq) of a sorts before, with, after b. */
+int opl_order_cmp(int64_t clock_a, const uint8_t *origin_a, int64_t seq_a, int64_t clock_b,
+                  const uint8_t *origin_b, int64_t seq_b);
+/* Inside an import's write transaction, after it inserted its new entries
+ * (every entry with id >= first_id, ids contiguous): applies them so that
+ * the live tables equal the replay of all entries in total order, entries
+ * that cannot apply skipped whole and recorded in oplog_conflicts. A batch
+ * sorting after every entry held before it applies incrementally; one that
+ * lands behind recomputes only the rows those entries touch. *nconflicts
+ * gets the number of conflicts this import added (net). */
+int opl_converge(oplog_db *db, int64_t first_id, int64_t *nconflicts);
+
+/* checkpoint.c: signed checkpoints (FORMAT.md "Checkpoint"). */
+typedef struct checkpoint_info {
+  unsigned char origin[OPLOG_ORIGIN_BYTES];
+  int64_t seq;
+  unsigned char hash[OPLOG_HASH_BYTES];
+  int64_t time_ms;
+} checkpoint_info;
+/* Signs a checkpoint of this file's origin at (seq, hash); *out is
+ * sqlite3_malloc'd text. */
+int opl_checkpoint_sign(oplog_db *db, int64_t seq, const unsigned char hash[OPLOG_HASH_BYTES], char **out);
+/* Parses text and checks its signature against the origin it names:
+ * OPLOG_CORRUPT with a message saying what is wrong (malformed, or the
+ * signature does not verify: *bad_signature is then 1). */
+int opl_checkpoint_open(oplog_db *db, const char *text, size_t n, checkpoint_info *out, int *bad_signature);
 
 #endif

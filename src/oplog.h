@@ -70,7 +70,10 @@ typedef enum oplog_code {
   OPLOG_NOMEM,
   OPLOG_SCHEMA_TOO_NEW,
   OPLOG_TARGET_NOT_EMPTY,
-  OPLOG_SQL
+  OPLOG_SQL,
+  /* Sync (added in 0.3; appended so the earlier values keep theirs). */
+  OPLOG_FORK, /* a different entry at an origin and seq already held */
+  OPLOG_GAP   /* a stream that does not continue an origin's chain */
 } oplog_code;
 
 /* "invalid_argument", "not_found", ...; "unknown" for a value out of range. */
@@ -342,6 +345,7 @@ OPLOG_API void oplog_entry_free(oplog_entry *entry);
 
 typedef struct oplog_filter {
   const char *aggregate;      /* NULL: all */
+  int order_total;            /* 1: total order (clock, origin id, seq) instead of id order */
   int64_t since;              /* id > since (0: from the start) */
   int64_t upto;               /* id <= upto (0: no bound) */
   const oplog_meta *metadata; /* all must match; value NULL: key present */
@@ -385,6 +389,7 @@ OPLOG_API int oplog_replay(oplog_db *db, const oplog_replay_opts *opts, oplog_re
 typedef struct oplog_verify_opts {
   int replay;                 /* also compare a full replay with live tables */
   const unsigned char *head;  /* OPLOG_HASH_BYTES, or NULL */
+  const char *checkpoint;     /* a checkpoint's text (oplog_checkpoint), or NULL */
   oplog_progress_fn progress;
   void *progress_ctx;
 } oplog_verify_opts;
@@ -392,7 +397,8 @@ typedef struct oplog_verify_opts {
 /* Called once per problem found. kind is one of "hash_mismatch",
  * "chain_break", "missing_entry", "decrypt_failed", "live_mismatch",
  * "head_mismatch", "index_mismatch", "key_state_mismatch", "too_large",
- * "corrupt" (docs/lua.md says what each means); id is 0 when no entry applies. */
+ * "corrupt", "conflict_mismatch", "checkpoint_mismatch", "bad_signature"
+ * (docs/lua.md says what each means); id is 0 when no entry applies. */
 typedef int (*oplog_problem_fn)(void *ctx, int64_t id, const char *kind, const char *detail);
 
 typedef struct oplog_verify_result {
@@ -424,6 +430,92 @@ typedef struct oplog_origin_info {
 } oplog_origin_info;
 
 OPLOG_API int oplog_origin(oplog_db *db, oplog_origin_info *out);
+
+/* ---------------------------------------------------------------- sync
+ * Shipping and joining the logs of several files (docs/lua.md "Sync",
+ * schema/FORMAT.md "Stream" and "Checkpoint"). Strings this section hands
+ * out are allocated by the library: free them with oplog_free. */
+
+OPLOG_API void oplog_free(void *p);
+
+/* One origin the file holds entries of: its newest entry. */
+typedef struct oplog_head_info {
+  unsigned char origin[OPLOG_ORIGIN_BYTES];
+  int64_t seq;   /* its last seq held here */
+  int64_t clock; /* that entry's clock */
+  int64_t id;    /* that entry's local id */
+  unsigned char hash[OPLOG_HASH_BYTES];
+} oplog_head_info;
+
+/* Calls each once per origin held (this file's own origin included, also
+ * before it wrote anything: seq 0, zero hash), ordered by origin id. A
+ * non-zero return from each stops the walk and is returned. */
+OPLOG_API int oplog_heads(oplog_db *db, int (*each)(void *ctx, const oplog_head_info *head), void *ctx);
+
+/* A printable string naming, per origin, the last seq this file holds:
+ * "<origin hex>:<seq>" pairs sorted by origin id, joined by ",". */
+OPLOG_API int oplog_cursor(oplog_db *db, char **out);
+
+/* Stream I/O. A write callback returns 0 when all n bytes were written; a
+ * read callback fills up to n bytes, sets *got (0 at the end of the
+ * stream) and returns 0, or non-zero on a read error. */
+typedef int (*oplog_write_fn)(void *ctx, const void *p, size_t n);
+typedef int (*oplog_read_fn)(void *ctx, void *p, size_t n, size_t *got);
+
+typedef struct oplog_export_opts {
+  const char *to;    /* recipient origin id (64 hex); required for an encrypted log */
+  const char *since; /* a cursor; NULL: everything */
+  oplog_progress_fn progress;
+  void *progress_ctx;
+} oplog_export_opts;
+
+typedef struct oplog_export_result {
+  int64_t entries, bytes;
+} oplog_export_result;
+
+/* Writes a stream of every entry beyond opts->since (all origins held). */
+OPLOG_API int oplog_export(oplog_db *db, const oplog_export_opts *opts, oplog_write_fn write, void *wctx,
+                           oplog_export_result *out);
+
+typedef struct oplog_import_opts {
+  oplog_progress_fn progress;
+  void *progress_ctx;
+} oplog_import_opts;
+
+typedef struct oplog_import_result {
+  int64_t entries;   /* new entries stored */
+  int64_t skipped;   /* entries the file already held */
+  int64_t conflicts; /* entries recorded as conflicts by this import */
+} oplog_import_result;
+
+/* Reads a whole stream and imports it in one transaction: all or nothing
+ * (OPLOG_CORRUPT, OPLOG_WRONG_KEY, OPLOG_GAP, OPLOG_FORK,
+ * OPLOG_TYPE_CONFLICT, OPLOG_INVALID_ARGUMENT; see docs/c.md). */
+OPLOG_API int oplog_import(oplog_db *db, const oplog_import_opts *opts, oplog_read_fn read, void *rctx,
+                           oplog_import_result *out);
+
+/* Imports everything the file at other_path holds beyond this file's
+ * cursor; other gives its key choice (readonly is implied). */
+OPLOG_API int oplog_join(oplog_db *db, const char *other_path, const oplog_open_opts *other,
+                         const oplog_import_opts *opts, oplog_import_result *out);
+
+/* A signed checkpoint of this file's own origin at its newest entry, as
+ * text (schema/FORMAT.md "Checkpoint"). Needs the key of an encrypted file. */
+OPLOG_API int oplog_checkpoint(oplog_db *db, char **out);
+
+/* A recorded conflict: an imported entry skipped whole because its
+ * operation number op (1-based) could not apply. */
+typedef struct oplog_conflict {
+  int64_t entry_id;
+  int op;
+  const char *kind;   /* "exists", "missing" or "constraint" */
+  const char *detail; /* type and key, and SQLite's message for a constraint */
+} oplog_conflict;
+
+/* Calls each for the recorded conflicts in entry id order; filter's since
+ * (entry id >) and limit apply, the rest of it is ignored. */
+OPLOG_API int oplog_conflicts(oplog_db *db, const oplog_filter *filter,
+                              int (*each)(void *ctx, const oplog_conflict *c), void *ctx);
 
 /* ---------------------------------------------------------------- stats & keys */
 

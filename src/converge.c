@@ -1,0 +1,2 @@
+/* converge.c — (being written) */
+#include "internal.h"

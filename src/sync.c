@@ -1,0 +1,2 @@
+/* sync.c — (being written) */
+#include "internal.h"

@@ -4,6 +4,8 @@
  *
  *   files_private             1  the log, its -wal and -shm, a replica: 0600
  *   clear_fields_rehashed     2  created / metadata rewritten, chain recomputed
+ *   plaintext_entry_forged    2  an entry with key_id 0 (data in the clear) added,
+ *                                or key_id 0 set on one, chain computed
  *   hash_input_unambiguous    3  two entries with one format-1 hash input
  *   rekey_locks_out_old_root  4  old root key + old copy vs entries after rekey
  *   key_state_forged          5  a retired key marked active again
@@ -204,6 +206,166 @@ static void clear_fields_rehashed(void) {
     oplog_entry_free(e);
     oplog_close(db);
   }
+}
+
+/* One entry of a file, its stored columns, read with raw SQLite. */
+typedef struct raw_entry {
+  int64_t created;
+  char aggregate[64];
+  unsigned char md[512], data[2048];
+  size_t nmd, ndata;
+} raw_entry;
+
+static int read_raw_entry(const char *name, int64_t id, raw_entry *r) {
+  sqlite3 *s = NULL;
+  sqlite3_stmt *st = NULL;
+  int ok = sqlite3_open_v2(tpath(name), &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v2(s, "SELECT created, aggregate_name, metadata, data FROM oplog_entries WHERE id = ?1", -1,
+                              &st, NULL) == SQLITE_OK &&
+           sqlite3_bind_int64(st, 1, id) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
+  if (ok) {
+    r->created = sqlite3_column_int64(st, 0);
+    r->nmd = (size_t)sqlite3_column_bytes(st, 2);
+    r->ndata = (size_t)sqlite3_column_bytes(st, 3);
+    ok = (size_t)sqlite3_column_bytes(st, 1) < sizeof r->aggregate && r->nmd <= sizeof r->md &&
+         r->ndata <= sizeof r->data;
+  }
+  if (ok) {
+    snprintf(r->aggregate, sizeof r->aggregate, "%s", (const char *)sqlite3_column_text(st, 1));
+    if (r->nmd) memcpy(r->md, sqlite3_column_blob(st, 2), r->nmd);
+    if (r->ndata) memcpy(r->data, sqlite3_column_blob(st, 3), r->ndata);
+  }
+  if (!ok) fprintf(stderr, "read_raw_entry(%s, %lld): %s\n", name, (long long)id, sqlite3_errmsg(s));
+  sqlite3_finalize(st);
+  sqlite3_close(s);
+  return ok;
+}
+
+/* Appends r to the file as the next entry of origin 1, as someone who can
+ * write the file but has no key: key_id 0 (data as given), seq and clock
+ * one above the newest, prev_hash the newest hash of origin 1, hash per
+ * FORMAT.md 6.3 (the test's reference). An INSERT, which the append-only
+ * triggers allow; an entry above indexed_upto has no derived rows (readers
+ * take it from oplog_entries), so the derived tables stay consistent.
+ * Returns the new entry's id, 0 on failure. */
+static int64_t append_keyless(const char *name, const raw_entry *r) {
+  sqlite3 *s = NULL;
+  sqlite3_stmt *st = NULL;
+  unsigned char origin[32], prev[32], hash[32];
+  int64_t id = 0, seq = 0, clock = 0;
+  int ok = sqlite3_open(tpath(name), &s) == SQLITE_OK && sqlite3_exec(s, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v2(s,
+                              "SELECT o.id, e.seq, e.hash, (SELECT max(id) FROM oplog_entries),"
+                              " (SELECT max(clock) FROM oplog_entries) FROM oplog_entries e"
+                              " JOIN oplog_origins o ON o.no = e.origin WHERE e.origin = 1 ORDER BY e.seq DESC LIMIT 1",
+                              -1, &st, NULL) == SQLITE_OK &&
+           sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32 && sqlite3_column_bytes(st, 2) == 32;
+  if (ok) {
+    memcpy(origin, sqlite3_column_blob(st, 0), 32);
+    seq = sqlite3_column_int64(st, 1) + 1;
+    memcpy(prev, sqlite3_column_blob(st, 2), 32);
+    id = sqlite3_column_int64(st, 3) + 1;
+    clock = sqlite3_column_int64(st, 4) + 1;
+    ref_entry_hash(prev, origin, seq, clock, r->created, 0, r->aggregate, strlen(r->aggregate), r->md, r->nmd, r->data,
+                   r->ndata, hash);
+  }
+  sqlite3_finalize(st);
+  st = NULL;
+  ok = ok && sqlite3_prepare_v2(s,
+                                "INSERT INTO oplog_entries (id, origin, seq, clock, created, aggregate_name, key_id,"
+                                " metadata, data, prev_hash, hash, format) VALUES (?1, 1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, 2)",
+                                -1, &st, NULL) == SQLITE_OK;
+  if (ok) {
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, seq);
+    sqlite3_bind_int64(st, 3, clock);
+    sqlite3_bind_int64(st, 4, r->created);
+    sqlite3_bind_text(st, 5, r->aggregate, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, r->md, (int)r->nmd, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 7, r->data, (int)r->ndata, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 8, prev, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 9, hash, 32, SQLITE_STATIC);
+    ok = sqlite3_step(st) == SQLITE_DONE;
+  }
+  sqlite3_finalize(st);
+  ok = ok && sqlite3_exec(s, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+  if (!ok) fprintf(stderr, "append_keyless: %s\n", sqlite3_errmsg(s));
+  sqlite3_close(s);
+  return ok ? id : 0;
+}
+
+/* Someone who can write the encrypted file but has no key appends an entry
+ * marked key_id 0, its data in the clear (a plaintext log's EntryData for
+ * the same type), with a correct chain: the hash needs no key. Readers with
+ * the key must not take it as genuine: an encrypted file holds no
+ * plaintext entry, so it is decrypt_failed everywhere. Then the one-column
+ * variant: key_id set to 0 on a genuine entry (chain recomputed) is
+ * decrypt_failed too, not corrupt. */
+static void plaintext_entry_forged(void) {
+  /* the plaintext log: its entry 1 creates user 4 "mallory" */
+  oplog_db *db = open_plain("plain.db");
+  CHECK(db);
+  int ok = define_user(db) == 0 && write_user(db, 4, "mallory", 99) == 1;
+  oplog_close(db);
+  CHECK(ok);
+  raw_entry forged;
+  CHECK(read_raw_entry("plain.db", 1, &forged));
+  CHECK(count_rows(tpath("plain.db"), "SELECT key_id FROM oplog_entries WHERE id = 1") == 0);
+  CHECK(three_entries("a.db"));
+  CHECK(copy_file(tpath("a.db"), tpath("pristine.db")));
+  /* the closing writer brought the derived tables up to entry 3 */
+  CHECK(count_rows(tpath("a.db"), "SELECT value FROM oplog_config WHERE name = 'indexed_upto'") == 3);
+  CHECK(append_keyless("a.db", &forged) == 4);
+  /* the forgery is otherwise perfect: chain and derived tables hold */
+  char why[256];
+  CHECK(ref_check_chain(tpath("a.db"), why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+  CHECK(check_derived(tpath("a.db"), 0, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+  found f;
+  /* without the key nothing shows (the data is not read) */
+  CHECK(verify_file("a.db", keyless(), NULL, &f) == 1);
+  /* with the key: entry 4 does not decrypt, and nothing else is wrong */
+  CHECK(verify_file("a.db", keyed(KEY), NULL, &f) == 0);
+  CHECK(f.n == 1 && count_kind(&f, "decrypt_failed", 4) == 1);
+  int rc;
+  db = open_with("a.db", keyed(KEY), &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  oplog_entry *e = NULL;
+  OK(db, oplog_entry_get(db, 3, &e));
+  oplog_entry_free(e);
+  e = NULL;
+  CHECK_RC(db, oplog_entry_get(db, 4, &e), OPLOG_DECRYPT_FAILED);
+  CHECK(e == NULL);
+  /* iterating: entries 1-3, then the forged one fails */
+  oplog_iter *it;
+  const oplog_entry *ie;
+  int64_t seen = 0;
+  OK(db, oplog_entries(db, NULL, &it));
+  while ((rc = oplog_iter_next(it, &ie)) == OPLOG_OK && ie) seen = ie->id == seen + 1 ? ie->id : -1;
+  oplog_iter_close(it);
+  CHECK(seen == 3);
+  CHECK_RC(db, rc, OPLOG_DECRYPT_FAILED);
+  /* replay refuses the log; up to entry 3 it replays */
+  oplog_replay_result rr;
+  CHECK_RC(db, oplog_replay(db, &(oplog_replay_opts){.into = tpath("replica.db")}, &rr), OPLOG_DECRYPT_FAILED);
+  OK(db, oplog_replay(db, &(oplog_replay_opts){.into = tpath("replica.db"), .upto = 3, .fresh = 1}, &rr));
+  CHECK(rr.entries == 3);
+  oplog_close(db);
+  CHECK(count_rows(tpath("replica.db"), "SELECT count(*) FROM users WHERE name = 'mallory'") == 0);
+
+  /* the variant: a genuine entry marked key_id 0, the chain recomputed */
+  CHECK(copy_file(tpath("pristine.db"), tpath("b.db")));
+  CHECK(attack_sql("b.db", "UPDATE oplog_entries SET key_id = 0 WHERE id = 2") == 0);
+  CHECK(ref_rehash_all(tpath("b.db")) == 0);
+  CHECK(ref_check_chain(tpath("b.db"), why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
+  CHECK(verify_file("b.db", keyless(), NULL, &f) == 1);
+  CHECK(verify_file("b.db", keyed(KEY), NULL, &f) == 0);
+  CHECK(f.n == 1 && count_kind(&f, "decrypt_failed", 2) == 1);
+  db = open_with("b.db", keyed(KEY), &rc);
+  CHECK_RC(db, rc, OPLOG_OK);
+  CHECK_RC(db, oplog_entry_get(db, 2, &e), OPLOG_DECRYPT_FAILED);
+  OK(db, oplog_entry_get(db, 3, &e));
+  oplog_entry_free(e);
+  oplog_close(db);
 }
 
 /* ---------------------------------------------------------------- 3 */
@@ -945,6 +1107,7 @@ static void passphrase_fd(void) {
 static const struct test_case cases[] = {
     {"files_private", files_private},
     {"clear_fields_rehashed", clear_fields_rehashed},
+    {"plaintext_entry_forged", plaintext_entry_forged},
     {"hash_input_unambiguous", hash_input_unambiguous},
     {"rekey_locks_out_old_root", rekey_locks_out_old_root},
     {"key_state_forged", key_state_forged},

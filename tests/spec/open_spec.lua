@@ -203,6 +203,46 @@ describe("oplog.open", function()
       assert.is_true(waited >= 1 and waited < 4, "waited " .. waited)
     end)
 
+    it("the default busy_timeout waits for another process's writer", function()
+      local path, key_file = new_file()
+      local db = oplog.open(path, { key_file = key_file }) -- busy_timeout left out
+      local now = oplog.open(path, { key_file = key_file, busy_timeout = 0 })
+      local go = testing.tmpname(".go")
+      -- The other process takes the write lock and says so; once told to go
+      -- on it holds the lock 0.5 s more and commits its entry (note 2).
+      local script = string.format([[
+        local oplog = require "oplog"
+        local db = oplog.open(%q, { key_file = %q })
+        db:transaction("notes", function(tx)
+          tx:create("note", { id = 2, body = "other" })
+          io.write("locked\n")
+          io.flush()
+          for _ = 1, 1000 do
+            local f = io.open(%q)
+            if f then f:close() break end
+            os.execute("sleep 0.01")
+          end
+          os.execute("sleep 0.5")
+        end)
+        db:close()
+      ]], path, key_file, go)
+      local p = assert(io.popen("lua5.4 -e '" .. script:gsub("'", "'\\''") .. "'"))
+      assert.equal("locked", p:read("l"))
+      -- the lock is held: a handle that does not wait fails at once
+      S.err("busy", now.transaction, now, "notes", function() end)
+      assert(io.open(go, "w")):close()
+      -- the default waits until the other commits, then writes after it
+      local ok, id = pcall(db.transaction, db, "notes", function(tx)
+        tx:create("note", { id = 3, body = "mine" })
+      end)
+      assert.is_true(p:close())
+      assert.is_true(ok, tostring(id))
+      assert.equal(3, id)
+      assert.equal("other", db:entry(2).ops[1].row.body)
+      db:close()
+      now:close()
+    end)
+
     it("sync accepts full and normal only", function()
       local path, key_file = new_file()
       oplog.open(path, { key_file = key_file, sync = "normal" }):close()

@@ -415,5 +415,10 @@ int opl_checkpoint_sign(oplog_db *db, int64_t seq, const unsigned char hash[OPLO
  * OPLOG_CORRUPT with a message saying what is wrong (malformed, or the
  * signature does not verify: *bad_signature is then 1). */
 int opl_checkpoint_open(oplog_db *db, const char *text, size_t n, checkpoint_info *out, int *bad_signature);
+/* verify's check of a checkpoint's text against the entries held: reports
+ * "bad_signature" or "checkpoint_mismatch" through report (which returns
+ * OPLOG_OK, or an error it has set on db: returned as is); a malformed
+ * text is OPLOG_INVALID_ARGUMENT. Inside the caller's read transaction. */
+int opl_checkpoint_verify(oplog_db *db, const char *text, size_t n, oplog_problem_fn report, void *ctx);
 
 #endif

@@ -31,6 +31,11 @@ static int problem(verify_ctx *v, int64_t id, const char *kind, const char *fmt,
   return rc ? opl_db_error(v->db, OPLOG_INVALID_ARGUMENT, "interrupted by the problem callback") : OPLOG_OK;
 }
 
+/* checkpoint.c reports through this (an oplog code, as problem()). */
+static int checkpoint_problem(void *ctx, int64_t id, const char *kind, const char *detail) {
+  return problem(ctx, id, kind, "%s", detail);
+}
+
 static int tick(verify_ctx *v, int64_t done) {
   if (v->progress && v->progress(v->pctx, v->base + done, v->total))
     return opl_db_error(v->db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
@@ -445,6 +450,7 @@ int oplog_verify(oplog_db *db, const oplog_verify_opts *o, oplog_problem_fn fn, 
     if (rc == OPLOG_CORRUPT) rc = OPLOG_OK; /* a damaged file: the walk reports what it can, total unknown */
   }
   int head_seen = 0;
+  if (!rc && o->checkpoint) rc = opl_checkpoint_verify(db, o->checkpoint, strlen(o->checkpoint), checkpoint_problem, &v);
   if (!rc) rc = walk_chain(&v, can_decrypt, o->head, &head_seen);
   if (!rc && o->head && !head_seen) {
     char h[2 * OPLOG_HASH_BYTES + 1];

@@ -29,9 +29,14 @@
  *    under lua_pcallk, so it may yield (the transaction stays open, holding
  *    the write lock, until fn ends).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -1353,7 +1358,7 @@ static int iter_tostring(lua_State *L) {
 }
 
 static const char *const FILTER_OPTS[] = {"aggregate", "since", "upto", "metadata",
-                                          "limit", "reverse", NULL};
+                                          "limit", "reverse", "order", NULL};
 
 /* Returns the 4 values of a generic for: the iterator function, nil, nil
  * and the iterator object as closing value (a `break` closes it). The
@@ -1375,6 +1380,13 @@ static int db_entries(lua_State *L) {
     if (f.since < 0 || f.upto < 0 || f.limit < 0)
       arg_error(L, 2, "since, upto and limit must not be negative");
     f.reverse = field_bool(L, 2, "reverse", 0);
+    {
+      const char *order = field_string(L, 2, "order", NULL);
+      if (order && strcmp(order, "total") == 0)
+        f.order_total = 1;
+      else if (order && strcmp(order, "id") != 0)
+        arg_error(L, 2, "field 'order': \"id\" or \"total\" expected, got \"%s\"", order);
+    }
     t = get_field(L, 2, "metadata"); /* 3, anchors the strings */
     if (t == LUA_TTABLE) {
       f.nmetadata = build_meta(L, d, 3, 2, "field 'metadata'");
@@ -1471,7 +1483,7 @@ static void push_hex(lua_State *L, const unsigned char *p, size_t n) {
   lua_pushlstring(L, buf, 2 * i);
 }
 
-static const char *const VERIFY_OPTS[] = {"replay", "head", "progress", NULL};
+static const char *const VERIFY_OPTS[] = {"replay", "head", "checkpoint", "progress", NULL};
 
 static int fill_problem(lua_State *L) {
   const char *kind = lua_touserdata(L, 2), *detail = lua_touserdata(L, 3);
@@ -1516,6 +1528,9 @@ static int db_verify(lua_State *L) {
       }
       o.head = head;
     }
+    o.checkpoint = field_string(L, 2, "checkpoint", &n);
+    if (o.checkpoint && strlen(o.checkpoint) != n)
+      arg_error(L, 2, "field 'checkpoint': the text contains a NUL byte");
     c.progress = get_progress(L, 2);
   }
   luaL_checkstack(L, 10, NULL);

@@ -70,9 +70,23 @@ Commands:
   keys DB (list | rotate | rekey NEW-KEY-OPTION)
                             list, rotate or re-wrap the data keys
 
+Sync (shipping and joining the logs of several devices):
+  id DB                     this file's origin id
+  cursor DB                 the last seq held of each origin
+  heads DB [--json]         the newest entry of each origin held
+  checkpoint DB             a signed checkpoint of this file's origin
+  export DB [--to ORIGIN-ID] [--since CURSOR] [-o FILE]
+                            write a stream of entries (stdout by default)
+  import DB [FILE | -]      import a stream (stdin by default)
+  join DB OTHER [--other-key-file PATH | --other-passphrase-env VAR |
+                 --other-no-encryption]
+                            import everything OTHER holds beyond DB
+  conflicts DB [--json]     imported entries that could not apply
+
 ]] .. KEY_OPTIONS .. [[
-  verify, head, stats and keys list also work without the key of an
-  encrypted log: they then read only what is stored in the clear.
+  verify, head, stats, keys list, id, cursor, heads and conflicts also
+  work without the key of an encrypted log: they then read only what is
+  stored in the clear (so does export, of a plaintext log).
 
 Exit status: 0 success, 1 a check found problems (verify), 2 bad usage or
 any error, with the message on stderr as "oplog: <code>: <message>".
@@ -155,7 +169,8 @@ When stderr is a terminal and stdout is not, a progress bar is shown.
 ]] .. KEY_OPTIONS
 
 HELP.verify = [[
-Usage: oplog verify DB [--replay] [--head HEX] [--json] [KEY-OPTION]
+Usage: oplog verify DB [--replay] [--head HEX] [--checkpoint FILE] [--json]
+                   [KEY-OPTION]
 
 Checks the hash chain and that no entry was changed or removed. With the
 key it also decrypts every entry; without it (an encrypted log opened with
@@ -165,6 +180,13 @@ no key option) it checks the chain only.
                them with the live tables (needs the key)
   --head HEX   also check that the chain reaches this head hash (as printed
                by `oplog head`): detects a cut-off tail
+  --checkpoint FILE
+               also check a signed checkpoint (as written by `oplog
+               checkpoint`, of this file's origin or of one it imported;
+               "-" reads it from stdin): its signature (bad_signature) and
+               that the log holds that origin's entry at its seq with its
+               hash (checkpoint_mismatch: a cut-off or rewritten tail). A
+               malformed checkpoint is an error (exit status 2)
   --json       print one JSON object: {"ok":..,"entries":..,
                "problems":[{"id":..,"kind":..,"detail":..}],"decrypted":..}
 
@@ -226,6 +248,113 @@ Key options before the action give the current root key. The same
 descriptor may carry both passphrases, one per line: the current one first.
 
 ]] .. KEY_OPTIONS
+
+HELP.id = [[
+Usage: oplog id DB [KEY-OPTION]
+
+Prints this file's origin id: 64 lowercase hex characters, the Ed25519
+public key made with the file, which names it to other devices (e.g. for
+`oplog export --to`). Needs no key.
+]]
+
+HELP.cursor = [[
+Usage: oplog cursor DB [KEY-OPTION]
+
+Prints the file's cursor: for each origin it holds entries of, the last seq
+it holds, as "<origin hex>:<seq>" pairs sorted by origin id and joined by
+",". It always names the file's own origin (seq 0 before its first entry).
+A sender given it (`oplog export --since CURSOR`) ships only what lies
+beyond. Needs no key.
+]]
+
+HELP.heads = [[
+Usage: oplog heads DB [--json] [KEY-OPTION]
+
+Prints the newest entry of each origin the file holds, ordered by origin
+id, one line each: "<origin hex> seq <n> clock <n> hash <hex>", the file's
+own origin marked "(this file)". With --json one JSON array:
+[{"origin":..,"seq":..,"hash":..,"clock":..}]. Needs no key.
+]]
+
+HELP.checkpoint = [[
+Usage: oplog checkpoint DB KEY-OPTION
+
+Prints a signed checkpoint of this file's own origin at its newest entry:
+text lines naming the origin, seq, head hash and time, a blank line and an
+Ed25519 signature line (schema/FORMAT.md "Checkpoint"). Keep it elsewhere
+and give it to `oplog verify --checkpoint FILE` later, on this file or on
+any file that imported from it: a cut-off or rewritten log no longer
+matches it. Signing needs the key of an encrypted log; a file that has not
+written an entry yet has nothing to checkpoint (invalid_argument).
+
+]] .. KEY_OPTIONS
+
+HELP.export = [[
+Usage: oplog export DB [--to ORIGIN-ID] [--since CURSOR] [-o FILE] [KEY-OPTION]
+
+Writes a stream of the entries DB holds (its own and those it imported)
+beyond a cursor, for `oplog import` on another device.
+  --to ORIGIN-ID   the recipient's origin id (`oplog id` on its file):
+                   required for an encrypted log, whose data keys travel
+                   sealed to the recipient; accepted and unused for a
+                   plaintext log
+  --since CURSOR   the recipient's cursor (`oplog cursor` on its file):
+                   only what lies beyond it is shipped (default everything)
+  -o FILE, --output FILE
+                   write to FILE (created or truncated, mode 0600; removed
+                   again if the export fails) instead of stdout
+The stream is binary: it is not written to a terminal. With -o a summary
+is printed; on stdout nothing but the stream is written. Exporting an
+encrypted log needs its key. When stderr is a terminal, a progress bar is
+shown.
+
+  oplog export dev.db --to "$(ssh hub oplog id hub.db)" \
+    --since "$(ssh hub oplog cursor hub.db)" | ssh hub oplog import hub.db -
+
+]] .. KEY_OPTIONS
+
+HELP.import = [[
+Usage: oplog import DB [FILE | -] [--json] KEY-OPTION
+
+Imports a stream written by `oplog export` from FILE, or from stdin when
+FILE is "-" or absent. All or nothing, in one transaction: a stream that is
+cut short or altered (corrupt), meant for another file (wrong_key), that
+does not continue an origin's chain (gap) or contradicts it (fork) changes
+nothing. Imported entries are applied to the live tables in the total
+order; one that cannot apply is skipped whole and recorded as a conflict
+(see oplog conflicts). Prints how many entries were new, already held and
+recorded as conflicts; with --json one JSON object
+{"entries":..,"skipped":..,"conflicts":..}. When stderr is a terminal, a
+progress bar is shown.
+
+]] .. KEY_OPTIONS
+
+HELP.join = [[
+Usage: oplog join DB OTHER [--other-key-file PATH | --other-passphrase-env VAR |
+                            --other-passphrase-fd N | --other-no-encryption]
+                           [--json] KEY-OPTION
+
+Imports everything the file OTHER holds beyond DB's cursor, as `oplog
+import` of a stream OTHER would export (OTHER is only read). Key options
+give DB's key; the --other-* options give OTHER's, as the key options do
+(none: OTHER is opened without a key, which reads only a plaintext log).
+OPLOG_KEY_FILE stands for DB's key only. `oplog join A B` then `oplog join
+B A` leave both files with the same entries and live tables. Prints what
+it did as import does (--json too).
+
+]] .. KEY_OPTIONS
+
+HELP.conflicts = [[
+Usage: oplog conflicts DB [--json] [KEY-OPTION]
+
+Lists the recorded conflicts: imported entries skipped whole because one
+of their operations could not apply (kind exists: a create of a key that
+is there; missing: an update or delete of a row that is not; constraint:
+a constraint of the live table), in entry id order, one line each:
+"entry <id> op <n> <kind>: <detail>". op is the 1-based index of the
+first operation that could not apply. With --json one JSON object per
+line: {"entry_id":..,"op":..,"kind":..,"detail":..}. Needs no key.
+]]
 
 ------------------------------------------------------------------ arguments
 
@@ -379,6 +508,21 @@ local function add_kdf(cmd, o, key)
   end
   key.kdf = kdf
   return key
+end
+
+-- The whole content of FILE ("-": stdin), read as bytes.
+local function read_all(cmd, file, what)
+  if file == "-" then
+    local data = io.stdin:read("a")
+    if data == nil then fail("io", "%s: reading %s from stdin failed", cmd, what) end
+    return data
+  end
+  local f, err = io.open(file, "rb")
+  if not f then fail("not_found", "%s: cannot open %s (%s): %s", cmd, file, what, err) end
+  local data, rerr = f:read("a")
+  f:close()
+  if data == nil then fail("io", "%s: reading %s: %s", cmd, file, rerr) end
+  return data
 end
 
 -- Opens an existing log: mode "read" opens it read-only.
@@ -642,6 +786,7 @@ function commands.verify(args)
   local o = parse("verify", args, 2, with_keys({
     ["--replay"] = { key = "replay" },
     ["--head"] = { key = "head", value = true },
+    ["--checkpoint"] = { key = "checkpoint", value = true },
     ["--json"] = { key = "json" },
   }))
   if o.help then out(HELP.verify) return 0 end
@@ -649,6 +794,7 @@ function commands.verify(args)
   if o.head and not o.head:match("^" .. string.rep("%x", 64) .. "$") then
     usage("verify: --head wants 64 hex characters (as printed by oplog head), not %q", o.head)
   end
+  local checkpoint = o.checkpoint and read_all("verify", o.checkpoint, "--checkpoint")
   local key = key_choice("verify", o, true)
   local db <close> = open_db(path, key, "read")
   local encrypted = #db:keys() > 0
@@ -656,6 +802,7 @@ function commands.verify(args)
   local report = db:verify({
     replay = o.replay or nil,
     head = o.head and o.head:lower() or nil,
+    checkpoint = checkpoint,
     progress = bar:callback(),
   })
   bar:finish()
@@ -674,12 +821,14 @@ function commands.verify(args)
       decrypted = decrypted,
       replay = o.replay == true,
       head = o.head and o.head:lower() or nil,
-    }, { "ok", "entries", "problems", "decrypted", "replay", "head" })), "\n")
+      checkpoint = checkpoint ~= nil,
+    }, { "ok", "entries", "problems", "decrypted", "replay", "head", "checkpoint" })), "\n")
   else
     local checks = { "hash chain" }
     if decrypted then checks[#checks + 1] = "decryption" end
     if o.replay then checks[#checks + 1] = "replay" end
     if o.head then checks[#checks + 1] = "head" end
+    if checkpoint then checks[#checks + 1] = "checkpoint" end
     local n = report.entries or 0
     local what = string.format("%d %s checked (%s)", n, n == 1 and "entry" or "entries",
       table.concat(checks, ", "))
@@ -836,6 +985,165 @@ function commands.keys(args)
   return 0
 end
 
+------------------------------------------------------------------ sync
+
+function commands.id(args)
+  local o = parse("id", args, 2, with_keys())
+  if o.help then out(HELP.id) return 0 end
+  local path = positionals("id", o, { "DB" })
+  local db <close> = open_db(path, key_choice("id", o, true), "read")
+  out(db:origin().id, "\n")
+  return 0
+end
+
+function commands.cursor(args)
+  local o = parse("cursor", args, 2, with_keys())
+  if o.help then out(HELP.cursor) return 0 end
+  local path = positionals("cursor", o, { "DB" })
+  local db <close> = open_db(path, key_choice("cursor", o, true), "read")
+  out(db:cursor(), "\n")
+  return 0
+end
+
+local HEAD_KEYS = { "origin", "seq", "hash", "clock" }
+
+function commands.heads(args)
+  local o = parse("heads", args, 2, with_keys({ ["--json"] = { key = "json" } }))
+  if o.help then out(HELP.heads) return 0 end
+  local path = positionals("heads", o, { "DB" })
+  local db <close> = open_db(path, key_choice("heads", o, true), "read")
+  local self = db:origin().id
+  local heads = db:heads()
+  if o.json then
+    local list = {}
+    for i, h in ipairs(heads) do
+      list[i] = json.ordered({ origin = h.origin, seq = h.seq, hash = h.hash, clock = h.clock }, HEAD_KEYS)
+    end
+    out(json.encode(json.array(list)), "\n")
+  else
+    for _, h in ipairs(heads) do
+      out(string.format("%s seq %d clock %d hash %s%s\n", h.origin, h.seq, h.clock, h.hash,
+        h.origin == self and "  (this file)" or ""))
+    end
+  end
+  return 0
+end
+
+function commands.checkpoint(args)
+  local o = parse("checkpoint", args, 2, with_keys())
+  if o.help then out(HELP.checkpoint) return 0 end
+  local path = positionals("checkpoint", o, { "DB" })
+  local db <close> = open_db(path, key_choice("checkpoint", o, true), "read")
+  out(db:checkpoint())
+  return 0
+end
+
+local HEX64 = "^" .. string.rep("%x", 64) .. "$"
+
+function commands.export(args)
+  local o = parse("export", args, 2, with_keys({
+    ["--to"] = { key = "to", value = true },
+    ["--since"] = { key = "since", value = true },
+    ["-o"] = { key = "output", value = true },
+    ["--output"] = { key = "output", value = true },
+  }))
+  if o.help then out(HELP.export) return 0 end
+  local path = positionals("export", o, { "DB" })
+  if o.to and not o.to:match(HEX64) then
+    usage("export: --to wants an origin id, 64 hex characters (as printed by oplog id), not %q", o.to)
+  end
+  if not o.output and progress.isatty(1) then
+    usage("export: the stream is binary and stdout is a terminal: give -o FILE or pipe it")
+  end
+  local db <close> = open_db(path, key_choice("export", o, true), "read")
+  local bar = progress.new("export")
+  local r = db:export(o.output or io.stdout, {
+    to = o.to and o.to:lower() or nil,
+    since = o.since,
+    progress = bar:callback(),
+  })
+  bar:finish()
+  if o.output then
+    out(string.format("exported %d %s (%d bytes) to %s\n", r.entries, r.entries == 1 and "entry" or "entries",
+      r.bytes, o.output))
+  end
+  return 0
+end
+
+local IMPORT_KEYS = { "entries", "skipped", "conflicts" }
+
+local function import_report(o, r, from)
+  if o.json then
+    out(json.encode(json.ordered({ entries = r.entries, skipped = r.skipped, conflicts = r.conflicts },
+      IMPORT_KEYS)), "\n")
+  else
+    out(string.format("imported %d new %s from %s (%d already held, %d %s)\n", r.entries,
+      r.entries == 1 and "entry" or "entries", from, r.skipped, r.conflicts,
+      r.conflicts == 1 and "conflict" or "conflicts"))
+  end
+end
+
+function commands.import(args)
+  local o = parse("import", args, 2, with_keys({ ["--json"] = { key = "json" } }))
+  if o.help then out(HELP.import) return 0 end
+  if #o.pos == 1 then o.pos[2] = "-" end
+  local path, file = positionals("import", o, { "DB", "FILE" })
+  local db <close> = open_db(path, key_choice("import", o, true), "write")
+  local bar = progress.new("import")
+  local r = db:import(file == "-" and io.stdin or file, { progress = bar:callback() })
+  bar:finish()
+  import_report(o, r, file == "-" and "stdin" or file)
+  return 0
+end
+
+function commands.join(args)
+  local o = parse("join", args, 2, with_keys({
+    ["--other-key-file"] = { key = "other_key_file", value = true },
+    ["--other-passphrase-env"] = { key = "other_passphrase_env", value = true },
+    ["--other-passphrase-fd"] = { key = "other_passphrase_fd", value = true },
+    ["--other-no-encryption"] = { key = "other_no_encryption" },
+    ["--json"] = { key = "json" },
+  }))
+  if o.help then out(HELP.join) return 0 end
+  local path, other = positionals("join", o, { "DB", "OTHER" })
+  local other_key = key_choice("join", {
+    key_file = o.other_key_file,
+    passphrase_env = o.other_passphrase_env,
+    passphrase_fd = o.other_passphrase_fd,
+    no_encryption = o.other_no_encryption,
+  }, false) or {}
+  local db <close> = open_db(path, key_choice("join", o, true), "write")
+  local bar = progress.new("join")
+  other_key.progress = bar:callback()
+  local r = db:join(other, other_key)
+  bar:finish()
+  import_report(o, r, other)
+  return 0
+end
+
+local CONFLICT_KEYS = { "entry_id", "op", "kind", "detail" }
+
+function commands.conflicts(args)
+  local o = parse("conflicts", args, 2, with_keys({ ["--json"] = { key = "json" } }))
+  if o.help then out(HELP.conflicts) return 0 end
+  local path = positionals("conflicts", o, { "DB" })
+  local db <close> = open_db(path, key_choice("conflicts", o, true), "read")
+  local n = 0
+  for c in db:conflicts() do
+    n = n + 1
+    if o.json then
+      out(json.encode(json.ordered({ entry_id = c.entry_id, op = c.op, kind = c.kind, detail = c.detail },
+        CONFLICT_KEYS)), "\n")
+    else
+      out(string.format("entry %d op %d %s: %s\n", c.entry_id, c.op, c.kind, c.detail))
+    end
+  end
+  if n == 0 and not o.json then
+    io.stderr:write("conflicts: none recorded\n") -- a note, not an error: exit status 0
+  end
+  return 0
+end
+
 ------------------------------------------------------------------ run
 
 local function describe(e)
@@ -925,7 +1233,11 @@ function cli.main(argv)
   local text = describe(status)
   if type(status) == "table" and status.code == "key_required" and commands[argv[1]] then
     -- Say how to give the key, which the library cannot know.
-    text = text .. " (give --key-file PATH, --passphrase-env VAR or --passphrase-fd N, or set OPLOG_KEY_FILE)"
+    if argv[1] == "join" and tostring(status.message):find("other", 1, true) then
+      text = text .. " (give OTHER's key: --other-key-file PATH, --other-passphrase-env VAR or --other-passphrase-fd N)"
+    else
+      text = text .. " (give --key-file PATH, --passphrase-env VAR or --passphrase-fd N, or set OPLOG_KEY_FILE)"
+    end
   elseif type(status) == "table" and status.code == "target_not_empty" then
     text = text:gsub("pass fresh", "pass --fresh")
   elseif type(status) == "table" and status.code == "wrong_key" and commands[argv[1]]

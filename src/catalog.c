@@ -475,6 +475,50 @@ static int store_type(oplog_db *db, const oplog_type_spec *s, const int *key_idx
   return r == SQLITE_DONE ? OPLOG_OK : opl_db_sqlerr(db, r);
 }
 
+/* The checks of a spec, before any transaction. */
+static int define_check(oplog_db *db, oplog_type_spec *s, int *key_idx, size_t *nkey) {
+  int rc = spec_check(db, s, key_idx, nkey);
+  /* Replay finds rows by their key with `=` on the stored values: a
+   * collation under which two stored keys compare equal would make it
+   * pick another row than the writer did. */
+  for (size_t k = 0; !rc && k < *nkey; k++)
+    if (!binary_collation(s->columns[key_idx[k]].decl))
+      rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "key column %s of %s has a COLLATE other than BINARY",
+                    s->columns[key_idx[k]].name, s->name);
+  return rc;
+}
+
+/* Inside the caller's write transaction, spec checked: stores the type,
+ * creates its table and ticket; *added is 1 unless it was there already. */
+static int define_in_tx(oplog_db *db, const oplog_type_spec *s, const int *key_idx, size_t nkey, int *added) {
+  *added = 0;
+  int rc = opl_catalog_load(db); /* someone else may have defined it */
+  if (rc) return rc;
+  const type_def *old = find_loaded(db, s->name);
+  if (old)
+    return same_type(old, s, key_idx, nkey) ? OPLOG_OK
+                                           : opl_db_error(db, OPLOG_TYPE_CONFLICT, "type %s is already defined differently", s->name);
+  type_def *t = type_build(s, key_idx, nkey);
+  if (!t) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
+  rc = store_type(db, s, key_idx, nkey);
+  if (!rc) rc = opl_target_create(db, t, "main", "", 0);
+  type_free(t);
+  if (!rc) rc = opl_ticket_ensure(db, s->aggregate);
+  *added = !rc;
+  return rc;
+}
+
+int opl_catalog_define(oplog_db *db, const oplog_type_spec *spec) {
+  oplog_type_spec s = *spec;
+  int key_idx[OPLOG_MAX_COLUMNS];
+  size_t nkey = 0;
+  int added, rc = define_check(db, &s, key_idx, &nkey);
+  if (!rc) rc = define_in_tx(db, &s, key_idx, nkey, &added);
+  /* the caller's commit or rollback decides; a rollback must reload */
+  if (!rc && added) rc = opl_catalog_load(db);
+  return rc;
+}
+
 int oplog_define(oplog_db *db, const oplog_type_spec *spec) {
   if (!db) return OPLOG_INVALID_ARGUMENT;
   opl_db_clear_error(db);
@@ -485,37 +529,11 @@ int oplog_define(oplog_db *db, const oplog_type_spec *spec) {
   oplog_type_spec s = *spec;
   int key_idx[OPLOG_MAX_COLUMNS];
   size_t nkey = 0;
-  int rc = spec_check(db, &s, key_idx, &nkey);
-  /* Replay finds rows by their key with `=` on the stored values: a
-   * collation under which two stored keys compare equal would make it
-   * pick another row than the writer did. */
-  for (size_t k = 0; !rc && k < nkey; k++)
-    if (!binary_collation(s.columns[key_idx[k]].decl))
-      rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "key column %s of %s has a COLLATE other than BINARY",
-                    s.columns[key_idx[k]].name, s.name);
+  int added, rc = define_check(db, &s, key_idx, &nkey);
   if (rc) return rc;
   if ((rc = opl_db_begin(db, 1))) return rc;
-  if ((rc = opl_catalog_load(db))) goto fail; /* someone else may have defined it */
-  const type_def *old = find_loaded(db, s.name);
-  if (old) {
-    if (!same_type(old, &s, key_idx, nkey)) {
-      rc = opl_db_error(db, OPLOG_TYPE_CONFLICT, "type %s is already defined differently", s.name);
-      goto fail;
-    }
-    return opl_db_commit(db);
-  }
-  type_def *t = type_build(&s, key_idx, nkey);
-  if (!t) {
-    rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
-    goto fail;
-  }
-  rc = store_type(db, &s, key_idx, nkey);
-  if (!rc) rc = opl_target_create(db, t, "main", "", 0);
-  type_free(t);
-  if (!rc) rc = opl_ticket_ensure(db, s.aggregate);
-  if (!rc) rc = opl_db_commit(db);
-  if (rc) goto fail;
-  return opl_catalog_load(db);
+  if ((rc = define_in_tx(db, &s, key_idx, nkey, &added)) || (rc = opl_db_commit(db))) goto fail;
+  return added ? opl_catalog_load(db) : OPLOG_OK;
 fail:
   opl_db_rollback(db);
   return rc;

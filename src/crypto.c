@@ -891,3 +891,123 @@ done:
   sodium_free(root);
   return rc;
 }
+
+/* ---------------------------------------------------------------- sync: data keys sealed to a recipient
+ * A stream carries the data keys its entries need, each sealed
+ * (crypto_box_seal) to the X25519 form of the recipient's Ed25519 origin
+ * key; the sealed plaintext names the key's origin and id, so that a key
+ * cannot be passed off as another (FORMAT.md "Stream"). */
+
+#define SEALED_PLAIN (OPLOG_ORIGIN_BYTES + 8 + OPLOG_KEY_BYTES)
+
+int opl_keyring_reload(oplog_db *db) {
+  if (!db->kr.encrypted || !db->kr.have_key) return OPLOG_OK;
+  return keyring_load(db);
+}
+
+int opl_crypto_seal_key(oplog_db *db, int64_t origin, int64_t id, const unsigned char xpk[crypto_box_PUBLICKEYBYTES],
+                        uint8_t out[OPL_SEALED_KEY_BYTES]) {
+  int rc = opl_key_required(db);
+  if (rc) return rc;
+  const uint8_t *oid = opl_origin_id(db, origin);
+  if (!oid) return db->code;
+  const unsigned char *key = find_key(db, origin, id);
+  if (!key) {
+    if ((rc = keyring_load(db))) return rc; /* rotated by another connection since */
+    if (!(key = find_key(db, origin, id)))
+      return opl_db_error(db, OPLOG_CORRUPT, "data key %lld of origin %lld is not in oplog_keys", (long long)id,
+                          (long long)origin);
+  }
+  unsigned char *plain = sodium_malloc(SEALED_PLAIN);
+  if (!plain) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
+  memcpy(plain, oid, OPLOG_ORIGIN_BYTES);
+  opl_put_u64(plain + OPLOG_ORIGIN_BYTES, (uint64_t)id);
+  memcpy(plain + OPLOG_ORIGIN_BYTES + 8, key, OPLOG_KEY_BYTES);
+  crypto_box_seal(out, plain, SEALED_PLAIN, xpk);
+  sodium_free(plain); /* wipes */
+  return OPLOG_OK;
+}
+
+int opl_origin_box_keypair(oplog_db *db, unsigned char xpk[crypto_box_PUBLICKEYBYTES], unsigned char *xsk) {
+  unsigned char *sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
+  if (!sk) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
+  int rc = opl_origin_secret(db, sk);
+  if (!rc && (crypto_sign_ed25519_sk_to_curve25519(xsk, sk) != 0 ||
+              crypto_sign_ed25519_pk_to_curve25519(xpk, db->self_id) != 0))
+    rc = opl_db_error(db, OPLOG_CORRUPT, "this file's origin key has no X25519 form");
+  sodium_free(sk);
+  return rc;
+}
+
+int opl_crypto_add_sealed_key(oplog_db *db, int64_t no, const uint8_t *origin_id, int64_t id, int64_t created,
+                              const uint8_t *sealed, size_t n, const unsigned char xpk[crypto_box_PUBLICKEYBYTES],
+                              const unsigned char *xsk) {
+  int rc = opl_key_required(db);
+  if (rc) return rc;
+  if (n != OPL_SEALED_KEY_BYTES || id < 1)
+    return opl_db_error(db, OPLOG_CORRUPT, "stream: a sealed data key is malformed");
+  unsigned char *plain = sodium_malloc(SEALED_PLAIN + OPLOG_KEY_BYTES);
+  if (!plain) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
+  unsigned char *held = plain + SEALED_PLAIN;
+  uint8_t id_le[8];
+  opl_put_u64(id_le, (uint64_t)id);
+  sqlite3_stmt *s = NULL;
+  if (crypto_box_seal_open(plain, sealed, n, xpk, xsk) != 0) {
+    rc = opl_db_error(db, OPLOG_CORRUPT, "stream: data key %lld does not unseal with this file's origin key", (long long)id);
+    goto done;
+  }
+  if (memcmp(plain, origin_id, OPLOG_ORIGIN_BYTES) != 0 || memcmp(plain + OPLOG_ORIGIN_BYTES, id_le, 8) != 0) {
+    rc = opl_db_error(db, OPLOG_CORRUPT, "stream: sealed data key %lld names another origin or id", (long long)id);
+    goto done;
+  }
+  int r = sqlite3_prepare_v2(db->sql, "SELECT nonce, wrapped FROM oplog_keys WHERE origin = ?1 AND id = ?2", -1, &s, NULL);
+  if (r != SQLITE_OK) {
+    rc = opl_db_sqlerr(db, r);
+    goto done;
+  }
+  sqlite3_bind_int64(s, 1, no);
+  sqlite3_bind_int64(s, 2, id);
+  r = sqlite3_step(s);
+  if (r == SQLITE_ROW) {
+    /* held already (this file's own key, or one imported before): it must
+     * be the same key, else the entries it encrypts are not the sender's */
+    if (opl_crypto_unwrap(db->kr.root, origin_id, id, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0),
+                          sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), held) != OPLOG_OK ||
+        sodium_memcmp(held, plain + OPLOG_ORIGIN_BYTES + 8, OPLOG_KEY_BYTES) != 0)
+      rc = opl_db_error(db, OPLOG_CORRUPT, "stream: data key %lld of origin %lld differs from the one held", (long long)id,
+                        (long long)no);
+    goto done;
+  }
+  if (r != SQLITE_DONE) {
+    rc = opl_db_sqlerr(db, r);
+    goto done;
+  }
+  /* A new key of this file's own origin would become the key for new
+   * entries (the highest id): only this file makes those. */
+  if (no == 1) {
+    rc = opl_db_error(db, OPLOG_CORRUPT, "stream: brings a data key (%lld) of this file's own origin that it never made",
+                      (long long)id);
+    goto done;
+  }
+  sqlite3_finalize(s);
+  s = NULL;
+  r = sqlite3_prepare_v2(db->sql,
+                         "INSERT INTO oplog_keys (origin, id, created, state, nonce, wrapped) "
+                         "VALUES (?1, ?2, ?3, 'retired', ?4, ?5)",
+                         -1, &s, NULL);
+  if (r == SQLITE_OK) {
+    uint8_t nonce[OPLOG_NONCE_BYTES], wrapped[OPLOG_KEY_BYTES + OPLOG_TAG_BYTES];
+    wrap_key(db->kr.root, origin_id, id, plain + OPLOG_ORIGIN_BYTES + 8, nonce, wrapped);
+    sqlite3_bind_int64(s, 1, no);
+    sqlite3_bind_int64(s, 2, id);
+    sqlite3_bind_int64(s, 3, created);
+    sqlite3_bind_blob(s, 4, nonce, sizeof nonce, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 5, wrapped, sizeof wrapped, SQLITE_STATIC);
+    r = sqlite3_step(s);
+  }
+  if (r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
+done:
+  sqlite3_finalize(s);
+  sodium_free(plain); /* wipes */
+  return rc;
+}

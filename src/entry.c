@@ -41,23 +41,8 @@ int opl_entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const o
   unsigned char hash[OPLOG_HASH_BYTES];
   opl_chain_hash(&e, hash);
 
-  sqlite3_stmt *s = opl_db_stmt(db, ST_ENTRY_INSERT);
-  if (!s) return db->code;
-  sqlite3_bind_int64(s, 2, e.origin);
-  sqlite3_bind_int64(s, 3, e.seq);
-  sqlite3_bind_int64(s, 4, e.clock);
-  sqlite3_bind_int64(s, 5, e.created);
-  sqlite3_bind_text(s, 6, aggregate, (int)e.aggregate_len, SQLITE_STATIC);
-  sqlite3_bind_int64(s, 7, e.key_id);
-  sqlite3_bind_blob(s, 8, e.metadata, (int)e.nmetadata, SQLITE_STATIC);
-  sqlite3_bind_blob(s, 9, e.data, (int)e.ndata, SQLITE_STATIC);
-  sqlite3_bind_blob(s, 10, e.prev_hash, OPLOG_HASH_BYTES, SQLITE_STATIC);
-  sqlite3_bind_blob(s, 11, hash, OPLOG_HASH_BYTES, SQLITE_STATIC);
-  sqlite3_bind_int(s, 12, e.format);
-  int r = sqlite3_step(s);
-  sqlite3_reset(s);
-  if (r != SQLITE_DONE) return opl_db_sqlerr(db, r);
-  int64_t id = sqlite3_last_insert_rowid(db->sql);
+  int64_t id = 0;
+  if ((rc = opl_entry_insert(db, &e, hash, &id))) return rc;
   if (id - ls->wm >= INDEX_FLUSH_EVERY && (rc = opl_index_flush(db))) return rc;
   /* only now, with everything in place, does the cache move */
   ls->last_id = ls->head_id = id;
@@ -67,6 +52,27 @@ int opl_entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const o
   opl_ticket_remember(db, aggregate, ticket + 1);
   db->wrote = 1;
   *out_id = id;
+  return OPLOG_OK;
+}
+
+int opl_entry_insert(oplog_db *db, const stored_entry *e, const unsigned char hash[OPLOG_HASH_BYTES], int64_t *id) {
+  sqlite3_stmt *s = opl_db_stmt(db, ST_ENTRY_INSERT);
+  if (!s) return db->code;
+  sqlite3_bind_int64(s, 2, e->origin);
+  sqlite3_bind_int64(s, 3, e->seq);
+  sqlite3_bind_int64(s, 4, e->clock);
+  sqlite3_bind_int64(s, 5, e->created);
+  sqlite3_bind_text(s, 6, e->aggregate, (int)e->aggregate_len, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 7, e->key_id);
+  sqlite3_bind_blob(s, 8, e->metadata, (int)e->nmetadata, SQLITE_STATIC);
+  sqlite3_bind_blob(s, 9, e->data, (int)e->ndata, SQLITE_STATIC);
+  sqlite3_bind_blob(s, 10, e->prev_hash, OPLOG_HASH_BYTES, SQLITE_STATIC);
+  sqlite3_bind_blob(s, 11, hash, OPLOG_HASH_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int(s, 12, e->format);
+  int r = sqlite3_step(s);
+  sqlite3_reset(s);
+  if (r != SQLITE_DONE) return opl_db_sqlerr(db, r);
+  *id = sqlite3_last_insert_rowid(db->sql);
   return OPLOG_OK;
 }
 

@@ -421,4 +421,85 @@ int opl_checkpoint_open(oplog_db *db, const char *text, size_t n, checkpoint_inf
  * text is OPLOG_INVALID_ARGUMENT. Inside the caller's read transaction. */
 int opl_checkpoint_verify(oplog_db *db, const char *text, size_t n, oplog_problem_fn report, void *ctx);
 
+/* crypto.c (sync): data keys sealed to a recipient, and other origins' keys. */
+#define OPL_SEALED_KEY_BYTES (OPLOG_ORIGIN_BYTES + 8 + OPLOG_KEY_BYTES + crypto_box_SEALBYTES)
+/* Seals data key (origin no, id) to the X25519 public key xpk:
+ * crypto_box_seal(origin id || u64(id) || key). Needs the key. */
+int opl_crypto_seal_key(oplog_db *db, int64_t origin, int64_t id, const unsigned char xpk[crypto_box_PUBLICKEYBYTES],
+                        uint8_t out[OPL_SEALED_KEY_BYTES]);
+/* The X25519 form of this file's origin key pair (xsk: crypto_box_SECRETKEYBYTES,
+ * sodium_malloc'd by the caller). */
+int opl_origin_box_keypair(oplog_db *db, unsigned char xpk[crypto_box_PUBLICKEYBYTES], unsigned char *xsk);
+/* Unseals a key sealed for (origin_id, id) and stores it under origin no,
+ * wrapped by the root key, in the caller's transaction. A key held
+ * already must be the same (OPLOG_CORRUPT), and origin 1 gets no new key.
+ * Call opl_keyring_reload afterwards to use it. */
+int opl_crypto_add_sealed_key(oplog_db *db, int64_t no, const uint8_t *origin_id, int64_t id, int64_t created,
+                              const uint8_t *sealed, size_t n, const unsigned char xpk[crypto_box_PUBLICKEYBYTES],
+                              const unsigned char *xsk);
+/* Loads every data key again (after new rows); a no-op without a key. */
+int opl_keyring_reload(oplog_db *db);
+
+/* entry.c (sync): inserts an entry as stored, with its hash; *id its new local id. */
+int opl_entry_insert(oplog_db *db, const stored_entry *e, const unsigned char hash[OPLOG_HASH_BYTES], int64_t *id);
+/* catalog.c (sync): define inside the caller's write transaction (checks as
+ * oplog_define; the same definition again is a no-op). */
+int opl_catalog_define(oplog_db *db, const oplog_type_spec *spec);
+
+/* stream.c: the sync stream's framing (FORMAT.md "Stream"). */
+enum {
+  FRAME_HEADER = 1,
+  FRAME_TYPE = 2,
+  FRAME_BASE = 3,
+  FRAME_ENTRY = 4,
+  FRAME_KEY = 5,
+  FRAME_CHECKPOINT = 6,
+  FRAME_TRAILER = 7
+};
+typedef struct stream_writer {
+  oplog_write_fn write;
+  void *ctx;
+  crypto_generichash_state hash; /* every byte written */
+  int64_t bytes, frames, entries;
+  buf frame;
+} stream_writer;
+/* Writes the magic. */
+int opl_stream_write_begin(oplog_db *db, stream_writer *w, oplog_write_fn write, void *ctx);
+/* Writes one frame holding the packed message m (a ProtobufCMessage). */
+struct ProtobufCMessage;
+int opl_stream_write_frame(oplog_db *db, stream_writer *w, int kind, const struct ProtobufCMessage *m);
+/* Writes the trailer, signed with the Ed25519 secret key sk. */
+int opl_stream_write_end(oplog_db *db, stream_writer *w, const unsigned char *sk);
+void opl_stream_writer_free(stream_writer *w);
+
+typedef struct stream_reader {
+  oplog_read_fn read;
+  void *ctx;
+  crypto_generichash_state hash; /* every byte before the trailer */
+  unsigned char digest[OPLOG_HASH_BYTES];
+  int64_t frames, entries;
+  size_t max_frame;
+  int last_kind;
+  buf frame;
+  arena a; /* the current frame's decoded message */
+} stream_reader;
+/* Reads and checks the magic. */
+int opl_stream_read_begin(oplog_db *db, stream_reader *r, oplog_read_fn read, void *ctx, size_t max_frame);
+/* Reads the next frame and decodes its message into r->a (*msg: the
+ * kind's Oplog__V1__Stream* message, its shape checked). Frames must come
+ * in kind order, the trailer last. OPLOG_CORRUPT for anything malformed. */
+int opl_stream_read_frame(oplog_db *db, stream_reader *r, int *kind, void **msg);
+/* After the trailer frame: checks its counts, hash and signature by
+ * sender, and that nothing follows. */
+int opl_stream_read_end(oplog_db *db, stream_reader *r, const void *trailer, const uint8_t sender[OPLOG_ORIGIN_BYTES]);
+void opl_stream_reader_free(stream_reader *r);
+
+/* sync.c: cursors. */
+typedef struct cursor_pair {
+  unsigned char origin[OPLOG_ORIGIN_BYTES];
+  int64_t seq;
+} cursor_pair;
+/* Parses a cursor strictly (OPLOG_INVALID_ARGUMENT); *out sqlite3_malloc'd. */
+int opl_cursor_parse(oplog_db *db, const char *text, cursor_pair **out, size_t *n);
+
 #endif

@@ -1,0 +1,696 @@
+/* test_sync.c — the sync stream, export, import and join (FORMAT.md
+ * "Stream"): round trips in plaintext and encrypted, a relay, every
+ * refusal with its code and the receiving file unchanged, cut and altered
+ * streams, cursors. */
+#include <sodium.h>
+
+#include "testutil.h"
+
+/* converge.c's entry point: the live tables follow an import once it is
+ * linked (a weak reference is NULL until then). */
+int opl_converge(oplog_db *db, int64_t first_id, int64_t *nconflicts);
+#pragma weak opl_converge
+
+static const unsigned char KA[32] = {1, 2, 3}, KB[32] = {4, 5, 6}, KC[32] = {7, 8, 9};
+
+/* ---------------------------------------------------------------- streams in memory */
+
+typedef struct mem {
+  unsigned char *p;
+  size_t n, cap, pos;
+} mem;
+
+static int mem_write(void *ctx, const void *p, size_t n) {
+  mem *m = ctx;
+  if (m->n + n > m->cap) {
+    size_t cap = m->cap ? m->cap : 4096;
+    while (cap < m->n + n) cap *= 2;
+    unsigned char *g = realloc(m->p, cap);
+    if (!g) return -1;
+    m->p = g;
+    m->cap = cap;
+  }
+  memcpy(m->p + m->n, p, n);
+  m->n += n;
+  return 0;
+}
+
+static int mem_read(void *ctx, void *p, size_t n, size_t *got) {
+  mem *m = ctx;
+  size_t left = m->n - m->pos;
+  /* odd short reads, as a pipe gives */
+  if (n > 7 && left > 7) n = n / 2 + 1;
+  *got = n < left ? n : left;
+  memcpy(p, m->p + m->pos, *got);
+  m->pos += *got;
+  return 0;
+}
+
+static void mem_free(mem *m) {
+  free(m->p);
+  memset(m, 0, sizeof *m);
+}
+
+static char *origin_hex(oplog_db *db, char out[65]) {
+  oplog_origin_info o;
+  if (oplog_origin(db, &o)) return NULL;
+  sodium_bin2hex(out, 65, o.id, 32);
+  return out;
+}
+
+/* Exports db's entries beyond since, sealed to `to` (a handle or NULL). */
+static int export_mem(oplog_db *db, oplog_db *to, const char *since, mem *m) {
+  char hx[65];
+  oplog_export_opts o = {.to = to ? origin_hex(to, hx) : NULL, .since = since};
+  memset(m, 0, sizeof *m);
+  return oplog_export(db, &o, mem_write, m, NULL);
+}
+
+static int import_mem(oplog_db *db, mem *m, oplog_import_result *res) {
+  m->pos = 0;
+  return oplog_import(db, NULL, mem_read, m, res);
+}
+
+/* A digest of every table of the file (raw SQLite): what "unchanged" means. */
+static void file_digest(const char *path, unsigned char out[32]) {
+  sqlite3 *s = NULL;
+  sqlite3_stmt *t = NULL, *r = NULL;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, 32);
+  sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL);
+  sqlite3_prepare_v2(s, "SELECT name, sql FROM sqlite_schema ORDER BY name", -1, &t, NULL);
+  while (sqlite3_step(t) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(t, 0);
+    const char *sql = (const char *)sqlite3_column_text(t, 1);
+    crypto_generichash_update(&st, (const unsigned char *)name, strlen(name) + 1);
+    if (sql) crypto_generichash_update(&st, (const unsigned char *)sql, strlen(sql) + 1);
+    if (strcmp((const char *)sqlite3_column_text(t, 0), "sqlite_sequence") == 0 || !sql || strncmp(sql, "CREATE TABLE", 12))
+      continue;
+    char *q = sqlite3_mprintf("SELECT * FROM \"%w\"", name);
+    if (sqlite3_prepare_v2(s, q, -1, &r, NULL) == SQLITE_OK) {
+      while (sqlite3_step(r) == SQLITE_ROW)
+        for (int c = 0; c < sqlite3_column_count(r); c++) {
+          unsigned char ty = (unsigned char)sqlite3_column_type(r, c);
+          crypto_generichash_update(&st, &ty, 1);
+          const void *b = sqlite3_column_blob(r, c);
+          if (b) crypto_generichash_update(&st, b, (size_t)sqlite3_column_bytes(r, c));
+        }
+    }
+    sqlite3_finalize(r);
+    sqlite3_free(q);
+  }
+  sqlite3_finalize(t);
+  sqlite3_close(s);
+  crypto_generichash_final(&st, out, 32);
+}
+
+/* The entries of one origin as stored, in seq order, hashed (raw SQLite). */
+static void origin_entries_digest(const char *path, const unsigned char origin[32], unsigned char out[32], int64_t *n) {
+  sqlite3 *s = NULL;
+  sqlite3_stmt *r = NULL;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, 32);
+  *n = 0;
+  sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL);
+  sqlite3_prepare_v2(s,
+                     "SELECT e.seq, e.clock, e.created, e.aggregate_name, e.key_id, e.metadata, e.data, e.prev_hash,"
+                     " e.hash, e.format FROM oplog_entries e JOIN oplog_origins o ON o.no = e.origin"
+                     " WHERE o.id = ?1 ORDER BY e.seq",
+                     -1, &r, NULL);
+  sqlite3_bind_blob(r, 1, origin, 32, SQLITE_STATIC);
+  while (sqlite3_step(r) == SQLITE_ROW) {
+    (*n)++;
+    for (int c = 0; c < 10; c++) {
+      const void *b = sqlite3_column_blob(r, c);
+      int len = sqlite3_column_bytes(r, c);
+      crypto_generichash_update(&st, (const unsigned char *)&len, sizeof len);
+      if (b) crypto_generichash_update(&st, b, (size_t)len);
+    }
+  }
+  sqlite3_finalize(r);
+  sqlite3_close(s);
+  crypto_generichash_final(&st, out, 32);
+}
+
+static int64_t users_rows(const char *path) { return count_rows(path, "SELECT count(*) FROM users"); }
+
+static int have_converge(void) { return opl_converge != NULL; }
+
+/* A writes n users (ids from first). */
+static int write_users(oplog_db *db, int64_t first, int n) {
+  for (int i = 0; i < n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "user%lld", (long long)(first + i));
+    if (!write_user(db, first + i, name, 20 + i)) return -1;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- round trips */
+
+static void plain_round_trip(void) {
+  oplog_db *a = open_plain("a.db"), *b = open_plain("b.db");
+  CHECK(a && b);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 5) == 0);
+  mem m;
+  oplog_export_result er;
+  oplog_export_opts eo = {0};
+  memset(&m, 0, sizeof m);
+  OK(a, oplog_export(a, &eo, mem_write, &m, &er));
+  CHECK(er.entries == 5 && er.bytes == (int64_t)m.n);
+  oplog_import_result res;
+  OK(b, import_mem(b, &m, &res));
+  CHECK(res.entries == 5 && res.skipped == 0);
+  /* stored byte for byte */
+  oplog_origin_info oa;
+  OK(a, oplog_origin(a, &oa));
+  unsigned char da[32], db_[32];
+  int64_t na, nb;
+  origin_entries_digest(tpath("a.db"), oa.id, da, &na);
+  origin_entries_digest(tpath("b.db"), oa.id, db_, &nb);
+  CHECK(na == 5 && nb == 5 && memcmp(da, db_, 32) == 0);
+  /* the type came along; the entries read back at b */
+  CHECK(count_rows(tpath("b.db"), "SELECT count(*) FROM oplog_types WHERE name = 'user'") == 1);
+  oplog_entry *e = NULL;
+  OK(b, oplog_entry_get(b, 1, &e));
+  CHECK(e->nops == 1 && memcmp(e->origin, oa.id, 32) == 0 && e->seq == 1);
+  oplog_entry_free(e);
+  if (have_converge()) CHECK(users_rows(tpath("b.db")) == 5);
+  /* b's cursor names a at seq 5: nothing more to ship */
+  char *cur = NULL;
+  OK(b, oplog_cursor(b, &cur));
+  char hx[65];
+  CHECK(strstr(cur, origin_hex(a, hx)) && strstr(cur, ":5"));
+  mem m2;
+  OK(a, export_mem(a, NULL, cur, &m2));
+  oplog_free(cur);
+  OK(b, import_mem(b, &m2, &res));
+  CHECK(res.entries == 0 && res.skipped == 0);
+  mem_free(&m2);
+  /* the same stream again changes nothing */
+  unsigned char before[32], after[32];
+  oplog_close(b);
+  file_digest(tpath("b.db"), before);
+  b = open_plain("b.db");
+  CHECK(b);
+  OK(b, import_mem(b, &m, &res));
+  CHECK(res.entries == 0 && res.skipped == 5);
+  oplog_close(b);
+  file_digest(tpath("b.db"), after);
+  CHECK(memcmp(before, after, 32) == 0);
+  mem_free(&m);
+  oplog_close(a);
+}
+
+static void encrypted_round_trip(void) {
+  oplog_db *a = open_keyed("a.db", KA), *b = open_keyed("b.db", KB);
+  CHECK(a && b);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 3) == 0);
+  int64_t kid;
+  OK(a, oplog_rotate_key(a, &kid));
+  CHECK(write_users(a, 10, 3) == 0);
+  mem m;
+  oplog_export_opts eo = {0};
+  memset(&m, 0, sizeof m);
+  /* an encrypted export names its recipient */
+  CHECK_RC(a, oplog_export(a, &eo, mem_write, &m, NULL), OPLOG_INVALID_ARGUMENT);
+  eo.to = "zz";
+  CHECK_RC(a, oplog_export(a, &eo, mem_write, &m, NULL), OPLOG_INVALID_ARGUMENT);
+  mem_free(&m);
+  OK(a, export_mem(a, b, NULL, &m));
+  /* the data keys travel sealed: a's key bytes are nowhere in the stream in the clear */
+  oplog_import_result res;
+  OK(b, import_mem(b, &m, &res));
+  CHECK(res.entries == 6);
+  CHECK(count_rows(tpath("b.db"), "SELECT count(*) FROM oplog_keys WHERE origin <> 1") == 2);
+  oplog_origin_info oa;
+  OK(a, oplog_origin(a, &oa));
+  unsigned char da[32], db_[32];
+  int64_t na, nb;
+  origin_entries_digest(tpath("a.db"), oa.id, da, &na);
+  origin_entries_digest(tpath("b.db"), oa.id, db_, &nb);
+  CHECK(na == 6 && nb == 6 && memcmp(da, db_, 32) == 0);
+  /* readable with b's own key, also after reopening */
+  oplog_close(b);
+  b = open_keyed("b.db", KB);
+  CHECK(b);
+  for (int64_t id = 1; id <= 6; id++) {
+    oplog_entry *e = NULL;
+    OK(b, oplog_entry_get(b, id, &e));
+    CHECK(e->nops == 1 && e->key_id == (id <= 3 ? 1 : 2));
+    oplog_entry_free(e);
+  }
+  oplog_verify_result vr;
+  OK(b, oplog_verify(b, NULL, NULL, NULL, &vr));
+  CHECK(vr.ok && vr.entries == 6);
+  if (have_converge()) CHECK(users_rows(tpath("b.db")) == 6);
+  /* b writes on with its own key, not a's */
+  CHECK(write_user(b, 100, "bob", 30) > 0);
+  CHECK(count_rows(tpath("b.db"), "SELECT key_id FROM oplog_entries WHERE id = 7") == 1);
+  mem_free(&m);
+  oplog_close(a);
+  oplog_close(b);
+}
+
+static void relay(void) {
+  oplog_db *a = open_keyed("a.db", KA), *b = open_keyed("b.db", KB), *c = open_keyed("c.db", KC);
+  CHECK(a && b && c);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 4) == 0);
+  mem m;
+  OK(a, export_mem(a, b, NULL, &m));
+  OK(b, import_mem(b, &m, NULL));
+  mem_free(&m);
+  CHECK(write_users(b, 50, 2) == 0);
+  /* b forwards a's entries (with a's keys sealed again, to c) and its own */
+  char *cur = NULL;
+  OK(c, oplog_cursor(c, &cur));
+  OK(b, export_mem(b, c, cur, &m));
+  oplog_free(cur);
+  oplog_import_result res;
+  OK(c, import_mem(c, &m, &res));
+  CHECK(res.entries == 6);
+  mem_free(&m);
+  oplog_verify_result vr;
+  OK(c, oplog_verify(c, NULL, NULL, NULL, &vr));
+  CHECK(vr.ok && vr.entries == 6);
+  oplog_origin_info oa;
+  OK(a, oplog_origin(a, &oa));
+  unsigned char da[32], dc[32];
+  int64_t na, nc;
+  origin_entries_digest(tpath("a.db"), oa.id, da, &na);
+  origin_entries_digest(tpath("c.db"), oa.id, dc, &nc);
+  CHECK(na == 4 && nc == 4 && memcmp(da, dc, 32) == 0);
+  for (int64_t id = 1; id <= 6; id++) {
+    oplog_entry *e = NULL;
+    OK(c, oplog_entry_get(c, id, &e));
+    oplog_entry_free(e);
+  }
+  /* a's checkpoint reached c through b */
+  CHECK(count_rows(tpath("c.db"), "SELECT count(*) FROM oplog_checkpoints c JOIN oplog_origins o ON o.no = c.origin"
+                                  " WHERE c.seq = 4") == 1);
+  int heads = 0;
+  OK(c, oplog_cursor(c, &cur));
+  for (char *p = cur; *p; p++) heads += *p == ',';
+  CHECK(heads == 2); /* c, a, b */
+  oplog_free(cur);
+  oplog_close(a);
+  oplog_close(b);
+  oplog_close(c);
+}
+
+/* ---------------------------------------------------------------- refusals */
+
+/* Imports m into the file at name (opened with key or plaintext) and
+ * checks the code and that the file is unchanged. */
+static int refused(const char *name, const unsigned char *key, mem *m, int want) {
+  unsigned char before[32], after[32];
+  file_digest(tpath(name), before);
+  oplog_db *db = key ? open_keyed(name, key) : open_plain(name);
+  if (!db) return 0;
+  m->pos = 0;
+  int rc = oplog_import(db, NULL, mem_read, m, NULL);
+  if (rc != want) fprintf(stderr, "import: %s (%s), expected %s\n", oplog_code_name(rc), oplog_errmsg(db), oplog_code_name(want));
+  oplog_close(db);
+  file_digest(tpath(name), after);
+  if (memcmp(before, after, 32) != 0) fprintf(stderr, "%s changed\n", name);
+  return rc == want && memcmp(before, after, 32) == 0;
+}
+
+static void wrong_recipient(void) {
+  oplog_db *a = open_keyed("a.db", KA), *b = open_keyed("b.db", KB), *c = open_keyed("c.db", KC);
+  CHECK(a && b && c);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 2) == 0);
+  mem m;
+  OK(a, export_mem(a, c, NULL, &m));
+  oplog_close(b);
+  CHECK(refused("b.db", KB, &m, OPLOG_WRONG_KEY));
+  mem_free(&m);
+  /* keyless: no export of an encrypted log */
+  oplog_close(a);
+  oplog_open_opts o = {0};
+  CHECK(oplog_open(tpath("a.db"), &o, &a) == OPLOG_OK);
+  char hx[65];
+  oplog_export_opts eo = {.to = origin_hex(c, hx)};
+  memset(&m, 0, sizeof m);
+  CHECK_RC(a, oplog_export(a, &eo, mem_write, &m, NULL), OPLOG_KEY_REQUIRED);
+  mem_free(&m);
+  oplog_close(a);
+  oplog_close(c);
+}
+
+static void plaintext_vs_encrypted(void) {
+  oplog_db *a = open_plain("a.db"), *k = open_keyed("k.db", KB);
+  CHECK(a && k);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 2) == 0);
+  mem m;
+  OK(a, export_mem(a, k, NULL, &m));
+  oplog_close(k);
+  CHECK(refused("k.db", KB, &m, OPLOG_INVALID_ARGUMENT));
+  mem_free(&m);
+  k = open_keyed("k.db", KB);
+  OK(k, define_user(k));
+  CHECK(write_users(k, 1, 2) == 0);
+  OK(k, export_mem(k, a, NULL, &m));
+  oplog_close(a);
+  oplog_close(k);
+  CHECK(refused("a.db", NULL, &m, OPLOG_INVALID_ARGUMENT));
+  mem_free(&m);
+  /* join refuses it too, and changes nothing */
+  a = open_plain("a.db");
+  oplog_open_opts o = {0};
+  o.key.key = KB;
+  o.key.key_len = 32;
+  CHECK_RC(a, oplog_join(a, tpath("k.db"), &o, NULL, NULL), OPLOG_INVALID_ARGUMENT);
+  oplog_close(a);
+}
+
+static void gap(void) {
+  oplog_db *a = open_plain("a.db"), *b = open_plain("b.db");
+  CHECK(a && b);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 3) == 0);
+  char hx[65], since[80];
+  snprintf(since, sizeof since, "%s:1", origin_hex(a, hx));
+  mem m;
+  OK(a, export_mem(a, NULL, since, &m));
+  oplog_close(b);
+  unsigned char before[32], after[32];
+  file_digest(tpath("b.db"), before);
+  b = open_plain("b.db");
+  CHECK_RC(b, import_mem(b, &m, NULL), OPLOG_GAP);
+  CHECK(strstr(oplog_errmsg(b), hx) && strstr(oplog_errmsg(b), "up to seq 0") && strstr(oplog_errmsg(b), "seq 2"));
+  oplog_close(b);
+  file_digest(tpath("b.db"), after);
+  CHECK(memcmp(before, after, 32) == 0);
+  mem_free(&m);
+  oplog_close(a);
+}
+
+static void copy_file(const char *from, const char *to) {
+  char *cmd = sqlite3_mprintf("cp '%q' '%q'", tpath(from), tpath(to));
+  CHECK(system(cmd) == 0);
+  sqlite3_free(cmd);
+}
+
+static void fork_detected(void) {
+  oplog_db *a = open_plain("a.db"), *b = open_plain("b.db");
+  CHECK(a && b);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 3) == 0);
+  oplog_close(a);
+  copy_file("a.db", "a2.db"); /* a cloned device */
+  a = open_plain("a.db");
+  oplog_db *a2 = open_plain("a2.db");
+  CHECK(a && a2);
+  CHECK(write_users(a, 10, 1) == 0);
+  CHECK(write_users(a2, 20, 1) == 0);
+  mem m;
+  OK(a, export_mem(a, NULL, NULL, &m));
+  OK(b, import_mem(b, &m, NULL));
+  mem_free(&m);
+  char hx[65], since[80], *cur = NULL;
+  origin_hex(a, hx);
+  /* an entry differs (seq 4) */
+  snprintf(since, sizeof since, "%s:3", hx);
+  OK(a2, export_mem(a2, NULL, since, &m));
+  oplog_close(b);
+  CHECK(refused("b.db", NULL, &m, OPLOG_FORK));
+  mem_free(&m);
+  /* nothing new, the base differs */
+  b = open_plain("b.db");
+  OK(b, oplog_cursor(b, &cur));
+  OK(a2, export_mem(a2, NULL, cur, &m));
+  oplog_free(cur);
+  CHECK_RC(b, import_mem(b, &m, NULL), OPLOG_FORK);
+  CHECK(strstr(oplog_errmsg(b), "seq 4") && strstr(oplog_errmsg(b), hx));
+  oplog_close(b);
+  CHECK(refused("b.db", NULL, &m, OPLOG_FORK));
+  mem_free(&m);
+  /* everything from the start: entry 4 differs */
+  OK(a2, export_mem(a2, NULL, NULL, &m));
+  CHECK(refused("b.db", NULL, &m, OPLOG_FORK));
+  mem_free(&m);
+  oplog_close(a);
+  oplog_close(a2);
+}
+
+static void type_conflict(void) {
+  oplog_db *a = open_plain("a.db"), *b = open_plain("b.db");
+  CHECK(a && b);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 2) == 0);
+  static const oplog_column cols[] = {{"id", "INTEGER PRIMARY KEY"}, {"name", "TEXT"}};
+  oplog_type_spec s = {"user", "users", "users", cols, 2, NULL, 0};
+  OK(b, oplog_define(b, &s));
+  mem m;
+  OK(a, export_mem(a, NULL, NULL, &m));
+  oplog_close(b);
+  CHECK(refused("b.db", NULL, &m, OPLOG_TYPE_CONFLICT));
+  mem_free(&m);
+  oplog_close(a);
+}
+
+/* Frame boundaries of a stream: magic, then u8 kind || u32be length || message. */
+static size_t frame_ends(const mem *m, size_t *ends, size_t max) {
+  size_t off = 9, k = 0;
+  while (off + 5 <= m->n && k < max) {
+    size_t len = (size_t)m->p[off + 1] << 24 | (size_t)m->p[off + 2] << 16 | (size_t)m->p[off + 3] << 8 | m->p[off + 4];
+    off += 5 + len;
+    ends[k++] = off;
+  }
+  return k;
+}
+
+static void cut_and_altered(void) {
+  oplog_db *a = open_keyed("a.db", KA), *b = open_keyed("b.db", KB);
+  CHECK(a && b);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 4) == 0);
+  mem m;
+  OK(a, export_mem(a, b, NULL, &m));
+  oplog_close(a);
+  oplog_close(b);
+  size_t ends[64];
+  size_t nf = frame_ends(&m, ends, 64);
+  CHECK(nf >= 8 && ends[nf - 1] == m.n); /* header, type, 4 entries, key, checkpoint, trailer */
+  size_t full = m.n;
+  /* cut at every frame boundary, inside every frame, and inside the magic */
+  for (size_t i = 0; i < nf; i++) {
+    size_t cuts[] = {i ? ends[i - 1] : 9, (i ? ends[i - 1] : 9) + 3, ends[i] - 1};
+    for (int c = 0; c < 3; c++) {
+      if (cuts[c] >= full) continue;
+      m.n = cuts[c];
+      CHECK(refused("b.db", KB, &m, OPLOG_CORRUPT));
+    }
+  }
+  m.n = 5;
+  CHECK(refused("b.db", KB, &m, OPLOG_CORRUPT));
+  m.n = full;
+  /* bytes after the trailer */
+  m.p[m.n++] = 0;
+  CHECK(refused("b.db", KB, &m, OPLOG_CORRUPT));
+  m.n = full;
+  /* a sample of single-byte changes, everywhere */
+  for (size_t at = 0; at < full; at += 1 + full / 97) {
+    m.p[at] ^= 0x5a;
+    CHECK(refused("b.db", KB, &m, OPLOG_CORRUPT));
+    m.p[at] ^= 0x5a;
+  }
+  /* intact, it goes in */
+  b = open_keyed("b.db", KB);
+  oplog_import_result res;
+  OK(b, import_mem(b, &m, &res));
+  CHECK(res.entries == 4);
+  oplog_close(b);
+  mem_free(&m);
+}
+
+static int stop_at_first(void *ctx, int64_t done, int64_t total) {
+  (void)total;
+  *(int64_t *)ctx = done;
+  return 1;
+}
+
+static void interrupted(void) {
+  oplog_db *a = open_plain("a.db"), *b = open_plain("b.db");
+  CHECK(a && b);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 3) == 0);
+  mem m;
+  OK(a, export_mem(a, NULL, NULL, &m));
+  oplog_close(b);
+  unsigned char before[32], after[32];
+  file_digest(tpath("b.db"), before);
+  b = open_plain("b.db");
+  int64_t seen = -1;
+  oplog_import_opts io = {.progress = stop_at_first, .progress_ctx = &seen};
+  m.pos = 0;
+  CHECK_RC(b, oplog_import(b, &io, mem_read, &m, NULL), OPLOG_INVALID_ARGUMENT);
+  CHECK(seen == 3 && strstr(oplog_errmsg(b), "interrupted"));
+  oplog_close(b);
+  file_digest(tpath("b.db"), after);
+  CHECK(memcmp(before, after, 32) == 0);
+  mem_free(&m);
+  oplog_export_opts eo = {.progress = stop_at_first, .progress_ctx = &seen};
+  memset(&m, 0, sizeof m);
+  CHECK_RC(a, oplog_export(a, &eo, mem_write, &m, NULL), OPLOG_INVALID_ARGUMENT);
+  mem_free(&m);
+  oplog_close(a);
+}
+
+/* ---------------------------------------------------------------- cursors and join */
+
+static void cursor_strict(void) {
+  oplog_db *a = open_plain("a.db");
+  CHECK(a);
+  char *cur = NULL, hx[65];
+  OK(a, oplog_cursor(a, &cur));
+  char want[80];
+  snprintf(want, sizeof want, "%s:0", origin_hex(a, hx));
+  CHECK(strcmp(cur, want) == 0);
+  oplog_free(cur);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 2) == 0);
+  OK(a, oplog_cursor(a, &cur));
+  snprintf(want, sizeof want, "%s:2", hx);
+  CHECK(strcmp(cur, want) == 0);
+  /* its own cursor: nothing to ship, the base matches */
+  mem m;
+  oplog_export_result er;
+  oplog_export_opts eo = {.since = cur};
+  memset(&m, 0, sizeof m);
+  OK(a, oplog_export(a, &eo, mem_write, &m, &er));
+  CHECK(er.entries == 0);
+  mem_free(&m);
+  oplog_free(cur);
+  const char *bad[] = {"x", ":1", "00:1", "zz", ",", "", NULL};
+  char buf[200];
+  for (int i = 0; bad[i]; i++) {
+    eo.since = bad[i];
+    memset(&m, 0, sizeof m);
+    int rc = oplog_export(a, &eo, mem_write, &m, NULL);
+    mem_free(&m);
+    CHECK(rc == (*bad[i] ? OPLOG_INVALID_ARGUMENT : OPLOG_OK));
+  }
+  const char *tails[] = {":", ":-1", ":1x", ":1,", ": 1", ":+1", ":99999999999999999999", NULL};
+  for (int i = 0; tails[i]; i++) {
+    snprintf(buf, sizeof buf, "%s%s", hx, tails[i]);
+    eo.since = buf;
+    memset(&m, 0, sizeof m);
+    CHECK_RC(a, oplog_export(a, &eo, mem_write, &m, NULL), OPLOG_INVALID_ARGUMENT);
+    mem_free(&m);
+  }
+  snprintf(buf, sizeof buf, "%s:1,%s:2", hx, hx);
+  eo.since = buf;
+  memset(&m, 0, sizeof m);
+  CHECK_RC(a, oplog_export(a, &eo, mem_write, &m, NULL), OPLOG_INVALID_ARGUMENT);
+  mem_free(&m);
+  /* upper-case hex is the same origin */
+  for (char *p = hx; *p; p++)
+    if (*p >= 'a' && *p <= 'f') *p -= 32;
+  snprintf(buf, sizeof buf, "%s:1", hx);
+  OK(a, oplog_export(a, &eo, mem_write, &m, &er));
+  CHECK(er.entries == 1);
+  mem_free(&m);
+  oplog_close(a);
+}
+
+static void join_both_ways(void) {
+  oplog_db *a = open_plain("a.db"), *b = open_plain("b.db");
+  CHECK(a && b);
+  OK(a, define_user(a));
+  OK(b, define_user(b));
+  CHECK(write_users(a, 1, 3) == 0);
+  CHECK(write_users(b, 100, 2) == 0);
+  oplog_open_opts plain = {0};
+  plain.key.no_encryption = 1;
+  oplog_import_result res;
+  OK(a, oplog_join(a, tpath("b.db"), &plain, NULL, &res));
+  CHECK(res.entries == 2);
+  OK(b, oplog_join(b, tpath("a.db"), &plain, NULL, &res));
+  CHECK(res.entries == 3 && res.skipped == 0);
+  OK(a, oplog_join(a, tpath("b.db"), &plain, NULL, &res));
+  CHECK(res.entries == 0);
+  char *ca = NULL, *cb = NULL;
+  OK(a, oplog_cursor(a, &ca));
+  OK(b, oplog_cursor(b, &cb));
+  CHECK(strcmp(ca, cb) == 0);
+  oplog_free(ca);
+  oplog_free(cb);
+  if (have_converge()) CHECK(users_rows(tpath("a.db")) == 5 && users_rows(tpath("b.db")) == 5);
+  oplog_close(a);
+  oplog_close(b);
+  /* encrypted: the other file's key choice */
+  a = open_keyed("ka.db", KA);
+  b = open_keyed("kb.db", KB);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 2) == 0);
+  oplog_open_opts ko = {0};
+  ko.key.key = KA;
+  ko.key.key_len = 32;
+  OK(b, oplog_join(b, tpath("ka.db"), &ko, NULL, &res));
+  CHECK(res.entries == 2);
+  oplog_entry *e = NULL;
+  OK(b, oplog_entry_get(b, 2, &e));
+  oplog_entry_free(e);
+  oplog_close(a);
+  oplog_close(b);
+}
+
+typedef struct head_ctx {
+  oplog_head_info *h;
+  int n;
+} head_ctx;
+
+static int each_head(void *c, const oplog_head_info *hi) {
+  head_ctx *ctx = c;
+  if (ctx->n < 4) ctx->h[ctx->n] = *hi;
+  ctx->n++;
+  return 0;
+}
+
+static void heads_listed(void) {
+  oplog_db *a = open_plain("a.db"), *b = open_plain("b.db");
+  CHECK(a && b);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 3) == 0);
+  mem m;
+  OK(a, export_mem(a, NULL, NULL, &m));
+  OK(b, import_mem(b, &m, NULL));
+  mem_free(&m);
+  oplog_head_info h[4];
+  head_ctx ctx = {h, 0};
+  OK(b, oplog_heads(b, each_head, &ctx));
+  CHECK(ctx.n == 2 && memcmp(h[0].origin, h[1].origin, 32) < 0);
+  oplog_origin_info oa, ob;
+  OK(a, oplog_origin(a, &oa));
+  OK(b, oplog_origin(b, &ob));
+  int ia = memcmp(h[0].origin, oa.id, 32) == 0 ? 0 : 1;
+  CHECK(memcmp(h[ia].origin, oa.id, 32) == 0 && h[ia].seq == 3 && memcmp(h[ia].hash, oa.head_hash, 32) == 0);
+  CHECK(memcmp(h[1 - ia].origin, ob.id, 32) == 0 && h[1 - ia].seq == 0);
+  oplog_close(a);
+  oplog_close(b);
+}
+
+static const struct test_case cases[] = {
+    {"plain_round_trip", plain_round_trip},
+    {"encrypted_round_trip", encrypted_round_trip},
+    {"relay", relay},
+    {"wrong_recipient", wrong_recipient},
+    {"plaintext_vs_encrypted", plaintext_vs_encrypted},
+    {"gap", gap},
+    {"fork_detected", fork_detected},
+    {"type_conflict", type_conflict},
+    {"cut_and_altered", cut_and_altered},
+    {"interrupted", interrupted},
+    {"cursor_strict", cursor_strict},
+    {"join_both_ways", join_both_ways},
+    {"heads_listed", heads_listed},
+    {NULL, NULL}};
+
+int main(int argc, char **argv) { return test_main(argc, argv, cases); }

@@ -271,7 +271,10 @@ static int open_file(const char *path, const oplog_open_opts *opts, oplog_db **o
     if (level == 1 && !db->readonly && (!db->kr.encrypted || db->kr.have_key) &&
         (rc = migrate(db, &opts->key, 1)))
       return rc;
+    /* later levels are plain SQL: any writable open takes them */
+    if (level >= 2 && level < schema_level() && !db->readonly && (rc = migrate(db, &opts->key, level))) return rc;
   }
+  if ((rc = read_level(db, &db->level))) return rc;
   const uint8_t *self = opl_origin_id(db, 1);
   if (!self) return db->code;
   memcpy(db->self_id, self, OPLOG_ORIGIN_BYTES);

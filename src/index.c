@@ -1,6 +1,7 @@
 /* index.c — what is derived from the entries: the lazily maintained tables
  * (oplog_metadata, oplog_index, oplog_ticket, and the watermark
- * 'indexed_upto' and 'clock' in oplog_config), their catch-up in bulk, and
+ * 'indexed_upto' and 'clock' in oplog_config; oplog_touches follows, see
+ * converge.c), their catch-up in bulk, and
  * the handle's cache of the log's state (this origin's head, the clock, one
  * ticket). A complete answer is always "derived rows + entries above the
  * watermark": see FORMAT.md "Derived tables". */
@@ -162,7 +163,7 @@ int opl_index_flush(oplog_db *db) {
   static const char *const sql[] = {
       "SELECT id, origin, seq, clock, aggregate_name, CASE WHEN length(metadata) <= ?2 THEN metadata END"
       " FROM oplog_entries WHERE id > ?1 ORDER BY id",
-      "INSERT INTO oplog_index (entry_id, origin, seq, aggregate_name) VALUES (?1, ?2, ?3, ?4)",
+      "INSERT INTO oplog_index (entry_id, origin, seq, aggregate_name, clock) VALUES (?1, ?2, ?3, ?4, ?5)",
       "INSERT INTO oplog_metadata (entry_id, position, key, value) VALUES (?1, ?2, ?3, ?4)",
       "INSERT INTO oplog_ticket (name, version) VALUES (?1, 1 + ?2)"
       " ON CONFLICT (name) DO UPDATE SET version = version + ?2",
@@ -187,6 +188,7 @@ int opl_index_flush(oplog_db *db) {
     sqlite3_bind_int64(ins_index, 2, sqlite3_column_int64(tail, 1));
     sqlite3_bind_int64(ins_index, 3, sqlite3_column_int64(tail, 2));
     sqlite3_bind_text(ins_index, 4, agg, (int)an, SQLITE_STATIC);
+    sqlite3_bind_int64(ins_index, 5, sqlite3_column_int64(tail, 3));
     if ((rc = step_done(db, ins_index))) break;
     if (sqlite3_column_int64(tail, 3) > clock) clock = sqlite3_column_int64(tail, 3);
     if (opl_agg_counts_add(&aggs, agg, an)) {
@@ -221,6 +223,8 @@ int opl_index_flush(oplog_db *db) {
   }
   opl_agg_counts_free(&aggs);
   for (size_t i = 0; i < sizeof st / sizeof *st; i++) sqlite3_finalize(*st[i]);
+  /* the touch index follows when it is not lagging (converge.c) */
+  if (!rc && last > ls->wm) rc = opl_touch_flush(db, ls->wm, 0);
   if (!rc) ls->wm = last;
   return rc;
 }

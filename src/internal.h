@@ -107,6 +107,9 @@ oplog_value_type opl_value_stored_type(const type_def *t, int col, const oplog_v
  * to log (if not NULL) as the operation to record. */
 struct queue;
 int opl_op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, struct queue *log);
+/* *exists: the table of c holds a row with op's key (0 when op leaves its
+ * rowid key to SQLite). */
+int opl_op_key_exists(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, int *exists);
 
 /* ---------------------------------------------------------------- queue (queue.c)
  * The encoded operations of one entry: protobuf EntryData, appended one
@@ -294,6 +297,7 @@ struct oplog_db {
   /* The log's state, cached across transactions (index.c). */
   log_state ls;
   int format;                                 /* 1: a format-1 file read as it is */
+  int level;                                  /* the schema level at open (3: sync tables, oplog_index.clock) */
   int wrote;                                  /* entries written since open */
   int wal_made;                               /* read-only, and no -wal/-shm was there at open */
   unsigned char self_id[OPLOG_ORIGIN_BYTES];  /* this file's origin */
@@ -375,14 +379,21 @@ int opl_entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const o
 /* reader.c: the streaming reader shared by oplog_entries and replay. */
 enum { ITER_OPS = 1, ITER_META = 2 }; /* decrypt and decode; load metadata */
 int opl_iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **out);
+/* Fills e from a row of ENTRY_COLUMNS (into a): metadata with ITER_META,
+ * decrypted and decoded operations with ITER_OPS. */
+int opl_entry_load(oplog_db *db, sqlite3_stmt *row, int flags, arena *a, oplog_entry *e);
 int64_t opl_iter_count(oplog_db *db, const oplog_filter *f, int *rc);
 
+/* Receives each conflict a replay in total order finds. */
+typedef int (*opl_conflict_fn)(void *ctx, int64_t entry_id, int op, const char *kind, const char *detail);
 /* replay.c: replays the selected entries into (schema, suffix) targets.
  * When the failure lies in the log itself (an entry that does not decrypt,
- * decode or apply), *bad_entry (if not NULL) is that entry's id, else 0. */
+ * decode or apply), *bad_entry (if not NULL) is that entry's id, else 0.
+ * A file holding more than one origin replays in total order, entries that
+ * cannot apply skipped whole and passed to on_conflict (may be NULL). */
 int opl_replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog_filter *f,
                int fresh, oplog_progress_fn progress, void *pctx, oplog_replay_result *out,
-               int64_t *bad_entry);
+               int64_t *bad_entry, opl_conflict_fn on_conflict, void *cctx);
 int64_t opl_iter_current_id(const oplog_iter *it); /* id of the entry last read or failed */
 int opl_target_create(oplog_db *db, const type_def *t, const char *schema, const char *suffix,
                   int fresh);
@@ -400,6 +411,20 @@ int opl_order_cmp(int64_t clock_a, const uint8_t *origin_a, int64_t seq_a, int64
  * lands behind recomputes only the rows those entries touch. *nconflicts
  * gets the number of conflicts this import added (net). */
 int opl_converge(oplog_db *db, int64_t first_id, int64_t *nconflicts);
+/* The touch index (oplog_touches, watermark 'touched_upto'): brings it up
+ * to the newest entry. strict 0 (the derived tables' flush, whose old
+ * watermark is from): only when it is not lagging (touched_upto = from)
+ * and the entries can be read, stopping quietly before an entry that does
+ * not decode; strict 1: all of it, or the error. */
+int opl_touch_flush(oplog_db *db, int64_t from, int strict);
+/* The canonical key of op's row (FORMAT.md "Touch index") appended to out:
+ * 0, or 1 when the op names no key (a create leaving out its rowid key). */
+int opl_touch_key(const type_def *t, const oplog_op *op, const int *cols, buf *out, int *nokey);
+/* Applies an entry's operations (in a savepoint) to the tables of cache c;
+ * when one cannot apply, the entry is undone whole and *op gets its 1-based
+ * index (else 0), *kind "exists", "missing" or "constraint" and *detail a
+ * sqlite3_malloc'd text naming type and key. Other failures are errors. */
+int opl_entry_apply(oplog_db *db, stmt_cache *c, const oplog_entry *e, int *op, const char **kind, char **detail);
 
 /* checkpoint.c: signed checkpoints (FORMAT.md "Checkpoint"). */
 typedef struct checkpoint_info {

@@ -15,7 +15,7 @@ struct oplog_iter {
 
 /* Fills e from a row of ENTRY_COLUMNS: metadata from the entry's own blob;
  * decrypted and decoded operations with ITER_OPS; into a. */
-static int entry_load(oplog_db *db, sqlite3_stmt *row, int flags, arena *a, oplog_entry *e) {
+int opl_entry_load(oplog_db *db, sqlite3_stmt *row, int flags, arena *a, oplog_entry *e) {
   stored_entry se;
   memset(e, 0, sizeof *e);
   int rc = opl_entry_from_row(db, row, &se);
@@ -90,7 +90,29 @@ static int filter_prepare(oplog_db *db, const oplog_filter *f, const char *what,
   if (rc) return rc;
   sqlite3_str *q = sqlite3_str_new(db->sql);
   if (count) sqlite3_str_appendall(q, "SELECT count(*) FROM (");
-  if (f->aggregate) {
+  /* Before migration 003 a file holds one origin, whose clocks grow with
+   * the ids: id order is the total order there. */
+  if (f->order_total && !count && db->level >= 3) {
+    /* Total order: the derived index in (clock, origin, seq) order up to
+     * the watermark, the entries above it sorted apart (few), merged.
+     * Ties at one clock (one per origin at most) are sorted by origin id
+     * bytes in small blocks: memory stays bounded. */
+    const char *dir = f->reverse ? " DESC" : "";
+    sqlite3_str_appendf(q,
+                        "SELECT %s, x.clock AS oplog_k1, o.id AS oplog_k2, x.seq AS oplog_k3 FROM oplog_index x"
+                        " JOIN oplog_entries e ON e.id = x.entry_id JOIN oplog_origins o ON o.no = x.origin"
+                        " WHERE x.entry_id <= " SQL_INDEXED_UPTO,
+                        what);
+    if (f->aggregate) sqlite3_str_appendall(q, " AND x.aggregate_name = ?1 AND e.aggregate_name = ?1");
+    filter_conditions(q, f, "e.id");
+    sqlite3_str_appendf(q,
+                        " UNION ALL SELECT %s, e.clock, o.id, e.seq FROM oplog_entries e JOIN oplog_origins o ON o.no = e.origin"
+                        " WHERE e.id > " SQL_INDEXED_UPTO,
+                        what);
+    if (f->aggregate) sqlite3_str_appendall(q, " AND e.aggregate_name = ?1");
+    filter_conditions(q, f, "e.id");
+    sqlite3_str_appendf(q, " ORDER BY oplog_k1%s, oplog_k2%s, oplog_k3%s%s", dir, dir, dir, f->limit ? " LIMIT ?4" : "");
+  } else if (f->aggregate) {
     /* `what` starts with e.id: this arm gives the index's entry_id instead,
      * so that it comes in order from the index (no sort) */
     sqlite3_str_appendf(q,
@@ -104,9 +126,11 @@ static int filter_prepare(oplog_db *db, const oplog_filter *f, const char *what,
   } else {
     sqlite3_str_appendf(q, "SELECT %s FROM oplog_entries e WHERE 1", what);
   }
-  filter_conditions(q, f, "e.id");
-  if (count) sqlite3_str_appendall(q, ")");
-  else sqlite3_str_appendf(q, " ORDER BY 1%s%s", f->reverse ? " DESC" : "", f->limit ? " LIMIT ?4" : "");
+  if (!(f->order_total && !count && db->level >= 3)) {
+    filter_conditions(q, f, "e.id");
+    if (count) sqlite3_str_appendall(q, ")");
+    else sqlite3_str_appendf(q, " ORDER BY 1%s%s", f->reverse ? " DESC" : "", f->limit ? " LIMIT ?4" : "");
+  }
   char *sql = sqlite3_str_finish(q);
   if (!sql) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   sqlite3_stmt *s = NULL;
@@ -187,7 +211,7 @@ int oplog_iter_next(oplog_iter *it, const oplog_entry **entry) {
     return OPLOG_OK;
   }
   if (r != SQLITE_ROW) return opl_db_sqlerr(db, r);
-  int rc = entry_load(db, it->stmt, it->flags, &it->a, &it->e);
+  int rc = opl_entry_load(db, it->stmt, it->flags, &it->a, &it->e);
   if (rc) return rc;
   *entry = &it->e;
   return OPLOG_OK;
@@ -237,7 +261,7 @@ int oplog_entry_get(oplog_db *db, int64_t id, oplog_entry **out) {
     return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   }
   memset(oe, 0, sizeof *oe);
-  int rc = entry_load(db, s, ITER_OPS | ITER_META, &oe->a, &oe->e);
+  int rc = opl_entry_load(db, s, ITER_OPS | ITER_META, &oe->a, &oe->e);
   sqlite3_finalize(s);
   if (rc) {
     opl_arena_free(&oe->a);

@@ -1,4 +1,6 @@
-/* replay.c — applying the log's operations, in id order, to target tables:
+/* replay.c — applying the log's operations, in id order (in a file holding
+ * several origins: in total order, skipping entries that cannot apply, as
+ * converge.c made the live tables), to target tables:
  * <table><suffix> in this file, or the same names in another SQLite file
  * (a replica). The same apply code as live writes; one transaction. */
 #include <string.h>
@@ -37,9 +39,21 @@ static int environmental(int rc) {
   return rc == OPLOG_NOMEM || rc == OPLOG_IO || rc == OPLOG_BUSY || rc == OPLOG_READONLY;
 }
 
+/* More than one origin: the file has imported, and its live tables are
+ * the replay in total order with the skip rule. */
+static int merged(oplog_db *db, int *yes) {
+  *yes = 0;
+  if (db->level < 3) return OPLOG_OK;
+  sqlite3_stmt *s = NULL;
+  int r = sqlite3_prepare_v2(db->sql, "SELECT EXISTS (SELECT 1 FROM oplog_origins WHERE no <> 1)", -1, &s, NULL);
+  if (r == SQLITE_OK && (r = sqlite3_step(s)) == SQLITE_ROW) *yes = sqlite3_column_int(s, 0);
+  sqlite3_finalize(s);
+  return r == SQLITE_ROW ? OPLOG_OK : opl_db_sqlerr(db, r);
+}
+
 int opl_replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog_filter *f,
                int fresh, oplog_progress_fn progress, void *pctx, oplog_replay_result *out,
-               int64_t *bad_entry) {
+               int64_t *bad_entry, opl_conflict_fn on_conflict, void *cctx) {
   int64_t ignored;
   if (!bad_entry) bad_entry = &ignored;
   *bad_entry = 0;
@@ -67,10 +81,30 @@ int opl_replay_run(oplog_db *db, const char *schema, const char *suffix, const o
   opl_stmt_cache_init(cache, schema, suffix, 0);
   cache->gen = db->catalog_gen;
   oplog_iter *it = NULL;
-  rc = opl_iter_open(db, f, ITER_OPS, &it); /* replay needs no metadata */
+  int skip = 0;
+  oplog_filter ft = *f;
+  if (!(rc = merged(db, &skip)) && skip) ft.order_total = 1;
+  if (!rc) rc = opl_iter_open(db, &ft, ITER_OPS, &it); /* replay needs no metadata */
   const oplog_entry *e = NULL;
   while (!rc && !(rc = oplog_iter_next(it, &e)) && e) {
     int op_failed = 0;
+    if (skip) {
+      /* total order: an entry that cannot apply is skipped whole */
+      int opno;
+      const char *kind;
+      char *detail;
+      rc = opl_entry_apply(db, cache, e, &opno, &kind, &detail);
+      if (rc && !environmental(rc)) *bad_entry = e->id;
+      if (!rc && opno && on_conflict && on_conflict(cctx, e->id, opno, kind, detail))
+        rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the conflict callback");
+      sqlite3_free(detail);
+      if (rc) break;
+      out->ops += e->nops;
+      out->entries++;
+      if (progress && out->entries % PROGRESS_EVERY == 0 && progress(pctx, out->entries, total))
+        rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
+      continue;
+    }
     for (size_t i = 0; i < e->nops && !rc; i++) {
       const oplog_op *op = &e->ops[i];
       const type_def *t;
@@ -145,7 +179,7 @@ int oplog_replay(oplog_db *db, const oplog_replay_opts *o, oplog_replay_result *
   rc = opl_db_begin(db, 1);
   if (!rc) {
     rc = opl_replay_run(db, schema, o->suffix ? o->suffix : "", &f, o->fresh, o->progress, o->progress_ctx, out,
-                    NULL);
+                    NULL, NULL, NULL);
     if (!rc) rc = opl_db_commit(db);
     if (rc) {
       opl_db_rollback(db);

@@ -360,6 +360,31 @@ int opl_op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op 
   return rc;
 }
 
+int opl_op_key_exists(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, int *exists) {
+  int field_of[OPLOG_MAX_COLUMNS];
+  uint64_t present = 0;
+  *exists = 0;
+  for (size_t i = 0; i < t->ncols; i++) field_of[i] = -1;
+  for (size_t i = 0; i < op->row.nfields; i++) {
+    field_of[cols[i]] = (int)i;
+    present |= 1ULL << cols[i];
+  }
+  if ((present & t->key_mask) != t->key_mask) return OPLOG_OK; /* a rowid left to SQLite: new */
+  for (size_t k = 0; k < t->nkey; k++)
+    if (op->row.fields[field_of[t->key_idx[k]]].value.type == OPLOG_NULL && t->rowid_key) return OPLOG_OK;
+  sqlite3_stmt *s = cached_stmt(db, c, t, OP_READ, t->key_mask, 0);
+  if (!s) return db->code;
+  /* bound as a read of an existing row: never the last insert's rowid */
+  for (size_t k = 0; k < t->nkey; k++)
+    bind_value(s, (int)k + 1, t, t->key_idx[k], &op->row.fields[field_of[t->key_idx[k]]].value);
+  int r = sqlite3_step(s);
+  if (r == SQLITE_ROW) *exists = 1;
+  int rc = r == SQLITE_ROW || r == SQLITE_DONE ? OPLOG_OK : opl_db_sqlerr(db, r);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return rc;
+}
+
 const char *oplog_op_name(int kind) {
   static const char *const names[] = {NULL, "create", "update", "delete", "create_items", "delete_items"};
   return kind >= 1 && kind <= 5 ? names[kind] : NULL;

@@ -109,6 +109,7 @@ static int derived_entry(verify_ctx *v, derived_walk *w, const stored_entry *e) 
     size_t an;
     const char *agg = opl_col_bytes(w->ix, 3, &an);
     if (sqlite3_column_int64(w->ix, 1) != e->origin || sqlite3_column_int64(w->ix, 2) != e->seq ||
+        (v->db->level >= 3 && sqlite3_column_int64(w->ix, 4) != e->clock) ||
         an != e->aggregate_len || memcmp(agg, e->aggregate, an) != 0)
       rc = problem(v, e->id, "index_mismatch", "oplog_index says otherwise than entry %lld", (long long)e->id);
   }
@@ -194,8 +195,10 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
   int r = sql ? sqlite3_prepare_v2(db->sql, sql, -1, &es, NULL) : SQLITE_NOMEM;
   sqlite3_free(sql);
   if (r == SQLITE_OK)
-    r = sqlite3_prepare_v2(db->sql, "SELECT entry_id, origin, seq, aggregate_name FROM oplog_index ORDER BY entry_id", -1,
-                           &w.ix, NULL);
+    r = sqlite3_prepare_v2(db->sql,
+                           db->level >= 3 ? "SELECT entry_id, origin, seq, aggregate_name, clock FROM oplog_index ORDER BY entry_id"
+                                          : "SELECT entry_id, origin, seq, aggregate_name FROM oplog_index ORDER BY entry_id",
+                           -1, &w.ix, NULL);
   if (r == SQLITE_OK)
     r = sqlite3_prepare_v2(db->sql, "SELECT entry_id, position, key, value FROM oplog_metadata ORDER BY entry_id, position",
                            -1, &w.md, NULL);
@@ -386,6 +389,54 @@ static int each_temp(oplog_db *db, const char *verb) {
   return rc;
 }
 
+/* The conflicts a replay in total order finds, kept to compare with
+ * oplog_conflicts. */
+static int found_conflict(void *ctx, int64_t entry_id, int op, const char *kind, const char *detail) {
+  verify_ctx *v = ctx;
+  sqlite3_stmt *s = NULL;
+  int r = sqlite3_prepare_v2(v->db->sql, "INSERT INTO temp.oplog_verify_conflicts VALUES (?1, ?2, ?3, ?4)", -1, &s, NULL);
+  if (r == SQLITE_OK) {
+    sqlite3_bind_int64(s, 1, entry_id);
+    sqlite3_bind_int(s, 2, op);
+    sqlite3_bind_text(s, 3, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, detail, -1, SQLITE_STATIC);
+    r = sqlite3_step(s);
+  }
+  sqlite3_finalize(s);
+  return r != SQLITE_DONE;
+}
+
+/* Conflicts recorded and found must be the same entries, operations and
+ * kinds (a detail names the table the replay wrote, so it is not compared). */
+static int compare_conflicts(verify_ctx *v) {
+  oplog_db *db = v->db;
+  sqlite3_stmt *s = NULL;
+  int r = sqlite3_prepare_v2(
+      db->sql,
+      "SELECT 0, entry_id, op, kind FROM (SELECT entry_id, op, kind FROM main.oplog_conflicts EXCEPT"
+      " SELECT entry_id, op, kind FROM temp.oplog_verify_conflicts)"
+      " UNION ALL SELECT 1, entry_id, op, kind FROM (SELECT entry_id, op, kind FROM temp.oplog_verify_conflicts EXCEPT"
+      " SELECT entry_id, op, kind FROM main.oplog_conflicts) ORDER BY 2, 1",
+      -1, &s, NULL);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
+  int rc = OPLOG_OK;
+  while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(s, 1);
+    int op = sqlite3_column_int(s, 2);
+    const char *kind = (const char *)sqlite3_column_text(s, 3);
+    rc = sqlite3_column_int(s, 0) == 0
+             ? problem(v, id, "conflict_mismatch",
+                       "entry %lld: oplog_conflicts records a conflict (operation %d, %s) the replay in total order does not find",
+                       (long long)id, op, kind ? kind : "?")
+             : problem(v, id, "conflict_mismatch",
+                       "entry %lld: the replay in total order skips it (operation %d, %s), oplog_conflicts does not record it",
+                       (long long)id, op, kind ? kind : "?");
+  }
+  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
+  sqlite3_finalize(s);
+  return rc;
+}
+
 static int verify_replay(verify_ctx *v) {
   oplog_db *db = v->db;
   oplog_filter all = {0};
@@ -408,14 +459,21 @@ static int verify_replay(verify_ctx *v) {
       sqlite3_free(sql);
     }
   }
-  if (!rc) rc = opl_replay_run(db, "temp", VERIFY_SUFFIX, &all, 0, replay_progress, v, &res, &bad);
+  int sync = db->level >= 3;
+  if (!rc && sync)
+    rc = opl_db_exec(db, "DROP TABLE IF EXISTS temp.oplog_verify_conflicts; CREATE TEMP TABLE oplog_verify_conflicts"
+                         " (entry_id INTEGER PRIMARY KEY, op INTEGER, kind TEXT, detail TEXT)");
+  if (!rc) rc = opl_replay_run(db, "temp", VERIFY_SUFFIX, &all, 0, replay_progress, v, &res, &bad, sync ? found_conflict : NULL, v);
   if (rc && bad) {
     /* a log that cannot be replayed is a finding, not a failure to check */
     rc = problem(v, bad, rc == OPLOG_DECRYPT_FAILED ? "decrypt_failed" : "live_mismatch",
                  "the log does not replay: %s", oplog_errmsg(db));
   } else if (!rc) {
     for (size_t i = 0; i < db->ntypes && !rc; i++) rc = compare_type(v, db->types[i]);
+    if (!rc && sync) rc = compare_conflicts(v);
   }
+  if (sync && opl_db_exec(db, "DROP TABLE IF EXISTS temp.oplog_verify_conflicts") && !sqlite3_get_autocommit(db->sql))
+    opl_db_exec(db, "DELETE FROM temp.oplog_verify_conflicts");
   /* Temporary tables outlive COMMIT: drop them. If DROP is refused while
    * the caller has a statement running, empty them instead; a failure
    * that ended SQLite's transaction is an error. */

@@ -233,7 +233,7 @@ static void detects_forged_derived(void) {
       {"UPDATE oplog_index SET aggregate_name = 'groups' WHERE entry_id = 2", "index_mismatch:2"},
       {"UPDATE oplog_index SET seq = 7 WHERE entry_id = 2", "index_mismatch:2"},
       {"DELETE FROM oplog_index WHERE entry_id = 5", "index_mismatch:5"},
-      {"INSERT INTO oplog_index VALUES (6, 1, 6, 'users')", "index_mismatch:6"},
+      {"INSERT INTO oplog_index VALUES (6, 1, 6, 6, 'users')", "index_mismatch:6"},
       {"UPDATE oplog_config SET value = 9 WHERE name = 'clock'", "index_mismatch:0"},
   };
   for (size_t i = 0; i < sizeof attacks / sizeof *attacks; i++) {

@@ -19,7 +19,7 @@ static void open_creates_wal_schema(void) {
   oplog_db *db = open_plain("a.db");
   CHECK(db);
   oplog_close(db);
-  CHECK(count_rows(tpath("a.db"), "PRAGMA user_version") == 2);
+  CHECK(count_rows(tpath("a.db"), "PRAGMA user_version") == 3);
   CHECK(count_rows(tpath("a.db"), "SELECT value FROM oplog_config WHERE name = 'format'") == 2);
   char *p = tpath("a.db");
   sqlite3 *s;

@@ -609,9 +609,11 @@ def read(path, root=None, passphrase=None, complete=False, given=()):
 
 def _read(db, rep, root, passphrase, complete, given):
     level = db.execute("PRAGMA user_version").fetchone()[0]
-    rep.level = level
-    if level not in (1, 2):
+    if level not in (1, 2, 3):
         raise Bad("user_version %d: not an oplog file of format 1 or 2" % level)
+    if level == 3:
+        level = 2  # schema level 3 is format 2 with the sync tables (FORMAT.md section 1)
+    rep.level = level
     config = {n.decode(): v for n, v in db.execute("SELECT name, value FROM oplog_config")}
     if config.get("format") != level:
         rep.bad("oplog_config format is %r, user_version %d" % (config.get("format"), level))

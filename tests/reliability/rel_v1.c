@@ -472,7 +472,7 @@ int rel_v1_format(const char *path, int64_t extra, char *msg, size_t msglen) {
     msgf(msg, msglen, "still format 1, but %" PRId64 " entries were written after the migration", extra);
   } else if (ok && uv == 1) {
     if (check_format1(s, msg, msglen)) fmt = 1;
-  } else if (ok && uv == 2) {
+  } else if (ok && uv == 3) {
     if (check_format2(s, extra, msg, msglen)) fmt = 2;
   } else if (ok) {
     msgf(msg, msglen, "user_version %" PRId64, uv);

@@ -21,7 +21,7 @@ describe("a failed write_entry", function()
     db:close()
     -- A forged derived row at (origin 1, seq 256) makes the catch-up that
     -- runs inside the 256th entry's write fail after its row was inserted.
-    sqlite(path, "INSERT INTO oplog_index (entry_id, origin, seq, aggregate_name) VALUES (1000000, 1, 256, 'users')")
+    sqlite(path, "INSERT INTO oplog_index (entry_id, origin, seq, clock, aggregate_name) VALUES (1000000, 1, 256, 256, 'users')")
     db = oplog.open(path, { encryption = false })
     db:begin()
     local v = db:ticket("users").version

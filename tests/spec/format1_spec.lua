@@ -204,7 +204,7 @@ for _, name in ipairs { "v1-encrypted.db", "v1-plain.db" } do
       db:close()
 
       -- stored as format-1 entries of the new origin, bytes and hashes as they were
-      assert.equal("2", user_version(path))
+      assert.equal("3", user_version(path))
       assert.same({ { "2" } }, query(path, "SELECT value FROM oplog_config WHERE name = 'format'"))
       local stored = query(path, "SELECT id, seq, clock, aggregate_name, created, key_id, lower(hex(hash)), "
         .. "lower(hex(prev_hash)), length(data), format, (SELECT lower(hex(id)) FROM oplog_origins o "
@@ -271,7 +271,7 @@ describe("a format-1 file the library cannot take", function()
   it("from a newer schema is refused with schema_too_new, the file untouched", function()
     for _, name in ipairs { "v1-encrypted.db", "v1-plain.db" } do
       local path = copy(name)
-      query(path, "PRAGMA user_version = 3")
+      query(path, "PRAGMA user_version = 4")
       local before = S.read(path)
       local o = EXPECTED.files[name].config.encryption == "key" and { key_file = KEY() }
         or { encryption = false }

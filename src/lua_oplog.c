@@ -1585,6 +1585,379 @@ static int db_origin(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------------ sync */
+
+static int fill_head(lua_State *L) {
+  const oplog_head_info *h = lua_touserdata(L, 2);
+  lua_createtable(L, 0, 4);
+  push_hex(L, h->origin, OPLOG_ORIGIN_BYTES);
+  lua_setfield(L, -2, "origin");
+  lua_pushinteger(L, (lua_Integer)h->seq);
+  lua_setfield(L, -2, "seq");
+  push_hex(L, h->hash, OPLOG_HASH_BYTES);
+  lua_setfield(L, -2, "hash");
+  lua_pushinteger(L, (lua_Integer)h->clock);
+  lua_setfield(L, -2, "clock");
+  lua_rawseti(L, 1, (lua_Integer)lua_rawlen(L, 1) + 1);
+  return 0;
+}
+
+static int cb_head(void *ctx, const oplog_head_info *h) { return cb_run(ctx, fill_head, h, NULL, 0, 0); }
+
+static int walk_heads(oplog_db *db, cbctx *c) { return oplog_heads(db, cb_head, c); }
+
+/* db:heads() -> list of { origin, seq, hash, clock }, ordered by origin id. */
+static int db_heads(lua_State *L) { return collect(L, walk_heads, NULL); }
+
+/* Pushes a string the core allocated and frees it. */
+static int push_owned(lua_State *L, char *s) {
+  lua_pushstring(L, s);
+  oplog_free(s);
+  return 1;
+}
+
+static int db_cursor(lua_State *L) {
+  ldb *d = check_db(L);
+  char *s = NULL;
+  int rc = oplog_cursor(d->db, &s);
+  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  return push_owned(L, s);
+}
+
+static int db_checkpoint(lua_State *L) {
+  ldb *d = check_db(L);
+  char *s = NULL;
+  int rc = oplog_checkpoint(d->db, &s);
+  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  return push_owned(L, s);
+}
+
+/* Where a stream goes to or comes from: a path the binding opened, or an
+ * open Lua file (liolib's luaL_Stream). */
+typedef struct lstream {
+  FILE *f;        /* a Lua file, or NULL */
+  int fd;         /* a path's descriptor, or -1 */
+  int err;        /* errno of the first failed read or write */
+  int made;       /* a regular file this export created or truncated */
+  const char *name;
+} lstream;
+
+static int stream_write(void *ctx, const void *p, size_t n) {
+  lstream *s = ctx;
+  const char *c = p;
+  if (s->f) {
+    if (fwrite(p, 1, n, s->f) == n) return 0;
+    s->err = errno ? errno : EIO;
+    return 1;
+  }
+  while (n > 0) {
+    ssize_t w = write(s->fd, c, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      s->err = w < 0 ? errno : EIO;
+      return 1;
+    }
+    c += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int stream_read(void *ctx, void *p, size_t n, size_t *got) {
+  lstream *s = ctx;
+  *got = 0;
+  if (s->f) {
+    size_t r = fread(p, 1, n, s->f);
+    if (r < n && ferror(s->f)) {
+      s->err = errno ? errno : EIO;
+      return 1;
+    }
+    *got = r;
+    return 0;
+  }
+  for (;;) {
+    ssize_t r = read(s->fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      s->err = errno;
+      return 1;
+    }
+    *got = (size_t)r;
+    return 0;
+  }
+}
+
+/* The stream argument at arg: a path (opened for writing when `out`,
+ * created or truncated with mode 0600 as the library's other files) or an
+ * open Lua file. Raises before anything is opened; after a successful
+ * return nothing may raise until stream_close. */
+static void stream_open(lua_State *L, int arg, int out, lstream *s) {
+  memset(s, 0, sizeof *s);
+  s->fd = -1;
+  if (lua_type(L, arg) == LUA_TSTRING) {
+    size_t n;
+    s->name = lua_tolstring(L, arg, &n);
+    if (strlen(s->name) != n) arg_error(L, arg, "the path contains a NUL byte");
+    if (out) {
+      struct stat st;
+      s->fd = open(s->name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      s->made = s->fd >= 0 && fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode);
+    } else {
+      s->fd = open(s->name, O_RDONLY | O_CLOEXEC);
+    }
+    if (s->fd < 0)
+      raise_error(L, errno == ENOENT && !out ? OPLOG_NOT_FOUND : OPLOG_IO, "cannot open %s: %s", s->name,
+                  strerror(errno));
+    return;
+  }
+  {
+    luaL_Stream *ls = luaL_testudata(L, arg, LUA_FILEHANDLE);
+    if (!ls) arg_error(L, arg, "path or open file expected, got %s", luaL_typename(L, arg));
+    if (!ls->closef) arg_error(L, arg, "attempt to use a closed file");
+    s->f = ls->f;
+    s->name = out ? "the output file" : "the input file";
+  }
+}
+
+/* Flushes (an export), closes what stream_open opened; a failure sets
+ * s->err. A failed export removes the regular file it made: no half
+ * stream is left behind under the name. */
+static void stream_close(lstream *s, int out, int ok) {
+  if (s->f) {
+    if (out && fflush(s->f) != 0 && !s->err) s->err = errno ? errno : EIO;
+    return;
+  }
+  if (s->fd < 0) return;
+  if (out && ok && !s->err && s->made && fsync(s->fd) != 0) s->err = errno;
+  if (close(s->fd) != 0 && out && !s->err) s->err = errno;
+  s->fd = -1;
+  if (out && s->made && (!ok || s->err)) unlink(s->name);
+}
+
+/* After the core returned: the error of a failed read or write says which
+ * file and why; else the core's. */
+static int raise_stream(lua_State *L, ldb *d, lstream *s, int rc) {
+  if (s->err) return raise_error(L, OPLOG_IO, "%s: %s", s->name, strerror(s->err));
+  return raise_db(L, d->db, rc);
+}
+
+static const char *const EXPORT_OPTS[] = {"to", "since", "progress", NULL};
+
+/* db:export(dest, opts) -> { entries, bytes } */
+static int db_export(lua_State *L) {
+  ldb *d = check_db(L);
+  oplog_export_opts o;
+  oplog_export_result r;
+  cbctx c = {L, 0, 0, 0, NULL};
+  lstream s;
+  int rc;
+  memset(&o, 0, sizeof o);
+  memset(&r, 0, sizeof r);
+  lua_settop(L, 3);
+  if (lua_isnoneornil(L, 2)) arg_error(L, 2, "path or open file expected, got no value");
+  if (opt_table(L, 3, EXPORT_OPTS)) {
+    size_t n;
+    o.to = field_string(L, 3, "to", &n);
+    if (o.to && strlen(o.to) != n) arg_error(L, 3, "field 'to': contains a NUL byte");
+    o.since = field_string(L, 3, "since", &n);
+    if (o.since && strlen(o.since) != n) arg_error(L, 3, "field 'since': contains a NUL byte");
+    c.progress = get_progress(L, 3);
+  }
+  luaL_checkstack(L, 10, NULL);
+  if (c.progress) {
+    o.progress = cb_progress;
+    o.progress_ctx = &c;
+  }
+  stream_open(L, 2, 1, &s);
+  d->busy = 1;
+  rc = oplog_export(d->db, &o, stream_write, &s, &r);
+  d->busy = 0;
+  stream_close(&s, 1, rc == OPLOG_OK && !c.failed);
+  if (c.failed) return lua_error(L);
+  if (rc != OPLOG_OK || s.err) return raise_stream(L, d, &s, rc);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, (lua_Integer)r.entries);
+  lua_setfield(L, -2, "entries");
+  lua_pushinteger(L, (lua_Integer)r.bytes);
+  lua_setfield(L, -2, "bytes");
+  return 1;
+}
+
+static int push_import_result(lua_State *L, const oplog_import_result *r) {
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)r->entries);
+  lua_setfield(L, -2, "entries");
+  lua_pushinteger(L, (lua_Integer)r->skipped);
+  lua_setfield(L, -2, "skipped");
+  lua_pushinteger(L, (lua_Integer)r->conflicts);
+  lua_setfield(L, -2, "conflicts");
+  return 1;
+}
+
+static const char *const IMPORT_OPTS[] = {"progress", NULL};
+
+/* db:import(src, opts) -> { entries, skipped, conflicts } */
+static int db_import(lua_State *L) {
+  ldb *d = check_db(L);
+  oplog_import_opts o;
+  oplog_import_result r;
+  cbctx c = {L, 0, 0, 0, NULL};
+  lstream s;
+  int rc;
+  memset(&o, 0, sizeof o);
+  memset(&r, 0, sizeof r);
+  lua_settop(L, 3);
+  if (lua_isnoneornil(L, 2)) arg_error(L, 2, "path or open file expected, got no value");
+  if (opt_table(L, 3, IMPORT_OPTS)) c.progress = get_progress(L, 3);
+  luaL_checkstack(L, 10, NULL);
+  if (c.progress) {
+    o.progress = cb_progress;
+    o.progress_ctx = &c;
+  }
+  stream_open(L, 2, 0, &s);
+  d->busy = 1;
+  rc = oplog_import(d->db, &o, stream_read, &s, &r);
+  d->busy = 0;
+  stream_close(&s, 0, rc == OPLOG_OK);
+  if (c.failed) return lua_error(L);
+  if (rc != OPLOG_OK) return raise_stream(L, d, &s, rc);
+  return push_import_result(L, &r);
+}
+
+static const char *const JOIN_OPTS[] = {"key_file", "key", "passphrase", "passphrase_fd", "kdf", "kdf_limit",
+                                        "encryption", "progress", NULL};
+
+/* db:join(other_path, opts) -> as import; opts: the other file's key
+ * choice as in oplog.open, and progress. */
+static int db_join(lua_State *L) {
+  ldb *d = check_db(L);
+  const char *other = check_string(L, 2, NULL);
+  oplog_open_opts oo;
+  oplog_import_opts o;
+  oplog_import_result r;
+  cbctx c = {L, 0, 0, 0, NULL};
+  int rc;
+  memset(&oo, 0, sizeof oo);
+  memset(&o, 0, sizeof o);
+  memset(&r, 0, sizeof r);
+  lua_settop(L, 3);
+  if (opt_table(L, 3, JOIN_OPTS)) {
+    parse_key_source(L, 3, &oo.key);
+    c.progress = get_progress(L, 3);
+  }
+  oo.readonly = 1;
+  oo.no_create = 1;
+  luaL_checkstack(L, 10, NULL);
+  if (c.progress) {
+    o.progress = cb_progress;
+    o.progress_ctx = &c;
+  }
+  d->busy = 1;
+  rc = oplog_join(d->db, other, &oo, &o, &r);
+  d->busy = 0;
+  if (c.failed) return lua_error(L);
+  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  return push_import_result(L, &r);
+}
+
+/* db:conflicts(filter) -> iterator over { entry_id, op, kind, detail } in
+ * entry id order. It reads a page at a time (since = the last entry id
+ * seen), so memory does not grow with the number of conflicts. */
+#define CONFLICT_PAGE 64
+
+static int fill_conflict(lua_State *L) {
+  const oplog_conflict *c = lua_touserdata(L, 2);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)c->entry_id);
+  lua_setfield(L, -2, "entry_id");
+  lua_pushinteger(L, (lua_Integer)c->op);
+  lua_setfield(L, -2, "op");
+  lua_pushstring(L, c->kind ? c->kind : "");
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, c->detail ? c->detail : "");
+  lua_setfield(L, -2, "detail");
+  lua_rawseti(L, 1, (lua_Integer)lua_rawlen(L, 1) + 1);
+  return 0;
+}
+
+static int cb_conflict(void *ctx, const oplog_conflict *c) { return cb_run(ctx, fill_conflict, c, NULL, 0, 0); }
+
+/* Upvalues: 1 the db, 2 the page, 3 the next index in it, 4 the last
+ * entry id read, 5 how many more may be read (-1: no limit), 6 done. */
+static int conflicts_next(lua_State *L) {
+  lua_Integer i = lua_tointeger(L, lua_upvalueindex(3)), left;
+  ldb *d;
+  oplog_filter f;
+  cbctx c = {L, 0, 0, 0, NULL};
+  int rc;
+  lua_settop(L, 0);
+  if (lua_rawgeti(L, lua_upvalueindex(2), i) != LUA_TNIL) {
+    lua_pushinteger(L, i + 1);
+    lua_replace(L, lua_upvalueindex(3));
+    return 1;
+  }
+  left = lua_tointeger(L, lua_upvalueindex(5));
+  if (lua_toboolean(L, lua_upvalueindex(6)) || left == 0) return 0;
+  d = lua_touserdata(L, lua_upvalueindex(1));
+  if (!d->db) return raise_error(L, OPLOG_CLOSED, "attempt to use a closed oplog.db");
+  if (d->busy)
+    return raise_error(L, OPLOG_INVALID_ARGUMENT,
+                       "oplog.db is busy: a progress function may not use the handle it reports on");
+  memset(&f, 0, sizeof f);
+  f.since = (int64_t)lua_tointeger(L, lua_upvalueindex(4));
+  f.limit = left < 0 || left > CONFLICT_PAGE ? CONFLICT_PAGE : (int64_t)left;
+  luaL_checkstack(L, 10, NULL);
+  lua_settop(L, 0);
+  lua_newtable(L);
+  c.target = 1;
+  rc = oplog_conflicts(d->db, &f, cb_conflict, &c);
+  if (c.failed) return lua_error(L);
+  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  {
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    if (n < f.limit) {
+      lua_pushboolean(L, 1);
+      lua_replace(L, lua_upvalueindex(6));
+    }
+    if (left > 0) {
+      lua_pushinteger(L, left - n);
+      lua_replace(L, lua_upvalueindex(5));
+    }
+    if (n == 0) return 0;
+    lua_rawgeti(L, 1, n);
+    lua_getfield(L, -1, "entry_id");
+    lua_replace(L, lua_upvalueindex(4));
+    lua_pop(L, 1);
+    lua_pushvalue(L, 1);
+    lua_replace(L, lua_upvalueindex(2));
+    lua_pushinteger(L, 2);
+    lua_replace(L, lua_upvalueindex(3));
+    lua_rawgeti(L, 1, 1);
+    return 1;
+  }
+}
+
+static const char *const CONFLICT_OPTS[] = {"since", "limit", NULL};
+
+static int db_conflicts(lua_State *L) {
+  lua_Integer since = 0, limit = 0;
+  check_db(L);
+  lua_settop(L, 2);
+  if (opt_table(L, 2, CONFLICT_OPTS)) {
+    since = field_integer(L, 2, "since", 0, NULL);
+    limit = field_integer(L, 2, "limit", 0, NULL);
+    if (since < 0 || limit < 0) arg_error(L, 2, "since and limit must not be negative");
+  }
+  lua_pushvalue(L, 1);
+  lua_newtable(L);
+  lua_pushinteger(L, 1);
+  lua_pushinteger(L, since);
+  lua_pushinteger(L, limit ? limit : -1);
+  lua_pushboolean(L, 0);
+  lua_pushcclosure(L, conflicts_next, 6);
+  return 1;
+}
+
 /* ------------------------------------------------------------------ stats, keys */
 
 static int fill_aggregate(lua_State *L) {
@@ -1681,6 +2054,13 @@ static const luaL_Reg db_methods[] = {
     {"verify", db_verify},
     {"head", db_head},
     {"origin", db_origin},
+    {"heads", db_heads},
+    {"cursor", db_cursor},
+    {"export", db_export},
+    {"import", db_import},
+    {"join", db_join},
+    {"checkpoint", db_checkpoint},
+    {"conflicts", db_conflicts},
     {"stats", db_stats},
     {"keys", db_keys},
     {"rotate_key", db_rotate_key},

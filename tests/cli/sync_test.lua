@@ -15,7 +15,8 @@ end
 local WRITE = [[
 local path, key, first, last, prefix = ...
 local db <close> = oplog.open(path, { key_file = key })
-db:define("user", { columns = { { "id", "INTEGER PRIMARY KEY" }, { "name", "TEXT" } }, aggregate = "users" })
+db:define("user", { table = "users", aggregate = "users",
+  columns = { { "id", "INTEGER PRIMARY KEY" }, { "name", "TEXT" } } })
 for i = tonumber(first), tonumber(last) do
   db:transaction("users", function(tx) tx:create("user", { id = i, name = prefix .. i }) end)
 end

@@ -2,7 +2,7 @@
 # a lua5.4 script using tests/cli/helper.lua; it runs the binary named by
 # OPLOG_BIN and prints "N passed, N failed".
 set(OPLOG_CLI_TESTS basics keygen_init run dump verify replay stats_head keys
-  standalone progress modules security readme)
+  standalone progress modules security readme sync)
 foreach(t ${OPLOG_CLI_TESTS})
   add_test(NAME cli.${t}
     COMMAND ${LUA_INTERP} ${PROJECT_SOURCE_DIR}/tests/cli/${t}_test.lua)

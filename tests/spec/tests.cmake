@@ -9,7 +9,7 @@ if(OPLOG_SANITIZE)
 endif()
 set(OPLOG_SPECS
   module open define transaction lowlevel read replay_verify keys testing
-  format2 format1 errors security failures)
+  format2 format1 errors security failures sync)
 foreach(spec ${OPLOG_SPECS})
   add_test(NAME lua.${spec}
     COMMAND ${LUA_INTERP} ${BUSTED} -o plainTerminal

@@ -1115,8 +1115,19 @@ function commands.join(args)
   local db <close> = open_db(path, key_choice("join", o, true), "write")
   local bar = progress.new("join")
   other_key.progress = bar:callback()
-  local r = db:join(other, other_key)
+  local ok, r = pcall(db.join, db, other, other_key)
   bar:finish()
+  if not ok then
+    -- OTHER's key is missing: say which options give it (the library's
+    -- message names OTHER's path first)
+    if oplog.is_error(r) and r.code == "key_required" and tostring(r.message):find(other, 1, true) == 1 then
+      local e = setmetatable({ code = r.code, message = r.message .. " (give OTHER's key: --other-key-file PATH, "
+        .. "--other-passphrase-env VAR or --other-passphrase-fd N)" }, Error)
+      e.hinted = true
+      error(e, 0)
+    end
+    error(r, 0)
+  end
   import_report(o, r, other)
   return 0
 end
@@ -1233,9 +1244,7 @@ function cli.main(argv)
   local text = describe(status)
   if type(status) == "table" and status.code == "key_required" and commands[argv[1]] then
     -- Say how to give the key, which the library cannot know.
-    if argv[1] == "join" and tostring(status.message):find("other", 1, true) then
-      text = text .. " (give OTHER's key: --other-key-file PATH, --other-passphrase-env VAR or --other-passphrase-fd N)"
-    else
+    if not status.hinted then
       text = text .. " (give --key-file PATH, --passphrase-env VAR or --passphrase-fd N, or set OPLOG_KEY_FILE)"
     end
   elseif type(status) == "table" and status.code == "target_not_empty" then

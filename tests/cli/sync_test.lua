@@ -148,7 +148,9 @@ H.test("join both ways with --other-key-file, conflicts listed alike", function(
   r = H.oplog("conflicts", a)
   H.has(H.ok(r), "^entry %d+ op 1 exists: ", "text", r)
   -- no key for OTHER: an encrypted OTHER cannot be read
-  H.status(H.oplog("join", a, b, "--key-file", akey), 2, "key_required")
+  r = H.oplog("join", a, b, "--key-file", akey)
+  H.status(r, 2, "key_required")
+  H.has(r.err, "give OTHER's key: %-%-other%-key%-file", "the hint names OTHER's options", r)
   for _, db in ipairs { a, b } do
     H.ok(H.oplog("verify", db, "--key-file", db == a and akey or bkey, "--replay"))
   end

@@ -40,6 +40,7 @@ rel_executable(rel_concurrency ${REL_DIR}/rel_concurrency.c)
 rel_fuzz_executable(rel_fuzz_entry ${REL_DIR}/rel_fuzz_entry.c)
 rel_fuzz_executable(rel_fuzz_rows ${REL_DIR}/rel_fuzz_rows.c)
 rel_fuzz_executable(rel_fuzz_keys ${REL_DIR}/rel_fuzz_keys.c)
+rel_fuzz_executable(rel_fuzz_stream ${REL_DIR}/rel_fuzz_stream.c)
 rel_fuzz_executable(rel_fuzz_lua ${REL_DIR}/rel_fuzz_lua.c)
 target_sources(rel_fuzz_lua PRIVATE ${CMAKE_SOURCE_DIR}/src/lua_oplog.c)
 target_link_libraries(rel_fuzz_lua PRIVATE PkgConfig::LUA)
@@ -61,10 +62,11 @@ add_test(NAME rel.concurrency COMMAND rel_concurrency)
 add_test(NAME rel.fuzz_entry COMMAND rel_fuzz_entry)
 add_test(NAME rel.fuzz_rows COMMAND rel_fuzz_rows)
 add_test(NAME rel.fuzz_keys COMMAND rel_fuzz_keys)
+add_test(NAME rel.fuzz_stream COMMAND rel_fuzz_stream)
 add_test(NAME rel.fuzz_lua_c COMMAND rel_fuzz_lua)
 add_test(NAME rel.fuzz_lua COMMAND ${LUA_INTERP} ${REL_DIR}/lua_api_fuzz.lua)
 set_tests_properties(rel.powercut rel.crashsim rel.iofault rel.diskfull rel.oom rel.concurrency
-  rel.fuzz_entry rel.fuzz_rows rel.fuzz_keys rel.fuzz_lua_c
+  rel.fuzz_entry rel.fuzz_rows rel.fuzz_keys rel.fuzz_stream rel.fuzz_lua_c
   PROPERTIES ENVIRONMENT "${REL_ENV}" TIMEOUT 300 LABELS reliability)
 set_tests_properties(rel.fuzz_lua PROPERTIES ENVIRONMENT "${REL_LUA_ENV}" TIMEOUT 300
   LABELS reliability)
@@ -90,12 +92,13 @@ endif()
 set_property(TEST rel.fuzz_entry APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=20000")
 set_property(TEST rel.fuzz_rows APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=20000")
 set_property(TEST rel.fuzz_keys APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=2000")
+set_property(TEST rel.fuzz_stream APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=2000")
 set_property(TEST rel.fuzz_lua_c APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=2000")
 set_property(TEST rel.fuzz_lua APPEND PROPERTY ENVIRONMENT "REL_FUZZ_RUNS=3000")
 
 # Real libFuzzer targets (clang only): cmake -DOPLOG_FUZZ=ON with CC=clang.
 if(OPLOG_FUZZ)
-  foreach(t entry rows keys lua)
+  foreach(t entry rows keys stream lua)
     add_executable(fuzz_${t} ${REL_DIR}/rel_fuzz_${t}.c $<TARGET_OBJECTS:oplog_objects>)
     target_include_directories(fuzz_${t} PRIVATE ${REL_DIR} ${CMAKE_SOURCE_DIR}/src
       ${CMAKE_BINARY_DIR}/gen)

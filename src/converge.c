@@ -310,6 +310,26 @@ int opl_touch_flush(oplog_db *db, int64_t from, int strict) {
 
 /* ---------------------------------------------------------------- applying an entry */
 
+/* Loads entry id (decrypted, decoded, into a) through *st, prepared on the
+ * first call; the statement is reset before returning, so that nothing
+ * reads while entries apply: a ROLLBACK TO in a transaction that changed
+ * the schema (temp tables, new types) aborts every open statement. */
+int opl_entry_by_id(oplog_db *db, sqlite3_stmt **st, int64_t id, arena *a, oplog_entry *e) {
+  if (!*st) {
+    char *sql = sqlite3_mprintf("SELECT %s FROM oplog_entries WHERE id = ?1", db->entry_cols);
+    int r = sql ? sqlite3_prepare_v2(db->sql, sql, -1, st, NULL) : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
+  }
+  sqlite3_bind_int64(*st, 1, id);
+  int r = sqlite3_step(*st), rc;
+  if (r == SQLITE_ROW) rc = opl_entry_load(db, *st, ITER_OPS, a, e);
+  else if (r == SQLITE_DONE) rc = opl_db_error(db, OPLOG_NOT_FOUND, "no entry %lld", (long long)id);
+  else rc = opl_db_sqlerr(db, r);
+  sqlite3_reset(*st);
+  return rc;
+}
+
 int opl_entry_apply(oplog_db *db, stmt_cache *c, const oplog_entry *e, int *opno, const char **kind, char **detail) {
   *opno = 0;
   *kind = NULL;
@@ -598,7 +618,7 @@ int opl_converge(oplog_db *db, int64_t first_id, int64_t *nconflicts) {
   v->shadow = sqlite3_malloc64(sizeof *v->shadow);
   v->nmade = db->ntypes;
   v->made = sqlite3_malloc64(v->nmade + 1);
-  sqlite3_stmt *s = NULL, *ins = NULL;
+  sqlite3_stmt *s = NULL, *ins = NULL, *load = NULL;
   if (!v->live || !v->shadow || !v->made) {
     rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
     goto done;
@@ -654,15 +674,24 @@ int opl_converge(oplog_db *db, int64_t first_id, int64_t *nconflicts) {
         (rc = reset_rows(v, &removed)))
       goto done;
   }
-  /* every entry from m on, in total order, with the skip rule */
-  if ((rc = prepare(db, &s, "SELECT %s FROM temp.oplog_cv_after a JOIN oplog_entries e ON e.id = a.entry_id ORDER BY a.pos",
-                    db->entry_cols_e)) ||
+  /* every entry from m on, in total order, with the skip rule; one at a
+   * time by position, no statement open while it applies */
+  if ((rc = prepare(db, &s, "SELECT entry_id FROM temp.oplog_cv_after WHERE pos = ?1")) ||
       (rc = prepare(db, &ins, "INSERT INTO oplog_conflicts (entry_id, op, kind, detail) VALUES (?1, ?2, ?3, ?4)")))
     goto done;
-  while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
+  for (int64_t pos = 1; !rc; pos++) {
+    sqlite3_bind_int64(s, 1, pos);
+    r = sqlite3_step(s);
+    int64_t id = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (r == SQLITE_DONE) break;
+    if (r != SQLITE_ROW) {
+      rc = opl_db_sqlerr(db, r);
+      break;
+    }
     oplog_entry e;
     opl_arena_reset(&v->a);
-    if ((rc = opl_entry_load(db, s, ITER_OPS, &v->a, &e))) break;
+    if ((rc = opl_entry_by_id(db, &load, id, &v->a, &e))) break;
     int opno;
     const char *kind;
     char *detail;
@@ -675,8 +704,8 @@ int opl_converge(oplog_db *db, int64_t first_id, int64_t *nconflicts) {
     sqlite3_free(detail);
     added++;
   }
-  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
 done:
+  sqlite3_finalize(load);
   sqlite3_finalize(s);
   sqlite3_finalize(ins);
   if (v) {

@@ -384,6 +384,9 @@ int opl_iter_open(oplog_db *db, const oplog_filter *f, int flags, oplog_iter **o
 int opl_entry_load(oplog_db *db, sqlite3_stmt *row, int flags, arena *a, oplog_entry *e);
 int64_t opl_iter_count(oplog_db *db, const oplog_filter *f, int *rc);
 
+/* Loads entry id with its operations (into a) through *st, a statement
+ * prepared on the first call and reset before returning (converge.c). */
+int opl_entry_by_id(oplog_db *db, sqlite3_stmt **st, int64_t id, arena *a, oplog_entry *e);
 /* Receives each conflict a replay in total order finds. */
 typedef int (*opl_conflict_fn)(void *ctx, int64_t entry_id, int op, const char *kind, const char *detail);
 /* replay.c: replays the selected entries into (schema, suffix) targets.

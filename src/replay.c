@@ -51,6 +51,74 @@ static int merged(oplog_db *db, int *yes) {
   return r == SQLITE_ROW ? OPLOG_OK : opl_db_sqlerr(db, r);
 }
 
+/* A merged file: the entries in total order, each skipped whole when it
+ * cannot apply (as converge.c made the live tables). Their ids are listed
+ * first, in a temp table, and each entry is then read by id: no statement
+ * may be open while an entry's savepoint rolls back. */
+static int replay_total(oplog_db *db, stmt_cache *cache, const oplog_filter *f, oplog_progress_fn progress, void *pctx,
+                        int64_t total, oplog_replay_result *out, int64_t *bad_entry, opl_conflict_fn on_conflict,
+                        void *cctx) {
+  oplog_filter ft = *f;
+  ft.order_total = 1;
+  oplog_iter *it = NULL;
+  sqlite3_stmt *ins = NULL, *pick = NULL, *load = NULL;
+  int rc = opl_db_exec(db, "DROP TABLE IF EXISTS temp.oplog_replay_order;"
+                           "CREATE TEMP TABLE oplog_replay_order (pos INTEGER PRIMARY KEY, id INTEGER NOT NULL)");
+  int r = SQLITE_OK;
+  if (!rc && (r = sqlite3_prepare_v2(db->sql, "INSERT INTO temp.oplog_replay_order (id) VALUES (?1)", -1, &ins, NULL)) == SQLITE_OK)
+    r = sqlite3_prepare_v2(db->sql, "SELECT id FROM temp.oplog_replay_order WHERE pos = ?1", -1, &pick, NULL);
+  if (!rc && r != SQLITE_OK) rc = opl_db_sqlerr(db, r);
+  if (!rc) rc = opl_iter_open(db, &ft, 0, &it); /* ids only: nothing decrypted */
+  const oplog_entry *e = NULL;
+  while (!rc && !(rc = oplog_iter_next(it, &e)) && e) {
+    sqlite3_bind_int64(ins, 1, e->id);
+    r = sqlite3_step(ins);
+    sqlite3_reset(ins);
+    if (r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
+  }
+  if (rc && it && !e && !environmental(rc) && rc != OPLOG_INVALID_ARGUMENT) *bad_entry = opl_iter_current_id(it);
+  oplog_iter_close(it);
+  arena a = {0};
+  for (int64_t pos = 1; !rc; pos++) {
+    sqlite3_bind_int64(pick, 1, pos);
+    r = sqlite3_step(pick);
+    int64_t id = r == SQLITE_ROW ? sqlite3_column_int64(pick, 0) : 0;
+    sqlite3_reset(pick);
+    if (r == SQLITE_DONE) break;
+    if (r != SQLITE_ROW) {
+      rc = opl_db_sqlerr(db, r);
+      break;
+    }
+    oplog_entry en;
+    opl_arena_reset(&a);
+    if ((rc = opl_entry_by_id(db, &load, id, &a, &en))) {
+      if (!environmental(rc)) *bad_entry = id;
+      break;
+    }
+    int opno;
+    const char *kind;
+    char *detail;
+    rc = opl_entry_apply(db, cache, &en, &opno, &kind, &detail);
+    if (rc && !environmental(rc)) *bad_entry = id;
+    if (!rc && opno && on_conflict && on_conflict(cctx, id, opno, kind, detail))
+      rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the conflict callback");
+    sqlite3_free(detail);
+    if (rc) break;
+    out->ops += (int64_t)en.nops;
+    out->entries++;
+    if (progress && out->entries % PROGRESS_EVERY == 0 && progress(pctx, out->entries, total))
+      rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
+  }
+  if (!rc && progress && progress(pctx, out->entries, total))
+    rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
+  opl_arena_free(&a);
+  sqlite3_finalize(ins);
+  sqlite3_finalize(pick);
+  sqlite3_finalize(load);
+  sqlite3_exec(db->sql, "DROP TABLE IF EXISTS temp.oplog_replay_order", NULL, NULL, NULL);
+  return rc;
+}
+
 int opl_replay_run(oplog_db *db, const char *schema, const char *suffix, const oplog_filter *f,
                int fresh, oplog_progress_fn progress, void *pctx, oplog_replay_result *out,
                int64_t *bad_entry, opl_conflict_fn on_conflict, void *cctx) {
@@ -82,29 +150,16 @@ int opl_replay_run(oplog_db *db, const char *schema, const char *suffix, const o
   cache->gen = db->catalog_gen;
   oplog_iter *it = NULL;
   int skip = 0;
-  oplog_filter ft = *f;
-  if (!(rc = merged(db, &skip)) && skip) ft.order_total = 1;
-  if (!rc) rc = opl_iter_open(db, &ft, ITER_OPS, &it); /* replay needs no metadata */
+  if (!(rc = merged(db, &skip)) && skip) {
+    rc = replay_total(db, cache, f, progress, pctx, total, out, bad_entry, on_conflict, cctx);
+    opl_stmt_cache_clear(cache);
+    sqlite3_free(cache);
+    return rc;
+  }
+  if (!rc) rc = opl_iter_open(db, f, ITER_OPS, &it); /* replay needs no metadata */
   const oplog_entry *e = NULL;
   while (!rc && !(rc = oplog_iter_next(it, &e)) && e) {
     int op_failed = 0;
-    if (skip) {
-      /* total order: an entry that cannot apply is skipped whole */
-      int opno;
-      const char *kind;
-      char *detail;
-      rc = opl_entry_apply(db, cache, e, &opno, &kind, &detail);
-      if (rc && !environmental(rc)) *bad_entry = e->id;
-      if (!rc && opno && on_conflict && on_conflict(cctx, e->id, opno, kind, detail))
-        rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the conflict callback");
-      sqlite3_free(detail);
-      if (rc) break;
-      out->ops += e->nops;
-      out->entries++;
-      if (progress && out->entries % PROGRESS_EVERY == 0 && progress(pctx, out->entries, total))
-        rc = opl_db_error(db, OPLOG_INVALID_ARGUMENT, "interrupted by the progress callback");
-      continue;
-    }
     for (size_t i = 0; i < e->nops && !rc; i++) {
       const oplog_op *op = &e->ops[i];
       const type_def *t;

@@ -360,7 +360,7 @@ typedef struct wside {
   bop *ops;
   /* raw SQLite */
   sqlite3 *s;
-  sqlite3_stmt *st[16];
+  sqlite3_stmt *st[24];
   /* SAME-SQL: what the core keeps cached between transactions (loaded
    * in the first transaction, as the core loads it) */
   int64_t key_id;
@@ -379,7 +379,8 @@ typedef struct wside {
 
 enum {
   S_BEGIN, S_COMMIT, S_LIVE, S_READ, S_DATAVER, S_STATE, S_HEAD_TAIL, S_HEAD_INDEXED, S_TICKET_GET,
-  S_ENTRY, S_TAIL, S_INDEX, S_META, S_TICKET, S_CONFIG, S_CHANGESET, S__N
+  S_ENTRY, S_TAIL, S_INDEX, S_META, S_TICKET, S_CONFIG, S_CHANGESET, S_TOUCH_WM, S_TOUCH_TAIL, S_TOUCH_INS,
+  S_TOUCH_CFG, S__N
 };
 
 /* ------------------------------------------------------------------ W1/W1F/W2: oplog (C) */
@@ -527,6 +528,7 @@ static inline void same_flush(wside *w) {
     sqlite3_bind_int64(idx, 3, sqlite3_column_int64(tail, 2));
     sqlite3_bind_text(idx, 4, (const char *)sqlite3_column_text(tail, 4), sqlite3_column_bytes(tail, 4),
                       SQLITE_STATIC);
+    sqlite3_bind_int64(idx, 5, sqlite3_column_int64(tail, 3));
     sq_run(s, idx);
     if (sqlite3_column_int64(tail, 3) > clock) clock = sqlite3_column_int64(tail, 3);
     volatile const void *md = sqlite3_column_blob(tail, 5);
@@ -550,6 +552,31 @@ static inline void same_flush(wside *w) {
     sqlite3_bind_int64(cfg, 1, last);
     sqlite3_bind_int64(cfg, 2, clock > w->clock ? clock : w->clock);
     sq_run(s, cfg);
+  }
+  /* the touch index follows (not lagging here): its watermark, the tail
+   * read again with the entries' data (the core decrypts and decodes it),
+   * one row per operation's key, the watermark */
+  sqlite3_stmt *twm = w->st[S_TOUCH_WM], *ttail = w->st[S_TOUCH_TAIL], *tins = w->st[S_TOUCH_INS],
+               *tcfg = w->st[S_TOUCH_CFG];
+  sqlite3_bind_text(twm, 1, "touched_upto", -1, SQLITE_STATIC);
+  if (sqlite3_step(twm) != SQLITE_ROW) die("same-sql: no touched_upto");
+  sqlite3_reset(twm);
+  sqlite3_bind_int64(ttail, 1, w->wm);
+  while ((rc = sqlite3_step(ttail)) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(ttail, 0);
+    unsigned char key[9] = {1};
+    uint64_t u = (uint64_t)id ^ (1ULL << 63);
+    for (int k = 0; k < 8; k++) key[1 + k] = (unsigned char)(u >> (56 - 8 * k));
+    sqlite3_bind_text(tins, 1, "item", 4, SQLITE_STATIC);
+    sqlite3_bind_blob(tins, 2, key, sizeof key, SQLITE_STATIC);
+    sqlite3_bind_int64(tins, 3, id);
+    sq_run(s, tins);
+  }
+  if (rc != SQLITE_DONE) die("same-sql: touch tail: %s", sqlite3_errmsg(s));
+  sqlite3_reset(ttail);
+  if (last > w->wm) {
+    sqlite3_bind_int64(tcfg, 1, last);
+    sq_run(s, tcfg);
   }
   w->wm = last;
 }
@@ -919,7 +946,19 @@ static void ws_open(wside *w, int kind, const char *path, int sync, int per_tx, 
     w->st[S_TAIL] = sq_prep(w->s, "SELECT id, origin, seq, clock, aggregate_name, CASE WHEN length(metadata) "
                                   "<= ?2 THEN metadata END FROM oplog_entries WHERE id > ?1 ORDER BY id");
     w->st[S_INDEX] = sq_prep(
-        w->s, "INSERT INTO oplog_index (entry_id, origin, seq, aggregate_name) VALUES (?1, ?2, ?3, ?4)");
+        w->s, "INSERT INTO oplog_index (entry_id, origin, seq, aggregate_name, clock) VALUES (?1, ?2, ?3, ?4, ?5)");
+    w->st[S_TOUCH_WM] = sq_prep(w->s, "SELECT value FROM oplog_config WHERE name = ?1");
+    {
+      char q[512];
+      snprintf(q, sizeof q,
+               "SELECT id, origin, seq, clock, created, aggregate_name, key_id, CASE WHEN length(metadata) <= %lld THEN "
+               "metadata END, CASE WHEN length(data) <= %lld THEN data END, prev_hash, hash, format FROM oplog_entries "
+               "WHERE id > ?1 ORDER BY id",
+               (long long)MAX_ENTRY_BYTES, (long long)MAX_ENTRY_BYTES);
+      w->st[S_TOUCH_TAIL] = sq_prep(w->s, q);
+    }
+    w->st[S_TOUCH_INS] = sq_prep(w->s, "INSERT OR IGNORE INTO oplog_touches (type, key, entry_id) VALUES (?1, ?2, ?3)");
+    w->st[S_TOUCH_CFG] = sq_prep(w->s, "INSERT OR REPLACE INTO oplog_config (name, value) VALUES ('touched_upto', ?1)");
     w->st[S_META] = sq_prep(
         w->s, "INSERT INTO oplog_metadata (entry_id, position, key, value) VALUES (?1, ?2, ?3, ?4)");
     w->st[S_TICKET] = sq_prep(w->s, "INSERT INTO oplog_ticket (name, version) VALUES (?1, 1 + ?2)"

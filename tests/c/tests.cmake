@@ -1,7 +1,7 @@
 # C tests of the core: one ctest per case, named core.<file>.<case>.
 add_library(oplog_testutil STATIC tests/c/testutil.c)
 target_link_libraries(oplog_testutil PUBLIC oplog_static)
-foreach(suite core crypto chain security sync)
+foreach(suite core crypto chain security sync converge)
   set(src ${PROJECT_SOURCE_DIR}/tests/c/test_${suite}.c)
   if(NOT EXISTS ${src})
     continue()

@@ -302,7 +302,7 @@ describe("sync", function()
       assert.same(a:heads(), b:heads())
       assert.same(total(a), total(b))
       assert.equal(users(pa), users(pb))
-      assert.equal(sql(pa, "SELECT id, body FROM notes"), sql(pb, "SELECT id, body FROM notes"))
+      assert.equal(sql(pa, "SELECT id, body FROM note"), sql(pb, "SELECT id, body FROM note"))
       assert.is_true(a:verify { replay = true }.ok)
       assert.is_true(b:verify { replay = true }.ok)
 

@@ -13,10 +13,6 @@
 #define PROGRESS_EVERY 1024
 #define WM SQL_INDEXED_UPTO
 
-/* converge.c is written alongside: until it is linked, an import stores
- * entries without applying them (a weak reference resolves to NULL). */
-#pragma weak opl_converge
-
 void oplog_free(void *p) { sqlite3_free(p); }
 
 static const unsigned char zero_hash[OPLOG_HASH_BYTES];
@@ -894,7 +890,7 @@ static int import_run(importer *im) {
    * keyring follow, then the live tables */
   opl_state_forget(db);
   if (im->keys_added && (rc = opl_keyring_reload(db))) return rc;
-  if (im->first_id && opl_converge && (rc = opl_converge(db, im->first_id, &im->res.conflicts))) return rc;
+  if (im->first_id && (rc = opl_converge(db, im->first_id, &im->res.conflicts))) return rc;
   return progress(db, im->o->progress, im->o->progress_ctx, entries, im->total);
 }
 

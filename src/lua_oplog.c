@@ -2036,6 +2036,102 @@ static int db_rekey(lua_State *L) {
   return 0;
 }
 
+/* ------------------------------------------------------------------ fleet (PostgreSQL) */
+
+static const char *const SHIP_OPTS[] = {"postgres", "schema", "apply", "batch", "progress", NULL};
+
+/* db:ship{ postgres = conninfo, schema =, apply =, batch =, progress = }
+ * -> { entries, skipped, batches, checkpoints, applied, conflicts } */
+static int db_ship(lua_State *L) {
+  ldb *d = check_db(L);
+  oplog_ship_opts o;
+  oplog_ship_result r;
+  cbctx c = {L, 0, 0, 0, NULL};
+  int rc;
+  memset(&o, 0, sizeof o);
+  memset(&r, 0, sizeof r);
+  lua_settop(L, 2);
+  check_type(L, 2, LUA_TTABLE);
+  check_options(L, 2, 2, SHIP_OPTS, NULL);
+  o.conninfo = field_string(L, 2, "postgres", NULL);
+  if (!o.conninfo) arg_error(L, 2, "field 'postgres': a connection string expected, got nil");
+  o.schema = field_string(L, 2, "schema", NULL);
+  o.apply = field_bool(L, 2, "apply", 0);
+  o.batch = (int64_t)field_integer(L, 2, "batch", 0, NULL);
+  if (o.batch < 0) arg_error(L, 2, "field 'batch': a positive integer expected");
+  c.progress = get_progress(L, 2);
+  luaL_checkstack(L, 10, NULL);
+  if (c.progress) {
+    o.progress = cb_progress;
+    o.progress_ctx = &c;
+  }
+  d->busy = 1;
+  rc = oplog_ship(d->db, &o, &r);
+  d->busy = 0;
+  if (c.failed) return lua_error(L);
+  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, (lua_Integer)r.entries);
+  lua_setfield(L, -2, "entries");
+  lua_pushinteger(L, (lua_Integer)r.skipped);
+  lua_setfield(L, -2, "skipped");
+  lua_pushinteger(L, (lua_Integer)r.batches);
+  lua_setfield(L, -2, "batches");
+  lua_pushinteger(L, (lua_Integer)r.checkpoints);
+  lua_setfield(L, -2, "checkpoints");
+  lua_pushinteger(L, (lua_Integer)r.applied);
+  lua_setfield(L, -2, "applied");
+  lua_pushinteger(L, (lua_Integer)r.conflicts);
+  lua_setfield(L, -2, "conflicts");
+  return 1;
+}
+
+static const char *const PG_VERIFY_OPTS[] = {"postgres", "schema", "origin", "progress", NULL};
+
+/* oplog.verify_postgres{ postgres = conninfo, schema =, origin =, progress = }
+ * -> { ok, entries, problems = { {id = seq, kind, detail} } } */
+static int l_verify_postgres(lua_State *L) {
+  oplog_pg_verify_opts o;
+  oplog_verify_result r;
+  cbctx c = {L, 0, 0, 0, NULL};
+  char err[512];
+  int rc;
+  memset(&o, 0, sizeof o);
+  memset(&r, 0, sizeof r);
+  lua_settop(L, 1);
+  check_type(L, 1, LUA_TTABLE);
+  check_options(L, 1, 1, PG_VERIFY_OPTS, NULL);
+  o.conninfo = field_string(L, 1, "postgres", NULL);
+  if (!o.conninfo) arg_error(L, 1, "field 'postgres': a connection string expected, got nil");
+  o.schema = field_string(L, 1, "schema", NULL);
+  o.origin = field_string(L, 1, "origin", NULL);
+  c.progress = get_progress(L, 1);
+  luaL_checkstack(L, 10, NULL);
+  lua_newtable(L); /* problems */
+  c.target = lua_gettop(L);
+  if (c.progress) {
+    o.progress = cb_progress;
+    o.progress_ctx = &c;
+  }
+  rc = oplog_verify_postgres(&o, cb_problem, &c, &r, err, sizeof err);
+  if (c.failed) return lua_error(L);
+  if (rc != OPLOG_OK) return raise_error(L, rc, "%s", err);
+  lua_createtable(L, 0, 3);
+  lua_pushboolean(L, r.ok);
+  lua_setfield(L, -2, "ok");
+  lua_pushinteger(L, (lua_Integer)r.entries);
+  lua_setfield(L, -2, "entries");
+  lua_pushvalue(L, c.target);
+  lua_setfield(L, -2, "problems");
+  return 1;
+}
+
+/* oplog.have_postgres() -> true when built with PostgreSQL support */
+static int l_have_postgres(lua_State *L) {
+  lua_pushboolean(L, oplog_have_postgres());
+  return 1;
+}
+
 /* ------------------------------------------------------------------ registration */
 
 static const luaL_Reg db_methods[] = {
@@ -2061,6 +2157,7 @@ static const luaL_Reg db_methods[] = {
     {"join", db_join},
     {"checkpoint", db_checkpoint},
     {"conflicts", db_conflicts},
+    {"ship", db_ship},
     {"stats", db_stats},
     {"keys", db_keys},
     {"rotate_key", db_rotate_key},
@@ -2120,7 +2217,8 @@ static int l_is_error(lua_State *L) {
 }
 
 static const luaL_Reg module_funcs[] = {
-    {"open", l_open}, {"keygen", l_keygen}, {"is_error", l_is_error}, {NULL, NULL}};
+    {"open", l_open}, {"keygen", l_keygen}, {"is_error", l_is_error},
+    {"verify_postgres", l_verify_postgres}, {"have_postgres", l_have_postgres}, {NULL, NULL}};
 
 /* The API name of a C function of the binding; *method: called with self. */
 static const char *api_name(lua_CFunction f, int *method) {

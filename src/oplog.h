@@ -517,6 +517,57 @@ typedef struct oplog_conflict {
 OPLOG_API int oplog_conflicts(oplog_db *db, const oplog_filter *filter,
                               int (*each)(void *ctx, const oplog_conflict *c), void *ctx);
 
+/* ---------------------------------------------------------------- fleet
+ * A file's log in PostgreSQL (docs/fleet.md). Declared in every build; a
+ * library built without PostgreSQL support (CMake OPLOG_POSTGRES=OFF, as
+ * the static device build) returns OPLOG_INVALID_ARGUMENT ("built without
+ * PostgreSQL support"), and oplog_have_postgres() says which it is. */
+
+/* 1 when the library was built with PostgreSQL support (libpq). */
+OPLOG_API int oplog_have_postgres(void);
+
+typedef struct oplog_ship_opts {
+  const char *conninfo; /* libpq connection string or URI (required) */
+  const char *schema;   /* NULL: "oplog" */
+  int apply;            /* also apply this origin's entries to live tables there (needs the key) */
+  int64_t batch;        /* entries per PostgreSQL transaction; 0: 5000 */
+  oplog_progress_fn progress; /* after each batch: (entries shipped, entries to ship) */
+  void *progress_ctx;
+} oplog_ship_opts;
+
+typedef struct oplog_ship_result {
+  int64_t entries;     /* entries stored by this ship */
+  int64_t skipped;     /* entries the server held already */
+  int64_t batches;     /* transactions that stored entries */
+  int64_t checkpoints; /* checkpoints stored (newer than the server's) */
+  int64_t applied;     /* with apply: entries applied to the live tables */
+  int64_t conflicts;   /* with apply: of those, skipped whole as conflicts */
+} oplog_ship_result;
+
+/* Pushes every entry (of every origin this file holds) that the server
+ * lacks, as stored, and the signed checkpoints, into the schema's tables
+ * (created if missing). Batch by batch, each one PostgreSQL transaction:
+ * a failure keeps the batches committed before it, and shipping again
+ * resumes from the server's cursor. OPLOG_FORK / OPLOG_GAP as import,
+ * checked against what the server holds; OPLOG_IO when the server cannot
+ * be reached. */
+OPLOG_API int oplog_ship(oplog_db *db, const oplog_ship_opts *opts, oplog_ship_result *out);
+
+typedef struct oplog_pg_verify_opts {
+  const char *conninfo; /* required */
+  const char *schema;   /* NULL: "oplog" */
+  const char *origin;   /* 64 hex: only this origin; NULL: all */
+  oplog_progress_fn progress;
+  void *progress_ctx;
+} oplog_pg_verify_opts;
+
+/* Checks the chains and checkpoints stored in PostgreSQL, without any key
+ * and without a file. Problems go to on_problem as with oplog_verify, with
+ * id = the entry's seq and a detail naming its origin. A failure to run
+ * the check is returned, its message written to errbuf. */
+OPLOG_API int oplog_verify_postgres(const oplog_pg_verify_opts *opts, oplog_problem_fn on_problem, void *ctx,
+                                    oplog_verify_result *out, char *errbuf, size_t errbuf_len);
+
 /* ---------------------------------------------------------------- stats & keys */
 
 typedef struct oplog_stats {

@@ -11,7 +11,7 @@
  * is the peak of that work alone. W1 also counts the WAL pages each side
  * writes per commit.
  *
- *   oplog_bench [--quick] [--dir DIR] [--rounds N] [--only sql,w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open]
+ *   oplog_bench [--quick] [--dir DIR] [--rounds N] [--only sql,w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open,imp,nff]
  *               [--side oplog|base] [--keep] [--fake KEY=VALUE]...
  *
  * The last line printed is machine-readable (see README.md). The exit status
@@ -1933,12 +1933,206 @@ static void calibrate(size_t *len1, size_t *len2, int *format2) {
   rm_db(p);
 }
 
+/* ------------------------------------------------------------------ sync: imp, nff, exp
+ * IMP: a fast-forward import of a log written like W2 (100 entries per
+ * transaction, high-level API) into a fresh file, as a ratio to the rate
+ * at which that same log was written, in this run. EXP: export of that log
+ * as a ratio to reading it entry by entry (decrypted and decoded, what
+ * dump does before printing). NFF: a non-fast-forward import of a batch
+ * (1,000 entries; 100 in quick mode) into a log of big_n entries whose
+ * last batch of its own entries it sorts among, as a ratio to the time of
+ * a full replay of that log. Each in-process, timed around the one call. */
+
+static int sync_fwrite(void *ctx, const void *p, size_t n) { return fwrite(p, 1, n, (FILE *)ctx) == n ? 0 : 1; }
+
+static int sync_fread(void *ctx, void *p, size_t n, size_t *got) {
+  *got = fread(p, 1, n, (FILE *)ctx);
+  return ferror((FILE *)ctx) ? 1 : 0;
+}
+
+static void origin_hex(oplog_db *db, char hex[65]) {
+  oplog_origin_info oi;
+  OK(db, oplog_origin(db, &oi));
+  sodium_bin2hex(hex, 65, oi.id, 32);
+}
+
+/* Writes n entries through the high-level API, W2_BATCH per transaction:
+ * creates of ids from..from+n-1, or (update) updates of the value of those
+ * ids. Returns the seconds spent in the calls. */
+static double sync_write(oplog_db *db, int64_t from, long n, int update) {
+  brow r;
+  bop o;
+  int64_t eid;
+  double secs = 0;
+  for (long i = 0; i < n;) {
+    double t0 = now();
+    OK(db, oplog_tx_begin(db, "items"));
+    for (int k = 0; k < W2_BATCH && i < n; k++, i++) {
+      row_make(from + i, &r);
+      op_make(&r, &o);
+      if (update) {
+        static const char *const mask[] = {"value"};
+        o.f[1] = o.f[2];
+        o.f[1].value.u.r = r.value + 1;
+        o.op.row.nfields = 2;
+        o.op.kind = OPLOG_OP_UPDATE;
+        o.op.mask = mask;
+        o.op.nmask = 1;
+      }
+      OK(db, oplog_tx_apply(db, &o.op));
+      OK(db, oplog_tx_entry(db, META, 2, &eid));
+    }
+    OK(db, oplog_tx_commit(db, NULL, 0, &eid));
+    secs += now() - t0;
+  }
+  return secs;
+}
+
+/* Exports what `from` holds beyond `to`'s cursor into path; returns seconds. */
+static double sync_export(oplog_db *from, oplog_db *to, const char *path, int64_t *entries) {
+  char hex[65], *cursor = NULL;
+  origin_hex(to, hex);
+  OK(to, oplog_cursor(to, &cursor));
+  FILE *f = fopen(path, "wb");
+  if (!f) die("%s: %s", path, strerror(errno));
+  oplog_export_opts eo;
+  memset(&eo, 0, sizeof eo);
+  eo.to = hex;
+  eo.since = cursor;
+  oplog_export_result er;
+  double t0 = now();
+  OK(from, oplog_export(from, &eo, sync_fwrite, f, &er));
+  double secs = now() - t0;
+  if (fclose(f) != 0) die("%s: write failed", path);
+  oplog_free(cursor);
+  *entries = er.entries;
+  return secs;
+}
+
+static double sync_import(oplog_db *db, const char *path, oplog_import_result *res) {
+  FILE *f = fopen(path, "rb");
+  if (!f) die("%s: %s", path, strerror(errno));
+  double t0 = now();
+  OK(db, oplog_import(db, NULL, sync_fread, f, res));
+  double secs = now() - t0;
+  fclose(f);
+  return secs;
+}
+
+static void bench_sync(double *imp, double *exp_ratio, double *nff) {
+  char ps[PATH_MAX + 32], pt[PATH_MAX + 32], pst[PATH_MAX + 32];
+  path_in(ps, sizeof ps, "sync_src.db");
+  path_in(pt, sizeof pt, "sync_dst.db");
+  path_in(pst, sizeof pst, "sync.stream");
+  long imp_n = C.quick ? 2000 : 100000;
+  *imp = *exp_ratio = *nff = NAN;
+
+  if (want("imp")) {
+    rm_db(ps);
+    rm_db(pt);
+    oplog_db *src = ol_open(ps, OPLOG_SYNC_NORMAL, 1), *dst = ol_open(pt, OPLOG_SYNC_NORMAL, 1);
+    ol_define(src);
+    double wsecs = sync_write(src, 1, imp_n, 0);
+    int64_t n = 0;
+    double esecs = sync_export(src, dst, pst, &n);
+    if (n != imp_n) die("imp: exported %lld entries, expected %ld", (long long)n, imp_n);
+    /* reading every entry, decrypted and decoded */
+    double t0 = now();
+    oplog_iter *it;
+    const oplog_entry *e;
+    long read = 0;
+    OK(src, oplog_entries(src, NULL, &it));
+    for (;;) {
+      int rc = oplog_iter_next(it, &e);
+      if (rc != OPLOG_OK) die("imp: reading: %s", oplog_code_name(rc));
+      if (!e) break;
+      read++;
+    }
+    oplog_iter_close(it);
+    double rsecs = now() - t0;
+    oplog_import_result res;
+    double isecs = sync_import(dst, pst, &res);
+    if (res.entries != imp_n || res.conflicts != 0)
+      die("imp: imported %lld entries (%lld conflicts), expected %ld", (long long)res.entries,
+          (long long)res.conflicts, imp_n);
+    printf("IMP fast-forward import of %ld entries: %.0f entries/s; written at %.0f entries/s (W2's shape)\n",
+           imp_n, imp_n / isecs, imp_n / wsecs);
+    printf("EXP export: %.0f entries/s; reading them (decrypt+decode) %.0f entries/s (%ld)\n", n / esecs,
+           read / rsecs, read);
+    *imp = ratio(imp_n / isecs, imp_n / wsecs);
+    *exp_ratio = ratio(n / esecs, read / rsecs);
+    OK(src, oplog_close(src));
+    OK(dst, oplog_close(dst));
+    if (!C.keep) {
+      rm_db(ps);
+      rm_db(pt);
+    }
+    unlink(pst);
+    fflush(stdout);
+  }
+
+  if (want("nff")) {
+    /* Device D writes big_n - batch entries; E joins it (a fast-forward
+     * import of everything), then both write `batch` more: D creates new
+     * rows, E updates recent ones. E's batch then lands among D's newest
+     * entries in the total order. */
+    long big = C.big_n, batch = C.quick ? 100 : 1000;
+    rm_db(ps);
+    rm_db(pt);
+    oplog_db *d = ol_open(ps, OPLOG_SYNC_NORMAL, 1), *e = ol_open(pt, OPLOG_SYNC_NORMAL, 1);
+    ol_define(d);
+    printf("NFF data set: %ld entries, high-level API\n", big);
+    fflush(stdout);
+    double t0 = now();
+    sync_write(d, 1, big - batch, 0);
+    int64_t n = 0;
+    sync_export(d, e, pst, &n);
+    oplog_import_result res;
+    sync_import(e, pst, &res);
+    sync_write(d, big - batch + 1, batch, 0);
+    sync_write(e, big - batch - 5 * batch, batch, 1);
+    printf("    built in %.1f s\n", now() - t0);
+    sync_export(e, d, pst, &n);
+    if (n != batch) die("nff: exported %lld entries, expected %ld", (long long)n, batch);
+    double isecs = sync_import(d, pst, &res);
+    if (res.entries != batch) die("nff: imported %lld entries, expected %ld", (long long)res.entries, batch);
+    /* a full replay of the log it landed in */
+    oplog_replay_opts ro;
+    memset(&ro, 0, sizeof ro);
+    ro.suffix = "_nff";
+    oplog_replay_result rr;
+    t0 = now();
+    OK(d, oplog_replay(d, &ro, &rr));
+    double rsecs = now() - t0;
+    oplog_verify_opts vo;
+    memset(&vo, 0, sizeof vo);
+    vo.replay = 1;
+    oplog_verify_result vr;
+    if (C.quick) {
+      /* the merged file must be what a replay gives */
+      OK(d, oplog_verify(d, &vo, NULL, NULL, &vr));
+      if (!vr.ok) die("nff: the merged file does not verify with replay");
+    }
+    printf("NFF non-fast-forward import of %ld entries into %lld: %.3f s (%lld conflicts); full replay %.3f s\n",
+           batch, (long long)rr.entries, isecs, (long long)res.conflicts, rsecs);
+    *nff = ratio(isecs, rsecs);
+    OK(d, oplog_close(d));
+    OK(e, oplog_close(e));
+    if (!C.keep) {
+      rm_db(ps);
+      rm_db(pt);
+    }
+    unlink(pst);
+    fflush(stdout);
+  }
+}
+
 /* ------------------------------------------------------------------ main */
 
 static void usage(void) {
   fprintf(stderr,
           "usage: oplog_bench [--quick] [--dir DIR] [--rounds N] [--keep]\n"
-          "                   [--only sql,w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open] [--side oplog|base]\n"
+          "                   [--only sql,w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open,imp,nff] [--side oplog|base]\n"
           "                   [--fake KEY=VALUE]... [--drift-same-sql]\n");
   exit(2);
 }
@@ -1948,7 +2142,8 @@ static void usage(void) {
  * at least 1 (every commit writes a page). */
 enum {
   F_W1, F_W1F, F_W2, F_W2BARE, F_W3, F_W4, F_W5, F_LUA1, F_LUA2, F_OPEN, F_RSS, F_PAGES,
-  F_PAGES_BARE, F_TRIG_W1, F_SESS_W1, F_TRIG_W1F, F_SESS_W1F, F_TRIG_W2, F_SESS_W2, F__N
+  F_PAGES_BARE, F_TRIG_W1, F_SESS_W1, F_TRIG_W1F, F_SESS_W1F, F_TRIG_W2, F_SESS_W2, F_IMP, F_NFF,
+  F_EXP, F__N
 };
 static struct fig {
   const char *key;
@@ -1962,6 +2157,7 @@ static struct fig {
     [F_PAGES_BARE] = {"pages_bare", 2, 1},
     [F_TRIG_W1] = {"trig_w1", 3}, [F_SESS_W1] = {"sess_w1", 3}, [F_TRIG_W1F] = {"trig_w1f", 3},
     [F_SESS_W1F] = {"sess_w1f", 3}, [F_TRIG_W2] = {"trig_w2", 3}, [F_SESS_W2] = {"sess_w2", 3},
+    [F_IMP] = {"imp", 3},        [F_NFF] = {"nff", 4},         [F_EXP] = {"exp", 3},
 };
 
 static void fig_set(int f, int ran, double v) {
@@ -2217,12 +2413,19 @@ int main(int argc, char **argv) {
       rm_db(g_base);
     }
   }
+  if (want("imp") || want("nff")) {
+    double imp, expr, nff;
+    bench_sync(&imp, &expr, &nff);
+    fig_set(F_IMP, want("imp") && want_side("oplog"), imp);
+    fig_set(F_EXP, want("imp") && want_side("oplog"), expr);
+    fig_set(F_NFF, want("nff") && want_side("oplog"), nff);
+  }
   if (!C.keep) {
     unlink(C.keyfile);
     rmdir(C.dir); /* only if empty: never removes what the user put there */
   }
   printf("targets: w1>=0.35 w1f>=0.95 w2>=0.8 w2bare>=0.25 w3>=0.5 w4>=0.5 w5>=0.5 "
-         "lua1>=0.7 lua2>=0.7 open_ms<=5 rss_mb<=32\n");
+         "lua1>=0.7 lua2>=0.7 open_ms<=5 rss_mb<=32 imp>=0.5 nff<=0.05 exp>=1\n");
   for (int i = 0; i < nfakes; i++) fig_fake(fakes[i]);
   /* an impossible figure fails the run (said before the last line, which
    * stays last) */

@@ -27,6 +27,17 @@ int opl_db_error(oplog_db *db, int code, const char *fmt, ...) {
   return code;
 }
 
+int opl_db_error_entry(oplog_db *db, int code, int64_t id) {
+  if (!db) return code;
+  /* the message names the entry already when it begins "entry <id>" */
+  char head[32];
+  sqlite3_snprintf(sizeof head, head, "entry %lld", (long long)id);
+  const char *m = oplog_errmsg(db);
+  size_t n = strlen(head);
+  if (strncmp(m, head, n) == 0 && (m[n] == 0 || m[n] == ' ' || m[n] == ':' || m[n] == ',')) return db->code = code;
+  return opl_db_error(db, code, "%s: %s", head, m);
+}
+
 void opl_db_clear_error(oplog_db *db) {
   if (!db) return;
   db->code = OPLOG_OK;

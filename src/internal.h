@@ -321,6 +321,9 @@ int opl_db_error(oplog_db *db, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* Sets code with the message so far naming entry id ("entry <id>: ..."),
+ * unless it begins by naming it already. */
+int opl_db_error_entry(oplog_db *db, int code, int64_t id);
 /* Maps a SQLite result (and its message) to an oplog code and sets it. */
 int opl_db_sqlerr(oplog_db *db, int rc);
 int opl_map_sqlite_code(int rc);

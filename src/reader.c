@@ -37,9 +37,7 @@ int opl_entry_load(oplog_db *db, sqlite3_stmt *row, int flags, arena *a, oplog_e
   rc = opl_crypto_decrypt_entry(db, &se, &db->scratch2);
   if (!rc) rc = opl_entry_decode(db, a, db->scratch2.p, db->scratch2.n, &e->ops, &e->nops);
   if (db->scratch2.n) sodium_memzero(db->scratch2.p, db->scratch2.n);
-  if (rc == OPLOG_CORRUPT || rc == OPLOG_NOT_FOUND || rc == OPLOG_DECRYPT_FAILED) {
-    if (!strstr(oplog_errmsg(db), "entry ")) opl_db_error(db, rc, "entry %lld: %s", (long long)e->id, oplog_errmsg(db));
-  }
+  if (rc == OPLOG_CORRUPT || rc == OPLOG_NOT_FOUND || rc == OPLOG_DECRYPT_FAILED) rc = opl_db_error_entry(db, rc, e->id);
   return rc;
 }
 

@@ -275,7 +275,9 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     if (!rc && bad_meta)
       rc = problem(v, id, "decrypt_failed", "entry %lld: its metadata does not decode", (long long)id);
     if (!rc && head && e.origin == 1 && memcmp(e.hash, head, OPLOG_HASH_BYTES) == 0) *head_seen = 1;
-    if (!rc && decrypt && !unread) {
+    /* key_id 0 in an encrypted file needs no key to be seen: the file's
+     * setting is stored in the clear */
+    if (!rc && !unread && (decrypt || (db->kr.encrypted && e.key_id == 0))) {
       db->scratch2.n = 0;
       int d2 = opl_crypto_decrypt_entry(db, &e, &db->scratch2);
       if (!d2) {
@@ -286,7 +288,7 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
       }
       if (db->scratch2.n) sodium_memzero(db->scratch2.p, db->scratch2.n);
       if (d2 == OPLOG_NOMEM) rc = d2;
-      else if (d2) rc = problem(v, id, "decrypt_failed", "entry %lld: %s", (long long)id, oplog_errmsg(db));
+      else if (d2) rc = problem(v, id, "decrypt_failed", "%s", (opl_db_error_entry(db, d2, id), oplog_errmsg(db)));
     }
     if (!rc) rc = derived_entry(v, &w, &e);
     c->seq = e.seq;

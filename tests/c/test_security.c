@@ -78,12 +78,14 @@ typedef struct found {
   int n;
   char kinds[16][24];
   int64_t ids[16];
+  char details[16][128];
 } found;
 
 static int on_problem(void *ctx, int64_t id, const char *kind, const char *detail) {
   found *f = ctx;
   if (f->n < 16) {
     snprintf(f->kinds[f->n], sizeof f->kinds[0], "%s", kind);
+    snprintf(f->details[f->n], sizeof f->details[0], "%s", detail);
     f->ids[f->n] = id;
   }
   if (getenv("TEST_VERBOSE")) fprintf(stderr, "  problem: entry %lld %s: %s\n", (long long)id, kind, detail);
@@ -321,11 +323,18 @@ static void plaintext_entry_forged(void) {
   CHECK(ref_check_chain(tpath("a.db"), why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
   CHECK(check_derived(tpath("a.db"), 0, why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
   found f;
-  /* without the key nothing shows (the data is not read) */
-  CHECK(verify_file("a.db", keyless(), NULL, &f) == 1);
-  /* with the key: entry 4 does not decrypt, and nothing else is wrong */
+  /* without the key too: the file's encryption setting is in the clear,
+   * so an entry with key_id 0 stands out without reading any data */
+  CHECK(verify_file("a.db", keyless(), NULL, &f) == 0);
+  CHECK(f.n == 1 && count_kind(&f, "decrypt_failed", 4) == 1);
+  CHECK(strcmp(f.details[0], "entry 4 is not encrypted in an encrypted file") == 0 ||
+        (fprintf(stderr, "detail: %s\n", f.details[0]), 0));
+  /* with the key: entry 4 does not decrypt, and nothing else is wrong; the
+   * detail names the entry once */
   CHECK(verify_file("a.db", keyed(KEY), NULL, &f) == 0);
   CHECK(f.n == 1 && count_kind(&f, "decrypt_failed", 4) == 1);
+  CHECK(strcmp(f.details[0], "entry 4 is not encrypted in an encrypted file") == 0 ||
+        (fprintf(stderr, "detail: %s\n", f.details[0]), 0));
   int rc;
   db = open_with("a.db", keyed(KEY), &rc);
   CHECK_RC(db, rc, OPLOG_OK);
@@ -357,7 +366,8 @@ static void plaintext_entry_forged(void) {
   CHECK(attack_sql("b.db", "UPDATE oplog_entries SET key_id = 0 WHERE id = 2") == 0);
   CHECK(ref_rehash_all(tpath("b.db")) == 0);
   CHECK(ref_check_chain(tpath("b.db"), why, sizeof why) || (fprintf(stderr, "%s\n", why), 0));
-  CHECK(verify_file("b.db", keyless(), NULL, &f) == 1);
+  CHECK(verify_file("b.db", keyless(), NULL, &f) == 0);
+  CHECK(f.n == 1 && count_kind(&f, "decrypt_failed", 2) == 1);
   CHECK(verify_file("b.db", keyed(KEY), NULL, &f) == 0);
   CHECK(f.n == 1 && count_kind(&f, "decrypt_failed", 2) == 1);
   db = open_with("b.db", keyed(KEY), &rc);

@@ -83,6 +83,12 @@ Sync (shipping and joining the logs of several devices):
                             import everything OTHER holds beyond DB
   conflicts DB [--json]     imported entries that could not apply
 
+Fleet (collecting device logs into PostgreSQL; docs/fleet.md):
+  ship DB --postgres CONNINFO [--schema NAME] [--apply] [--json]
+                            push every entry the server lacks
+  verify --postgres CONNINFO [--schema NAME] [--origin ID] [--json]
+                            check the chains and checkpoints stored there
+
 ]] .. KEY_OPTIONS .. [[
   verify, head, stats, keys list, id, cursor, heads and conflicts also
   work without the key of an encrypted log: they then read only what is
@@ -782,7 +788,12 @@ function commands.dump(args)
   return 0
 end
 
+local verify_postgres -- the fleet's form of verify (below)
+
 function commands.verify(args)
+  for _, a in ipairs(args) do
+    if a == "--postgres" or a:match("^%-%-postgres=") then return verify_postgres(args) end
+  end
   local o = parse("verify", args, 2, with_keys({
     ["--replay"] = { key = "replay" },
     ["--head"] = { key = "head", value = true },
@@ -1068,6 +1079,128 @@ function commands.export(args)
       r.bytes, o.output))
   end
   return 0
+end
+
+------------------------------------------------------------------ fleet (PostgreSQL)
+
+HELP.ship = [[
+Usage: oplog ship DB --postgres CONNINFO [--schema NAME] [--apply]
+                 [--batch N] [--json] [KEY-OPTION]
+
+Pushes every entry the PostgreSQL server lacks (of every origin DB holds),
+as stored: ciphertext, hashes, origin, seq, clock and metadata, with the
+signed checkpoints, into tables it creates in schema NAME (default oplog).
+It asks the server for its cursor, so it resumes after any interruption
+and ships nothing twice. Each batch (N entries, default 5000) is one
+PostgreSQL transaction. A server whose chain of an origin does not end
+where the batch starts is refused: `gap` (it holds less, e.g. restored
+from an older backup) or `fork` (a different entry: a cloned device or a
+rewritten history); nothing of that batch is stored.
+
+  --postgres CONNINFO  a libpq connection string or URI, e.g.
+                       "host=collector dbname=fleet user=device"
+  --schema NAME        the schema of the log's tables (default oplog)
+  --apply              also apply this file's origin's entries to live
+                       tables in that schema (needs the key: the rows are
+                       stored decrypted there); see docs/fleet.md
+  --batch N            entries per transaction (default 5000)
+  --json               print {"entries":..,"skipped":..,"batches":..,
+                       "checkpoints":..,"applied":..,"conflicts":..}
+
+Without the key of an encrypted log the entries are shipped as they are;
+only the checkpoint of this file's own origin needs the key (to sign it).
+
+]] .. KEY_OPTIONS
+
+local SHIP_KEYS = { "entries", "skipped", "batches", "checkpoints", "applied", "conflicts" }
+
+function commands.ship(args)
+  local o = parse("ship", args, 2, with_keys({
+    ["--postgres"] = { key = "postgres", value = true },
+    ["--schema"] = { key = "schema", value = true },
+    ["--apply"] = { key = "apply" },
+    ["--batch"] = { key = "batch", value = true },
+    ["--json"] = { key = "json" },
+  }))
+  if o.help then out(HELP.ship) return 0 end
+  local path = positionals("ship", o, { "DB" })
+  if not o.postgres then usage("ship: --postgres CONNINFO is required (see oplog ship --help)") end
+  local batch = o.batch and o.batch:match("^%d+$") and #o.batch <= 9 and math.tointeger(tonumber(o.batch))
+  if o.batch and not (batch and batch > 0) then usage("ship: --batch wants a positive integer, not %q", o.batch) end
+  local db <close> = open_db(path, key_choice("ship", o, true), "read")
+  local bar = progress.new("ship")
+  local r = db:ship({ postgres = o.postgres, schema = o.schema, apply = o.apply or nil, batch = batch,
+    progress = bar:callback() })
+  bar:finish()
+  if o.json then
+    out(json.encode(json.ordered(r, SHIP_KEYS)), "\n")
+  else
+    out(string.format("shipped %d new %s (%d already on the server, %d %s, %d %s stored)\n", r.entries,
+      r.entries == 1 and "entry" or "entries", r.skipped, r.batches, r.batches == 1 and "batch" or "batches",
+      r.checkpoints, r.checkpoints == 1 and "checkpoint" or "checkpoints"))
+    if o.apply then
+      out(string.format("applied %d %s (%d %s)\n", r.applied, r.applied == 1 and "entry" or "entries",
+        r.conflicts, r.conflicts == 1 and "conflict" or "conflicts"))
+    end
+  end
+  return 0
+end
+
+HELP["verify --postgres"] = [[
+Usage: oplog verify --postgres CONNINFO [--schema NAME] [--origin ID] [--json]
+
+Checks the chains and signed checkpoints stored in PostgreSQL by `oplog
+ship`, without any key: every origin's seqs run 1, 2, 3, ... without gaps
+(missing_entry), each entry's prev_hash is its origin's previous hash
+(chain_break) and its hash covers what is stored (hash_mismatch); each
+stored checkpoint's signature verifies (bad_signature) and the server
+holds that entry with that hash (checkpoint_mismatch). A problem's id is
+the entry's seq, its detail names the origin.
+
+  --origin ID   only this origin (64 hex characters, as `oplog id` prints)
+
+Exit status 0 when intact, 1 when problems were found, 2 when the check
+could not run.
+]]
+
+verify_postgres = function(args)
+  local o = parse("verify", args, 2, {
+    ["--postgres"] = { key = "postgres", value = true },
+    ["--schema"] = { key = "schema", value = true },
+    ["--origin"] = { key = "origin", value = true },
+    ["--json"] = { key = "json" },
+  })
+  if o.help then out(HELP["verify --postgres"]) return 0 end
+  positionals("verify --postgres", o, {})
+  if o.origin and not o.origin:match("^" .. string.rep("%x", 64) .. "$") then
+    usage("verify: --origin wants 64 hex characters (as printed by oplog id), not %q", o.origin)
+  end
+  local bar = progress.new("verify")
+  local report = oplog.verify_postgres({ postgres = o.postgres, schema = o.schema, origin = o.origin,
+    progress = bar:callback() })
+  bar:finish()
+  local problems = report.problems
+  if o.json then
+    local list = {}
+    for i, p in ipairs(problems) do
+      list[i] = json.ordered({ id = p.id, kind = p.kind, detail = p.detail }, { "id", "kind", "detail" })
+    end
+    out(json.encode(json.ordered({ ok = report.ok, entries = report.entries, problems = json.array(list) },
+      { "ok", "entries", "problems" })), "\n")
+  else
+    local where = "postgres schema " .. (o.schema or "oplog")
+    local what = string.format("%d %s checked (hash chains, checkpoints)", report.entries,
+      report.entries == 1 and "entry" or "entries")
+    if report.ok then
+      out(where, ": ok, ", what, "\n")
+    else
+      out(where, ": ", #problems, #problems == 1 and " problem" or " problems", " in ", what, "\n")
+      for _, p in ipairs(problems) do
+        out("  ", p.id ~= 0 and ("seq " .. p.id .. ": ") or "", p.kind, ": ", p.detail, "\n")
+      end
+    end
+  end
+  return report.ok and 0 or 1
 end
 
 local IMPORT_KEYS = { "entries", "skipped", "conflicts" }

@@ -235,6 +235,38 @@ static int environmental(int rc) {
   return rc == OPLOG_NOMEM || rc == OPLOG_IO || rc == OPLOG_BUSY || rc == OPLOG_READONLY || rc == OPLOG_SQL;
 }
 
+int opl_touch_rows(oplog_db *db, int64_t id, const oplog_op *ops, size_t nops, buf *key, touch_fn fn, void *ctx) {
+  for (size_t i = 0; i < nops; i++) {
+    const type_def *t;
+    int cols[OPLOG_MAX_COLUMNS], nokey, rc;
+    if ((rc = opl_catalog_find(db, ops[i].type, &t))) return rc;
+    if (!t) return opl_db_error(db, OPLOG_NOT_FOUND, "entry %lld: type %s is not in the catalog", (long long)id, ops[i].type);
+    if ((rc = opl_op_validate(db, t, &ops[i], cols)))
+      return opl_db_error(db, rc, "entry %lld, operation %zu: %s", (long long)id, i + 1, oplog_errmsg(db));
+    key->n = 0;
+    if ((rc = opl_touch_key(t, &ops[i], cols, key, &nokey))) return opl_db_error(db, rc, "out of memory");
+    if (!nokey && (rc = fn(ctx, t, key))) return rc;
+  }
+  return OPLOG_OK;
+}
+
+/* One row of the touch index, through the prepared insert. */
+typedef struct touch_row {
+  oplog_db *db;
+  sqlite3_stmt *ins;
+  int64_t id;
+} touch_row;
+
+static int touch_insert(void *ctx, const type_def *t, const buf *key) {
+  touch_row *w = ctx;
+  sqlite3_bind_text(w->ins, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(w->ins, 2, key->p, (int)key->n, SQLITE_STATIC);
+  sqlite3_bind_int64(w->ins, 3, w->id);
+  int r = sqlite3_step(w->ins);
+  sqlite3_reset(w->ins);
+  return r == SQLITE_DONE ? OPLOG_OK : opl_db_sqlerr(w->db, r);
+}
+
 int opl_touch_flush(oplog_db *db, int64_t from, int strict) {
   if (db->level < 3) return OPLOG_OK;
   int64_t tw;
@@ -264,25 +296,9 @@ int opl_touch_flush(oplog_db *db, int64_t from, int strict) {
     oplog_entry e;
     opl_arena_reset(&a);
     int d = opl_entry_load(db, sel, ITER_OPS, &a, &e);
-    for (size_t i = 0; !d && i < e.nops; i++) {
-      const type_def *t;
-      int cols[OPLOG_MAX_COLUMNS], nokey;
-      if ((d = opl_catalog_find(db, e.ops[i].type, &t))) break;
-      if (!t) d = opl_db_error(db, OPLOG_NOT_FOUND, "entry %lld: type %s is not in the catalog", (long long)e.id, e.ops[i].type);
-      else if (!(d = opl_op_validate(db, t, &e.ops[i], cols))) {
-        key.n = 0;
-        if ((d = opl_touch_key(t, &e.ops[i], cols, &key, &nokey))) d = opl_db_error(db, d, "out of memory");
-        else if (!nokey) {
-          sqlite3_bind_text(ins, 1, t->name, -1, SQLITE_STATIC);
-          sqlite3_bind_blob(ins, 2, key.p, (int)key.n, SQLITE_STATIC);
-          sqlite3_bind_int64(ins, 3, e.id);
-          r = sqlite3_step(ins);
-          sqlite3_reset(ins);
-          if (r != SQLITE_DONE) d = opl_db_sqlerr(db, r);
-        }
-      } else {
-        opl_db_error(db, d, "entry %lld, operation %zu: %s", (long long)e.id, i + 1, oplog_errmsg(db));
-      }
+    if (!d) {
+      touch_row w = {db, ins, e.id};
+      d = opl_touch_rows(db, e.id, e.ops, e.nops, &key, touch_insert, &w);
     }
     if (d) {
       /* the derived flush of a local write stops quietly before an entry

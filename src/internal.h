@@ -426,6 +426,11 @@ int opl_touch_flush(oplog_db *db, int64_t from, int strict);
 /* The canonical key of op's row (FORMAT.md "Touch index") appended to out:
  * 0, or 1 when the op names no key (a create leaving out its rowid key). */
 int opl_touch_key(const type_def *t, const oplog_op *op, const int *cols, buf *out, int *nokey);
+/* Calls fn for each touch row (type, canonical key) the operations of entry
+ * id name, in order, duplicates included; an operation that does not
+ * validate against the catalog is an error naming the entry. */
+typedef int (*touch_fn)(void *ctx, const type_def *t, const buf *key);
+int opl_touch_rows(oplog_db *db, int64_t id, const oplog_op *ops, size_t nops, buf *key, touch_fn fn, void *ctx);
 /* Applies an entry's operations (in a savepoint) to the tables of cache c;
  * when one cannot apply, the entry is undone whole and *op gets its 1-based
  * index (else 0), *kind "exists", "missing" or "constraint" and *detail a

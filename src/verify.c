@@ -69,6 +69,13 @@ typedef struct derived_walk {
   int64_t wm;
   agg_counts aggs;
   int64_t max_clock;
+  /* oplog_touches (level 3, with the key): what the entries up to
+   * touched_upto name goes to temp.oplog_verify_touches, compared at the end */
+  oplog_db *db;
+  int64_t tw;
+  int touches;
+  sqlite3_stmt *tins, *tseen;
+  buf tkey;
 } derived_walk;
 
 /* A step of the derived walk that failed (I/O, memory) is an error, not a
@@ -184,6 +191,81 @@ static int derived_finish(verify_ctx *v, derived_walk *w, int64_t config_clock) 
   return rc;
 }
 
+static int touch_expect(void *ctx, const type_def *t, const buf *key) {
+  derived_walk *w = ctx;
+  sqlite3_bind_text(w->tins, 1, t->name, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(w->tins, 2, key->p, (int)key->n, SQLITE_STATIC);
+  int r = sqlite3_step(w->tins);
+  sqlite3_reset(w->tins);
+  return r == SQLITE_DONE ? OPLOG_OK : opl_db_sqlerr(w->db, r);
+}
+
+/* The touch rows entry id's operations name, expected in oplog_touches.
+ * ops NULL: the entry cannot be read (reported otherwise): its rows are
+ * not compared. */
+static int touch_entry(verify_ctx *v, derived_walk *w, int64_t id, const oplog_op *ops, size_t nops) {
+  oplog_db *db = v->db;
+  if (!w->touches || id > w->tw || !ops) return OPLOG_OK;
+  sqlite3_bind_int64(w->tins, 3, id);
+  int rc = opl_touch_rows(db, id, ops, nops, &w->tkey, touch_expect, w);
+  if (rc == OPLOG_NOMEM || rc == OPLOG_IO || rc == OPLOG_SQL || rc == OPLOG_BUSY) return rc;
+  if (rc) {
+    /* operations that do not fit the catalog: replay reports them */
+    opl_db_clear_error(db);
+    return OPLOG_OK;
+  }
+  sqlite3_bind_int64(w->tseen, 1, id);
+  int r = sqlite3_step(w->tseen);
+  sqlite3_reset(w->tseen);
+  return r == SQLITE_DONE ? OPLOG_OK : opl_db_sqlerr(db, r);
+}
+
+/* oplog_touches against what the entries up to touched_upto name: rows
+ * missing, rows no operation names, rows above the watermark or of no
+ * entry. */
+static int touch_finish(verify_ctx *v, derived_walk *w) {
+  oplog_db *db = v->db;
+  if (!w->touches) return OPLOG_OK;
+  sqlite3_stmt *s = NULL;
+  int r = sqlite3_prepare_v2(
+      db->sql,
+      "SELECT 0, entry_id, min(type) FROM (SELECT type, key, entry_id FROM temp.oplog_verify_touches EXCEPT"
+      " SELECT type, key, entry_id FROM main.oplog_touches) GROUP BY entry_id"
+      " UNION ALL SELECT CASE WHEN entry_id > ?1 THEN 2 WHEN entry_id IN (SELECT entry_id FROM temp.oplog_verify_touch_seen)"
+      " THEN 1 WHEN entry_id IN (SELECT id FROM main.oplog_entries) THEN -1 ELSE 3 END, entry_id, min(type)"
+      " FROM (SELECT type, key, entry_id FROM main.oplog_touches EXCEPT"
+      " SELECT type, key, entry_id FROM temp.oplog_verify_touches) GROUP BY entry_id ORDER BY 2, 1",
+      -1, &s, NULL);
+  if (r != SQLITE_OK) return opl_db_sqlerr(db, r);
+  sqlite3_bind_int64(s, 1, w->tw);
+  int rc = OPLOG_OK;
+  while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(s, 1);
+    const char *type = (const char *)sqlite3_column_text(s, 2);
+    if (!type) type = "?";
+    switch (sqlite3_column_int(s, 0)) {
+      case 0:
+        rc = problem(v, id, "index_mismatch", "oplog_touches lacks a row of entry %lld (type %s)", (long long)id, type);
+        break;
+      case 1:
+        rc = problem(v, id, "index_mismatch", "oplog_touches has a row of entry %lld (type %s) that its operations do not name",
+                     (long long)id, type);
+        break;
+      case 2:
+        rc = problem(v, id, "index_mismatch", "oplog_touches has rows of entry %lld, above its watermark %lld", (long long)id,
+                     (long long)w->tw);
+        break;
+      case 3:
+        rc = problem(v, id, "index_mismatch", "oplog_touches has rows of entry %lld, which does not exist", (long long)id);
+        break;
+      default: break; /* an entry that cannot be read: reported as such */
+    }
+  }
+  if (!rc && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
+  sqlite3_finalize(s);
+  return rc;
+}
+
 /* Walks the entries in id order, each origin's chain at once, with the
  * derived tables alongside (merge joins): the log is read once. */
 static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int *head_seen) {
@@ -204,16 +286,31 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
                            -1, &w.md, NULL);
   if (r == SQLITE_OK)
     r = sqlite3_prepare_v2(db->sql,
-                           "SELECT " SQL_INDEXED_UPTO ", (SELECT value FROM oplog_config WHERE name = 'clock')", -1,
-                           &cfg, NULL);
+                           "SELECT " SQL_INDEXED_UPTO ", (SELECT value FROM oplog_config WHERE name = 'clock'),"
+                           " (SELECT value FROM oplog_config WHERE name = 'touched_upto')",
+                           -1, &cfg, NULL);
   int rc = OPLOG_OK;
   int64_t config_clock = 0;
   if (r == SQLITE_OK && (r = sqlite3_step(cfg)) == SQLITE_ROW) {
     w.wm = sqlite3_column_int64(cfg, 0);
     config_clock = sqlite3_column_int64(cfg, 1);
+    w.tw = sqlite3_column_int64(cfg, 2);
     r = SQLITE_OK;
   }
   if (r != SQLITE_OK) rc = opl_db_sqlerr(db, r);
+  /* the touch index is built from the decrypted entries: checked with the key */
+  w.db = db;
+  w.touches = !rc && decrypt && db->level >= 3;
+  if (w.touches &&
+      !(rc = opl_db_exec(db, "DROP TABLE IF EXISTS temp.oplog_verify_touches; DROP TABLE IF EXISTS temp.oplog_verify_touch_seen;"
+                             "CREATE TEMP TABLE oplog_verify_touches (type TEXT, key BLOB, entry_id INTEGER,"
+                             " PRIMARY KEY (type, key, entry_id)) WITHOUT ROWID;"
+                             "CREATE TEMP TABLE oplog_verify_touch_seen (entry_id INTEGER PRIMARY KEY)"))) {
+    r = sqlite3_prepare_v2(db->sql, "INSERT OR IGNORE INTO temp.oplog_verify_touches VALUES (?1, ?2, ?3)", -1, &w.tins, NULL);
+    if (r == SQLITE_OK)
+      r = sqlite3_prepare_v2(db->sql, "INSERT OR IGNORE INTO temp.oplog_verify_touch_seen VALUES (?1)", -1, &w.tseen, NULL);
+    if (r != SQLITE_OK) rc = opl_db_sqlerr(db, r);
+  }
   if (!rc) {
     w.ixr = sqlite3_step(w.ix);
     w.mdr = sqlite3_step(w.md);
@@ -280,13 +377,14 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     if (!rc && !unread && (decrypt || (db->kr.encrypted && e.key_id == 0))) {
       db->scratch2.n = 0;
       int d2 = opl_crypto_decrypt_entry(db, &e, &db->scratch2);
-      if (!d2) {
-        const oplog_op *ops;
-        size_t nops;
-        d2 = opl_entry_decode(db, &a, db->scratch2.p, db->scratch2.n, &ops, &nops);
-        opl_arena_reset(&a);
-      }
+      const oplog_op *ops = NULL;
+      size_t nops = 0;
+      if (!d2) d2 = opl_entry_decode(db, &a, db->scratch2.p, db->scratch2.n, &ops, &nops);
+      /* an environmental failure of the touch check ends the walk */
+      if (!d2 && (d2 = touch_entry(v, &w, id, ops, nops))) rc = d2;
+      opl_arena_reset(&a);
       if (db->scratch2.n) sodium_memzero(db->scratch2.p, db->scratch2.n);
+      if (rc) break;
       if (d2 == OPLOG_NOMEM) rc = d2;
       else if (d2) rc = problem(v, id, "decrypt_failed", "%s", (opl_db_error_entry(db, d2, id), oplog_errmsg(db)));
     }
@@ -309,6 +407,7 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     rc = opl_db_sqlerr(db, r);
   } else if (!rc) {
     rc = derived_finish(v, &w, config_clock);
+    if (!rc) rc = touch_finish(v, &w);
   }
   if (!rc) rc = tick(v, v->out->entries);
   opl_agg_counts_free(&w.aggs);
@@ -318,6 +417,16 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
   sqlite3_finalize(cfg);
   sqlite3_finalize(w.ix);
   sqlite3_finalize(w.md);
+  sqlite3_finalize(w.tins);
+  sqlite3_finalize(w.tseen);
+  opl_buf_free(&w.tkey);
+  if (w.touches && opl_db_exec(db, "DROP TABLE IF EXISTS temp.oplog_verify_touches;"
+                                   " DROP TABLE IF EXISTS temp.oplog_verify_touch_seen") &&
+      !sqlite3_get_autocommit(db->sql)) {
+    /* DROP is refused while the caller has a statement running: empty them */
+    opl_db_exec(db, "DELETE FROM temp.oplog_verify_touches; DELETE FROM temp.oplog_verify_touch_seen");
+    if (!rc) opl_db_clear_error(db);
+  }
   return rc;
 }
 

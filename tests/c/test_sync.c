@@ -507,6 +507,86 @@ static void cut_and_altered(void) {
   mem_free(&m);
 }
 
+/* A frame head claiming more than an entry can take is refused before
+ * anything of its body is read or allocated. */
+static void frame_too_large(void) {
+  oplog_db *a = open_plain("a.db"), *b = open_plain("b.db");
+  CHECK(a && b);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 2) == 0);
+  mem m;
+  OK(a, export_mem(a, NULL, NULL, &m));
+  oplog_close(a);
+  size_t ends[16];
+  CHECK(frame_ends(&m, ends, 16) >= 3);
+  size_t at = ends[0]; /* frame 2, the type, claims 2^31 - 1 bytes */
+  m.p[at + 1] = 0x7f, m.p[at + 2] = m.p[at + 3] = m.p[at + 4] = 0xff;
+  m.pos = 0;
+  CHECK_RC(b, oplog_import(b, NULL, mem_read, &m, NULL), OPLOG_CORRUPT);
+  CHECK(strstr(oplog_errmsg(b), "frame 2 claims 2147483647 bytes, more than an entry can take"));
+  CHECK(m.pos == at + 5);
+  oplog_close(b);
+  mem_free(&m);
+}
+
+/* The sender's file has a broken link (entry 2's prev_hash is not entry
+ * 1's hash; every hash recomputed to match its entry): its export is
+ * signed and each entry's hash holds, yet import refuses the chain. */
+static int break_link(const char *name) {
+  sqlite3 *s = NULL;
+  sqlite3_stmt *r = NULL, *u = NULL;
+  unsigned char prev[32];
+  memset(prev, 0x42, sizeof prev);
+  int ok = sqlite3_open(tpath(name), &s) == SQLITE_OK &&
+           sqlite3_exec(s, "DROP TRIGGER IF EXISTS oplog_entries_no_update", NULL, NULL, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v2(s,
+                              "SELECT e.id, o.id, e.seq, e.clock, e.created, e.key_id, e.aggregate_name, e.metadata, e.data"
+                              " FROM oplog_entries e JOIN oplog_origins o ON o.no = e.origin WHERE e.seq >= 2 ORDER BY e.seq",
+                              -1, &r, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v2(s, "UPDATE oplog_entries SET prev_hash = ?1, hash = ?2 WHERE id = ?3", -1, &u, NULL) == SQLITE_OK;
+  while (ok && sqlite3_step(r) == SQLITE_ROW) {
+    unsigned char h[32];
+    ref_entry_hash(prev, sqlite3_column_blob(r, 1), sqlite3_column_int64(r, 2), sqlite3_column_int64(r, 3),
+                   sqlite3_column_int64(r, 4), sqlite3_column_int64(r, 5), sqlite3_column_text(r, 6),
+                   (size_t)sqlite3_column_bytes(r, 6), sqlite3_column_blob(r, 7), (size_t)sqlite3_column_bytes(r, 7),
+                   sqlite3_column_blob(r, 8), (size_t)sqlite3_column_bytes(r, 8), h);
+    sqlite3_bind_blob(u, 1, prev, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(u, 2, h, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(u, 3, sqlite3_column_int64(r, 0));
+    ok = sqlite3_step(u) == SQLITE_DONE;
+    sqlite3_reset(u);
+    memcpy(prev, h, 32);
+  }
+  sqlite3_finalize(r);
+  sqlite3_finalize(u);
+  sqlite3_close(s);
+  return ok;
+}
+
+static void broken_link(void) {
+  oplog_db *a = open_plain("a.db"), *b = open_plain("b.db");
+  CHECK(a && b);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 3) == 0);
+  oplog_close(a);
+  CHECK(break_link("a.db"));
+  char why[256];
+  CHECK(!ref_check_chain(tpath("a.db"), why, sizeof why) && strstr(why, "prev"));
+  a = open_plain("a.db");
+  CHECK(a);
+  mem m;
+  OK(a, export_mem(a, NULL, NULL, &m));
+  oplog_close(a);
+  oplog_close(b);
+  CHECK(refused("b.db", NULL, &m, OPLOG_CORRUPT));
+  b = open_plain("b.db");
+  CHECK(b);
+  CHECK_RC(b, import_mem(b, &m, NULL), OPLOG_CORRUPT);
+  CHECK(strstr(oplog_errmsg(b), "entry at seq 2 does not follow the stream's seq 1"));
+  oplog_close(b);
+  mem_free(&m);
+}
+
 static int stop_at_first(void *ctx, int64_t done, int64_t total) {
   (void)total;
   *(int64_t *)ctx = done;
@@ -684,6 +764,8 @@ static const struct test_case cases[] = {
     {"fork_detected", fork_detected},
     {"type_conflict", type_conflict},
     {"cut_and_altered", cut_and_altered},
+    {"frame_too_large", frame_too_large},
+    {"broken_link", broken_link},
     {"interrupted", interrupted},
     {"cursor_strict", cursor_strict},
     {"join_both_ways", join_both_ways},

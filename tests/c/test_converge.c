@@ -345,6 +345,90 @@ static void tickets_advance(void) {
   oplog_close(b);
 }
 
+/* The skip rule undoes an entry whole: of an entry of two operations whose
+ * second cannot apply, the first leaves nothing either (live and replay
+ * alike, so verify{replay} alone would not see it). */
+static void skip_undoes_whole_entry(void) {
+  oplog_db *a = open_file("a.db"), *b = open_file("b.db");
+  CHECK(a && b);
+  CHECK(user_create(a, 5, "from-a")); /* clock 1: sorts before b's entry of two */
+  CHECK(user_create(b, 1, "one"));    /* clock 1 */
+  /* clock 2: create 7, then create 5, which a's entry makes "exists" */
+  oplog_field f7[] = {{"id", vint(7)}, {"name", vtext("seven")}, {"age", vint(70)}};
+  oplog_field f5[] = {{"id", vint(5)}, {"name", vtext("from-b")}, {"age", vint(50)}};
+  oplog_op ops[] = {{.type = "user", .kind = OPLOG_OP_CREATE, .row = {f7, 3}},
+                    {.type = "user", .kind = OPLOG_OP_CREATE, .row = {f5, 3}}};
+  int64_t id = 0;
+  OK(b, oplog_tx_begin(b, "users"));
+  OK(b, oplog_tx_apply(b, &ops[0]));
+  OK(b, oplog_tx_apply(b, &ops[1]));
+  OK(b, oplog_tx_commit(b, NULL, 0, &id));
+  CHECK(count_rows(tpath("b.db"), "SELECT count(*) FROM users WHERE id = 7") == 1);
+  oplog_import_result r;
+  OK(a, join(a, "b.db", &r)); /* a fast-forward at a */
+  CHECK(r.conflicts == 1);
+  OK(b, join(b, "a.db", &r)); /* at b: a's entry lands before b's own */
+  CHECK(r.conflicts == 1);
+  const char *files[] = {"a.db", "b.db"};
+  for (int i = 0; i < 2; i++) {
+    char *t = rows_text(tpath(files[i]), "SELECT id, name FROM users ORDER BY id");
+    CHECK(strcmp(t, "1,one|5,from-a|") == 0 || (fprintf(stderr, "%s: %s\n", files[i], t), 0));
+    free(t);
+    t = rows_text(tpath(files[i]), "SELECT op, kind FROM oplog_conflicts");
+    CHECK(strcmp(t, "2,exists|") == 0 || (fprintf(stderr, "%s: %s\n", files[i], t), 0));
+    free(t);
+  }
+  CHECK(same_state("a.db", "b.db"));
+  CHECK(verify_ok(a) == 1 && verify_ok(b) == 1);
+  oplog_close(a);
+  oplog_close(b);
+}
+
+/* Rows of a type with a two-column key, recomputed by a late import: each
+ * row is found (touch index) and deleted (live table) by its whole key; a
+ * row sharing the first key column, named by no entry after the new one,
+ * stays. */
+static int define_member(oplog_db *db) {
+  static const oplog_column cols[] = {{"grp", "INTEGER NOT NULL"}, {"uid", "INTEGER NOT NULL"}, {"role", "TEXT"}};
+  static const char *const key[] = {"grp", "uid"};
+  oplog_type_spec s = {"member", "members", "members", cols, 3, key, 2};
+  return oplog_define(db, &s);
+}
+
+static int64_t member(oplog_db *db, int kind, int64_t grp, int64_t uid, const char *role) {
+  static const char *const mask[] = {"role"};
+  oplog_field f[] = {{"grp", vint(grp)}, {"uid", vint(uid)}, {"role", vtext(role)}};
+  oplog_op op = {.type = "member", .kind = kind, .row = {f, 3}};
+  if (kind == OPLOG_OP_UPDATE) op.mask = mask, op.nmask = 1;
+  return tx1(db, "members", &op);
+}
+
+static void composite_key_recomputed(void) {
+  oplog_db *a = open_file("a.db"), *b = open_file("b.db");
+  CHECK(a && b);
+  OK(a, define_member(a));
+  OK(b, define_member(b));
+  CHECK(member(a, OPLOG_OP_CREATE, 1, 9, "a9"));            /* clock 1 */
+  OK(b, join(b, "a.db", NULL));
+  CHECK(member(b, OPLOG_OP_CREATE, 1, 3, "b3"));            /* clock 2 */
+  CHECK(member(a, OPLOG_OP_CREATE, 1, 1, "a1") &&           /* clocks 2, 3, 4 */
+        member(a, OPLOG_OP_CREATE, 1, 2, "a2") && member(a, OPLOG_OP_UPDATE, 1, 1, "a1+"));
+  oplog_import_result r;
+  OK(a, join(a, "b.db", &r)); /* b's entry (clock 2) sorts before a's clocks 3, 4 */
+  CHECK(r.entries == 1 && r.conflicts == 0);
+  OK(b, join(b, "a.db", &r));
+  static const char *const want = "1,1,a1+|1,2,a2|1,3,b3|1,9,a9|";
+  const char *files[] = {"a.db", "b.db"};
+  for (int i = 0; i < 2; i++) {
+    char *t = rows_text(tpath(files[i]), "SELECT grp, uid, role FROM members ORDER BY grp, uid");
+    CHECK(strcmp(t, want) == 0 || (fprintf(stderr, "%s: %s\n", files[i], t), 0));
+    free(t);
+  }
+  CHECK(verify_ok(a) == 1 && verify_ok(b) == 1);
+  oplog_close(a);
+  oplog_close(b);
+}
+
 /* verify{replay} of a merged file finds a changed live row and conflicts
  * that disagree with the log. */
 static void verify_tampered(void) {
@@ -426,6 +510,38 @@ static void verify_touches(void) {
   CHECK(exec_raw(tpath("a.db"), "DELETE FROM oplog_touches WHERE entry_id > 3; INSERT INTO oplog_touches SELECT * FROM saved;"
                                 "UPDATE oplog_config SET value = 4 WHERE name = 'touched_upto'; DROP TABLE saved") == 0);
   a = open_plain("a.db");
+  CHECK(verify_ok(a) == 1);
+  oplog_close(a);
+}
+
+static int stop_at_end(void *ctx, int64_t done, int64_t total) {
+  (void)ctx;
+  return total > 0 && done == total;
+}
+
+/* An import refused after its entries were applied leaves the handle's
+ * caches as the file is: the origin number it gave the sender is given to
+ * the next origin, which must not be read as the first one. */
+static void refused_import_forgets_origins(void) {
+  oplog_db *a = open_file("a.db"), *b = open_file("b.db"), *c = open_file("c.db");
+  CHECK(a && b && c);
+  CHECK(user_create(a, 1, "a") && user_create(b, 2, "b") && user_create(c, 3, "c"));
+  oplog_origin_info oc;
+  OK(c, oplog_origin(c, &oc));
+  oplog_close(b);
+  oplog_close(c);
+  oplog_import_opts stop = {.progress = stop_at_end};
+  oplog_import_result res;
+  CHECK_RC(a, oplog_join(a, tpath("b.db"), &PLAIN, &stop, &res), OPLOG_INVALID_ARGUMENT);
+  OK(a, join(a, "c.db", &res));
+  CHECK(res.entries == 1);
+  /* entry 2 is c's */
+  oplog_filter f = {.since = 1};
+  oplog_iter *it;
+  const oplog_entry *e = NULL;
+  OK(a, oplog_entries(a, &f, &it));
+  CHECK(oplog_iter_next(it, &e) == OPLOG_OK && e && e->id == 2 && memcmp(e->origin, oc.id, 32) == 0);
+  oplog_iter_close(it);
   CHECK(verify_ok(a) == 1);
   oplog_close(a);
 }
@@ -718,8 +834,11 @@ static const struct test_case cases[] = {
     {"conflict_constraint", conflict_constraint},
     {"any_order", any_order},
     {"tickets_advance", tickets_advance},
+    {"skip_undoes_whole_entry", skip_undoes_whole_entry},
+    {"composite_key_recomputed", composite_key_recomputed},
     {"verify_tampered", verify_tampered},
     {"verify_touches", verify_touches},
+    {"refused_import_forgets_origins", refused_import_forgets_origins},
     {"order_total", order_total},
     {"from_level2", from_level2},
     {"laws", laws},

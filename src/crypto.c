@@ -281,6 +281,8 @@ static int insert_key(oplog_db *db, int64_t id, const uint8_t nonce[OPLOG_NONCE_
 
 /* ---------------------------------------------------------------- origins */
 
+void opl_origins_forget(oplog_db *db) { db->norigins = 0; }
+
 const uint8_t *opl_origin_id(oplog_db *db, int64_t no) {
   for (size_t i = 0; i < db->norigins; i++)
     if (db->origins[i].no == no) return db->origins[i].id;

@@ -223,6 +223,9 @@ int opl_origin_create(oplog_db *db);
 int opl_crypto_rewrap_all(oplog_db *db, const unsigned char *root);
 /* The 32-byte id of origin `no` (loaded on a miss); NULL and an error if absent. */
 const uint8_t *opl_origin_id(oplog_db *db, int64_t no);
+/* Empties the cache of origin ids by number: after a rolled-back import,
+ * whose origin rows' numbers the next ones take again. */
+void opl_origins_forget(oplog_db *db);
 /* This file's origin's Ed25519 secret key (crypto_sign_SECRETKEYBYTES into
  * sk, which the caller sodium_malloc's and frees): from its seed, unwrapped
  * with the root key (OPLOG_KEY_REQUIRED without it) or as stored in a

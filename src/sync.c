@@ -915,6 +915,8 @@ int oplog_import(oplog_db *db, const oplog_import_opts *opts, oplog_read_fn read
   if (!rc) rc = opl_db_commit(db);
   if (rc) {
     opl_db_rollback(db);
+    /* the origin rows it added are gone, their numbers free again */
+    opl_origins_forget(db);
     /* what this import put in memory goes with it; the error stays */
     if (im.added_types || im.keys_added) {
       char *msg = sqlite3_mprintf("%s", oplog_errmsg(db));

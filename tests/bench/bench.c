@@ -11,7 +11,7 @@
  * is the peak of that work alone. W1 also counts the WAL pages each side
  * writes per commit.
  *
- *   oplog_bench [--quick] [--dir DIR] [--rounds N] [--only sql,w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open,imp,nff]
+ *   oplog_bench [--quick] [--dir DIR] [--rounds N] [--only sql,w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open,imp,nff,ship]
  *               [--side oplog|base] [--keep] [--fake KEY=VALUE]...
  *
  * The last line printed is machine-readable (see README.md). The exit status
@@ -1441,6 +1441,128 @@ typedef struct cres {
   long hwm_kb;
 } cres;
 
+/* ------------------------------------------------------------------ fleet: ship
+ * Entries shipped per second to a local PostgreSQL server (oplog_ship),
+ * as a ratio to COPY of the same rows (entries and metadata, binary, in
+ * one transaction into tables like the ship's). The child runs under
+ * tests/fleet/pg.sh, which starts a private server and stops it. */
+#ifdef OPLOG_BENCH_PQ
+#include "fleet.h"
+
+static double sync_write(oplog_db *db, int64_t from, long n, int update); /* below, with imp */
+
+static double child_ship(long n, int rounds) {
+  const char *pg = getenv("OPLOG_PG");
+  if (!pg) die("ship: OPLOG_PG is not set (run under tests/fleet/pg.sh)");
+  char path[PATH_MAX + 32];
+  path_in(path, sizeof path, "ship.db");
+  rm_db(path);
+  oplog_db *db = ol_open(path, OPLOG_SYNC_NORMAL, 1);
+  ol_define(db);
+  sync_write(db, 1, n, 0);
+  PGconn *c = PQconnectdb(pg);
+  if (PQstatus(c) != CONNECTION_OK) die("ship: %s", PQerrorMessage(c));
+  /* the same rows as COPY buffers, built off the clock */
+  sqlite3 *sq;
+  if (sqlite3_open_v2(path, &sq, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) die("ship: open %s", path);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(sq, "SELECT o.id, e.seq, e.clock, e.aggregate_name, e.created, e.key_id, e.data, e.prev_hash,"
+                         " e.hash, e.metadata, e.format FROM oplog_entries e JOIN oplog_origins o ON o.no = e.origin"
+                         " ORDER BY e.id", -1, &st, NULL) != SQLITE_OK)
+    die("ship: %s", sqlite3_errmsg(sq));
+  buf rows = {0}, meta = {0};
+  opl_copy_begin(&rows);
+  opl_copy_begin(&meta);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    int bad = opl_copy_row(&rows, 11);
+    for (int i = 0; i < 11; i++) {
+      if (i == 1 || i == 2 || i == 4 || i == 5) bad |= opl_copy_i64(&rows, sqlite3_column_int64(st, i));
+      else if (i == 10) bad |= opl_copy_i16(&rows, sqlite3_column_int(st, i));
+      else bad |= opl_copy_bytes(&rows, sqlite3_column_blob(st, i), (size_t)sqlite3_column_bytes(st, i));
+    }
+    meta_reader mr;
+    meta_pair mp;
+    int32_t pos = 0;
+    if (!opl_meta_open(&mr, sqlite3_column_blob(st, 9), (size_t)sqlite3_column_bytes(st, 9))) die("ship: metadata");
+    while (opl_meta_next(&mr, &mp) == 1)
+      bad |= opl_copy_row(&meta, 5) || opl_copy_bytes(&meta, sqlite3_column_blob(st, 0), 32) ||
+             opl_copy_i64(&meta, sqlite3_column_int64(st, 1)) || opl_copy_i32(&meta, ++pos) ||
+             opl_copy_bytes(&meta, mp.key, mp.nkey) ||
+             (mp.has_value ? opl_copy_bytes(&meta, mp.value, mp.nvalue) : opl_copy_null(&meta));
+    if (bad) die("ship: out of memory");
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(sq);
+  opl_copy_end(&rows);
+  int has_meta = meta.n > COPY_HEADER_BYTES;
+  if (has_meta) opl_copy_end(&meta);
+  double ship = 0, copy = 0;
+  for (int r = 0; r < rounds; r++) {
+    char schema[32], sql[512];
+    snprintf(schema, sizeof schema, "bench_ship_%d", r);
+    oplog_ship_opts o;
+    oplog_ship_result res;
+    memset(&o, 0, sizeof o);
+    o.conninfo = pg;
+    o.schema = schema;
+    double t0 = now();
+    if (oplog_ship(db, &o, &res) != OPLOG_OK) die("ship: %s", oplog_errmsg(db));
+    ship += now() - t0;
+    if (res.entries != n) die("ship: shipped %lld entries, expected %ld", (long long)res.entries, n);
+    snprintf(sql, sizeof sql,
+             "CREATE SCHEMA bench_copy_%d; CREATE TABLE bench_copy_%d.oplog_entries (LIKE %s.oplog_entries INCLUDING ALL);"
+             "CREATE TABLE bench_copy_%d.oplog_metadata (LIKE %s.oplog_metadata INCLUDING ALL)",
+             r, r, schema, r, schema);
+    if (opl_pg_exec(NULL, c, sql, "copy tables")) die("ship: creating the COPY tables failed");
+    char ce[128], cm[128];
+    snprintf(ce, sizeof ce, "COPY bench_copy_%d.oplog_entries FROM STDIN (FORMAT binary)", r);
+    snprintf(cm, sizeof cm, "COPY bench_copy_%d.oplog_metadata FROM STDIN (FORMAT binary)", r);
+    t0 = now();
+    if (opl_pg_exec(NULL, c, "BEGIN", "begin") || opl_copy_send(NULL, c, ce, &rows, "copy") ||
+        (has_meta && opl_copy_send(NULL, c, cm, &meta, "copy")) || opl_pg_exec(NULL, c, "COMMIT", "commit"))
+      die("ship: COPY failed: %s", PQerrorMessage(c));
+    copy += now() - t0;
+  }
+  printf("ship: %ld entries, %d rounds: ship %.0f entries/s, COPY of the same rows %.0f rows/s\n", n, rounds,
+         n * rounds / ship, n * rounds / copy);
+  opl_buf_free(&rows);
+  opl_buf_free(&meta);
+  PQfinish(c);
+  oplog_close(db);
+  rm_db(path);
+  return copy / ship; /* (rows per second shipped) / (rows per second by COPY) */
+}
+#endif
+
+/* The ship figure: nan without PostgreSQL support or server binaries. */
+static double bench_ship(void) {
+#ifdef OPLOG_BENCH_PQ
+  char cmd[3 * PATH_MAX];
+  long n = C.quick ? 2000 : 200000;
+  if (system("ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1") != 0) {
+    printf("ship: no PostgreSQL server binaries (Debian: postgresql): not measured\n");
+    return NAN;
+  }
+  snprintf(cmd, sizeof cmd, "sh '%s/tests/fleet/pg.sh' '%s' --child ship --n %ld --dir '%s' --round %d", OPLOG_BENCH_SOURCE_DIR,
+           C.self, n, C.dir, C.rounds);
+  FILE *p = popen(cmd, "r");
+  if (!p) die("ship: %s", strerror(errno));
+  char line[512];
+  double r = NAN, secs, extra;
+  long hwm;
+  while (fgets(line, sizeof line, p)) {
+    if (sscanf(line, "result secs=%lf extra=%lf hwm_kb=%ld", &secs, &extra, &hwm) == 3) r = extra;
+    else fputs(line, stdout);
+  }
+  if (pclose(p) != 0) die("ship: the child under tests/fleet/pg.sh failed");
+  printf("ship: rate / COPY rate %.3f (goal >= 0.5)\n", r);
+  return r;
+#else
+  printf("ship: built without PostgreSQL support (OPLOG_POSTGRES): not measured\n");
+  return NAN;
+#endif
+}
+
 static int child_main(const char *what, long n, int round) {
   double extra = 0, secs;
   if (strcmp(what, "build") == 0)
@@ -1459,6 +1581,10 @@ static int child_main(const char *what, long n, int round) {
     secs = child_w5_base(n);
   else if (strcmp(what, "open") == 0)
     secs = child_open(&extra);
+#ifdef OPLOG_BENCH_PQ
+  else if (strcmp(what, "ship") == 0)
+    secs = 0, extra = child_ship(n, round > 0 ? round : 2);
+#endif
   else
     die("unknown child %s", what);
   printf("result secs=%.9f extra=%.9f hwm_kb=%ld\n", secs, extra, hwm_kb());
@@ -2132,7 +2258,7 @@ static void bench_sync(double *imp, double *exp_ratio, double *nff) {
 static void usage(void) {
   fprintf(stderr,
           "usage: oplog_bench [--quick] [--dir DIR] [--rounds N] [--keep]\n"
-          "                   [--only sql,w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open,imp,nff] [--side oplog|base]\n"
+          "                   [--only sql,w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open,imp,nff,ship] [--side oplog|base]\n"
           "                   [--fake KEY=VALUE]... [--drift-same-sql]\n");
   exit(2);
 }
@@ -2143,7 +2269,7 @@ static void usage(void) {
 enum {
   F_W1, F_W1F, F_W2, F_W2BARE, F_W3, F_W4, F_W5, F_LUA1, F_LUA2, F_OPEN, F_RSS, F_PAGES,
   F_PAGES_BARE, F_TRIG_W1, F_SESS_W1, F_TRIG_W1F, F_SESS_W1F, F_TRIG_W2, F_SESS_W2, F_IMP, F_NFF,
-  F_EXP, F__N
+  F_EXP, F_SHIP, F__N
 };
 static struct fig {
   const char *key;
@@ -2158,6 +2284,7 @@ static struct fig {
     [F_TRIG_W1] = {"trig_w1", 3}, [F_SESS_W1] = {"sess_w1", 3}, [F_TRIG_W1F] = {"trig_w1f", 3},
     [F_SESS_W1F] = {"sess_w1f", 3}, [F_TRIG_W2] = {"trig_w2", 3}, [F_SESS_W2] = {"sess_w2", 3},
     [F_IMP] = {"imp", 3},        [F_NFF] = {"nff", 4},         [F_EXP] = {"exp", 3},
+    [F_SHIP] = {"ship", 3},
 };
 
 static void fig_set(int f, int ran, double v) {
@@ -2191,6 +2318,7 @@ int main(int argc, char **argv) {
   long child_n = 0;
   int child_round = 0;
   int rounds = 0;
+  long big_arg = 0;
   snprintf(C.dir, sizeof C.dir, "bench-data");
   for (int f = 0; f < F__N; f++) FIG[f].v = NAN;
   for (int i = 1; i < argc; i++) {
@@ -2200,6 +2328,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--keep") == 0) C.keep = 1;
     else if (strcmp(a, "--dir") == 0 && v) snprintf(C.dir, sizeof C.dir, "%s", argv[++i]);
     else if (strcmp(a, "--rounds") == 0 && v) rounds = atoi(argv[++i]);
+    else if (strcmp(a, "--big") == 0 && v) big_arg = atol(argv[++i]);
     else if (strcmp(a, "--only") == 0 && v) C.only = argv[++i];
     else if (strcmp(a, "--side") == 0 && v) C.side = argv[++i];
     else if (strcmp(a, "--fake") == 0 && v && nfakes < 32) fakes[nfakes++] = argv[++i];
@@ -2238,6 +2367,7 @@ int main(int argc, char **argv) {
     C.big_n = 1000000;
   }
   if (rounds > 0) C.rounds = rounds < 16 ? rounds : 16;
+  if (big_arg >= 2000) C.big_n = big_arg; /* profiling a size other than the mode's */
   print_machine();
 
   size_t len1 = 0, len2 = 0;
@@ -2420,12 +2550,17 @@ int main(int argc, char **argv) {
     fig_set(F_EXP, want("imp") && want_side("oplog"), expr);
     fig_set(F_NFF, want("nff") && want_side("oplog"), nff);
   }
+  if (want("ship")) {
+    double r = bench_ship();
+    /* nan (not run) without a server: only a measured figure is checked */
+    fig_set(F_SHIP, want_side("oplog") && !isnan(r), r);
+  }
   if (!C.keep) {
     unlink(C.keyfile);
     rmdir(C.dir); /* only if empty: never removes what the user put there */
   }
   printf("targets: w1>=0.35 w1f>=0.95 w2>=0.8 w2bare>=0.25 w3>=0.5 w4>=0.5 w5>=0.5 "
-         "lua1>=0.7 lua2>=0.7 open_ms<=5 rss_mb<=32 imp>=0.5 nff<=0.05 exp>=1\n");
+         "lua1>=0.7 lua2>=0.7 open_ms<=5 rss_mb<=32 imp>=0.5 nff<=0.05 exp>=1 ship>=0.5\n");
   for (int i = 0; i < nfakes; i++) fig_fake(fakes[i]);
   /* an impossible figure fails the run (said before the last line, which
    * stays last) */

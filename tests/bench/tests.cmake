@@ -15,6 +15,11 @@ add_executable(oplog_bench
   ${GEN}/embedded_lua.c)
 target_include_directories(oplog_bench PRIVATE ${CMAKE_SOURCE_DIR}/src ${GEN})
 target_compile_definitions(oplog_bench PRIVATE OPLOG_BENCH_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+if(OPLOG_POSTGRES)
+  # the ship figure: COPY of the same rows as its baseline (libpq)
+  target_compile_definitions(oplog_bench PRIVATE OPLOG_BENCH_PQ=1)
+  target_link_libraries(oplog_bench PRIVATE PkgConfig::PQ)
+endif()
 target_link_libraries(oplog_bench PRIVATE oplog_static PkgConfig::LUA PkgConfig::SQLITE3
   PkgConfig::SODIUM m)
 

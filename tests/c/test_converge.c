@@ -514,6 +514,38 @@ static void verify_touches(void) {
   oplog_close(a);
 }
 
+static int stop_at_end(void *ctx, int64_t done, int64_t total) {
+  (void)ctx;
+  return total > 0 && done == total;
+}
+
+/* An import refused after its entries were applied leaves the handle's
+ * caches as the file is: the origin number it gave the sender is given to
+ * the next origin, which must not be read as the first one. */
+static void refused_import_forgets_origins(void) {
+  oplog_db *a = open_file("a.db"), *b = open_file("b.db"), *c = open_file("c.db");
+  CHECK(a && b && c);
+  CHECK(user_create(a, 1, "a") && user_create(b, 2, "b") && user_create(c, 3, "c"));
+  oplog_origin_info oc;
+  OK(c, oplog_origin(c, &oc));
+  oplog_close(b);
+  oplog_close(c);
+  oplog_import_opts stop = {.progress = stop_at_end};
+  oplog_import_result res;
+  CHECK_RC(a, oplog_join(a, tpath("b.db"), &PLAIN, &stop, &res), OPLOG_INVALID_ARGUMENT);
+  OK(a, join(a, "c.db", &res));
+  CHECK(res.entries == 1);
+  /* entry 2 is c's */
+  oplog_filter f = {.since = 1};
+  oplog_iter *it;
+  const oplog_entry *e = NULL;
+  OK(a, oplog_entries(a, &f, &it));
+  CHECK(oplog_iter_next(it, &e) == OPLOG_OK && e && e->id == 2 && memcmp(e->origin, oc.id, 32) == 0);
+  oplog_iter_close(it);
+  CHECK(verify_ok(a) == 1);
+  oplog_close(a);
+}
+
 /* entries{order_total}: every entry once, in (clock, origin id, seq). */
 static void order_total(void) {
   oplog_db *a = open_file("a.db"), *b = open_file("b.db");
@@ -806,6 +838,7 @@ static const struct test_case cases[] = {
     {"composite_key_recomputed", composite_key_recomputed},
     {"verify_tampered", verify_tampered},
     {"verify_touches", verify_touches},
+    {"refused_import_forgets_origins", refused_import_forgets_origins},
     {"order_total", order_total},
     {"from_level2", from_level2},
     {"laws", laws},

@@ -16,6 +16,8 @@ int opl_entry_write(oplog_db *db, const char *aggregate, int64_t ticket, const o
                     "ticket of '%s' is at version %lld, not %lld: another writer came first", aggregate,
                     (long long)current, (long long)ticket);
   log_state *ls = &db->ls;
+  if (ls->clock >= INT64_MAX - 1)
+    return opl_db_error(db, OPLOG_CORRUPT, "the file's clock (%lld) leaves no room for another entry", (long long)ls->clock);
   stored_entry e = {.origin = 1,
                     .origin_id = db->self_id,
                     .seq = ls->seq + 1,

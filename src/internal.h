@@ -409,6 +409,9 @@ int opl_target_create(oplog_db *db, const type_def *t, const char *schema, const
 
 /* ---------------------------------------------------------------- sync
  * converge.c: the total order and the live tables of a merged file. */
+/* The largest clock an imported entry may carry (2^62): a local write
+ * takes 1 + the largest clock in the file and must not overflow. */
+#define OPL_CLOCK_MAX ((int64_t)1 << 62)
 /* <0, 0, >0 as (clock, origin id bytes, seq) of a sorts before, with, after b. */
 int opl_order_cmp(int64_t clock_a, const uint8_t *origin_a, int64_t seq_a, int64_t clock_b,
                   const uint8_t *origin_b, int64_t seq_b);

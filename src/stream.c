@@ -174,6 +174,8 @@ static const char *shape_error(int kind, const void *m) {
       if (e->seq < 1 || e->clock < 1 || e->key_id < 0 || (e->format != 1 && e->format != 2))
         return "entry: seq, clock, key_id or format out of range";
       if (e->format == 1 && e->clock != e->seq) return "entry: a format-1 entry's clock is not its seq";
+      /* room for every local write to come: clock + 1 never overflows */
+      if (e->clock > OPL_CLOCK_MAX) return "entry: clock out of range";
       if (e->aggregate.len < 1 || e->aggregate.len > 256 || memchr(e->aggregate.data, 0, e->aggregate.len) ||
           !opl_utf8_valid(e->aggregate.data, e->aggregate.len))
         return "entry: aggregate is not 1-256 bytes of text";

@@ -578,8 +578,10 @@ typedef struct origin_state {
   unsigned char id[OPLOG_ORIGIN_BYTES];
   int64_t no;       /* 0 until the file has a row for it */
   int64_t held;     /* the last seq the file held before the import */
+  int64_t held_clock;
   unsigned char held_hash[OPLOG_HASH_BYTES];
   int64_t seq;      /* the stream's position: its last base or entry */
+  int64_t clock;    /* the clock of the entry at seq, 0 if unknown */
   unsigned char hash[OPLOG_HASH_BYTES];
   int seen;         /* a base or an entry came */
   int64_t inserted; /* new entries */
@@ -632,6 +634,7 @@ static int state_for(importer *im, const uint8_t *id, origin_state **out) {
   held h = {0};
   if (!rc && s->no) rc = held_top(im->db, &im->l, s->no, &h);
   s->held = h.seq;
+  s->held_clock = h.clock;
   memcpy(s->held_hash, h.hash, OPLOG_HASH_BYTES);
   *out = s;
   return rc;
@@ -690,6 +693,7 @@ static int on_base(importer *im, const Oplog__V1__StreamBase *b) {
   }
   s->seen = 1;
   s->seq = b->seq;
+  s->clock = b->seq == s->held ? s->held_clock : 0;
   memcpy(s->hash, b->hash.data, OPLOG_HASH_BYTES);
   return OPLOG_OK;
 }
@@ -747,8 +751,16 @@ static int on_entry(importer *im, const Oplog__V1__StreamEntry *m) {
     if (!s->seen && s->held && memcmp(m->prev_hash.data, s->held_hash, OPLOG_HASH_BYTES) != 0)
       return fork_error(db, s->id, s->held, "the entry the stream builds on");
   }
+  /* each origin's clock grows with its seq (a local write takes 1 + the
+   * largest clock its file holds): otherwise the total order would replay
+   * its transactions in another order than it wrote them */
+  int64_t prev_clock = s->seen ? s->clock : m->seq == s->held + 1 ? s->held_clock : 0;
+  if (m->seq > s->held && m->clock <= prev_clock)
+    return opl_db_error(db, OPLOG_CORRUPT, "stream: origin %s's entry at seq %lld has clock %lld, not above its previous entry's %lld",
+                        (hex(s->id, hx), hx), (long long)m->seq, (long long)m->clock, (long long)prev_clock);
   s->seen = 1;
   s->seq = m->seq;
+  s->clock = m->clock;
   memcpy(s->hash, m->hash.data, OPLOG_HASH_BYTES);
   if (m->seq <= s->held) {
     im->res.skipped++;

@@ -546,6 +546,32 @@ static void refused_import_forgets_origins(void) {
   oplog_close(a);
 }
 
+/* An origin's clock grows with its seq, and leaves room for the clocks of
+ * local writes to come: a stream saying otherwise is corrupt (its sender's
+ * chain recomputed, so only the clocks are wrong), and the file unchanged. */
+static void clock_checked_on_import(void) {
+  static const struct {
+    const char *sql, *why;
+  } cases[] = {
+      {"UPDATE oplog_entries SET clock = 1 WHERE id = 2", "clock 1, not above its previous entry's 1"},
+      {"UPDATE oplog_entries SET clock = 9223372036854775807 WHERE id = 2", "clock out of range"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    oplog_db *a = open_file("a.db"), *b = open_file("b.db");
+    CHECK(a && b);
+    CHECK(user_create(a, 1, "a") && user_create(b, 2, "b") && user_age(b, 2, 3));
+    oplog_close(b);
+    char sql[512];
+    snprintf(sql, sizeof sql, "DROP TRIGGER IF EXISTS oplog_entries_no_update; %s", cases[i].sql);
+    CHECK(exec_raw(tpath("b.db"), sql) == 0 && ref_rehash_all(tpath("b.db")) == 0);
+    CHECK_RC(a, join(a, "b.db", NULL), OPLOG_CORRUPT);
+    CHECK(strstr(oplog_errmsg(a), cases[i].why) || (fprintf(stderr, "%s\n", oplog_errmsg(a)), 0));
+    CHECK(count_rows(tpath("a.db"), "SELECT count(*) FROM oplog_entries") == 1);
+    oplog_close(a);
+    CHECK(remove(tpath("a.db")) == 0 && remove(tpath("b.db")) == 0);
+  }
+}
+
 /* entries{order_total}: every entry once, in (clock, origin id, seq). */
 static void order_total(void) {
   oplog_db *a = open_file("a.db"), *b = open_file("b.db");
@@ -839,6 +865,7 @@ static const struct test_case cases[] = {
     {"verify_tampered", verify_tampered},
     {"verify_touches", verify_touches},
     {"refused_import_forgets_origins", refused_import_forgets_origins},
+    {"clock_checked_on_import", clock_checked_on_import},
     {"order_total", order_total},
     {"from_level2", from_level2},
     {"laws", laws},

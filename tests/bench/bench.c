@@ -2259,7 +2259,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: oplog_bench [--quick] [--dir DIR] [--rounds N] [--keep]\n"
           "                   [--only sql,w1,w1f,w2,w2e,l1,l2,w3,w4,w5,open,imp,nff,ship] [--side oplog|base]\n"
-          "                   [--fake KEY=VALUE]... [--drift-same-sql]\n");
+          "                   [--fake KEY=VALUE]... [--drift-same-sql] [--big N]\n");
   exit(2);
 }
 

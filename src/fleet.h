@@ -1,5 +1,5 @@
-/* fleet.h — what fleet.c (ship, verify) and fleet_apply.c (ship --apply)
- * share: libpq helpers and binary COPY. Compiled only with OPLOG_POSTGRES. */
+/* fleet.h — fleet.c's libpq helpers and binary COPY (also used by the
+ * bench's COPY baseline). Compiled only with OPLOG_POSTGRES. */
 #ifndef OPLOG_FLEET_H
 #define OPLOG_FLEET_H
 
@@ -8,9 +8,8 @@
 #include "internal.h"
 
 /* Advisory locks: class "oplg", then 0 for the tables' creation, an
- * origin's first 4 bytes for shipping it, 1 for applying. */
+ * origin's first 4 bytes for shipping it. */
 #define OPL_PG_LOCK_CLASS 0x6f706c67
-#define OPL_PG_LOCK_APPLY 1
 static inline int32_t opl_pg_origin_lock(const uint8_t *o) {
   return (int32_t)((uint32_t)o[0] << 24 | (uint32_t)o[1] << 16 | (uint32_t)o[2] << 8 | o[3]);
 }
@@ -45,10 +44,5 @@ int opl_copy_null(buf *b);
 int opl_copy_end(buf *b);
 /* Runs `sql` (a COPY ... FROM STDIN) and sends b. */
 int opl_copy_send(oplog_db *db, PGconn *pg, const char *sql, const buf *b, const char *what);
-
-/* fleet_apply.c: applies every stored entry of this file's origin not
- * applied yet to live tables in schema s (quoted), in total order with the
- * skip rule (docs/fleet.md "Live tables"). */
-int opl_fleet_apply(oplog_db *db, PGconn *pg, const char *s, int64_t *applied, int64_t *conflicts);
 
 #endif

@@ -529,7 +529,8 @@ OPLOG_API int oplog_have_postgres(void);
 typedef struct oplog_ship_opts {
   const char *conninfo; /* libpq connection string or URI (required) */
   const char *schema;   /* NULL: "oplog" */
-  int apply;            /* also apply this origin's entries to live tables there (needs the key) */
+  int apply;            /* reserved: applying to live tables there is not available yet
+                         * (OPLOG_INVALID_ARGUMENT, before anything is shipped) */
   int64_t batch;        /* entries per PostgreSQL transaction; 0: 5000 */
   oplog_progress_fn progress; /* after each batch: (entries shipped, entries to ship) */
   void *progress_ctx;
@@ -540,8 +541,8 @@ typedef struct oplog_ship_result {
   int64_t skipped;     /* entries the server held already */
   int64_t batches;     /* transactions that stored entries */
   int64_t checkpoints; /* checkpoints stored (newer than the server's) */
-  int64_t applied;     /* with apply: entries applied to the live tables */
-  int64_t conflicts;   /* with apply: of those, skipped whole as conflicts */
+  int64_t applied;     /* reserved (apply): 0 */
+  int64_t conflicts;   /* reserved (apply): 0 */
 } oplog_ship_result;
 
 /* Pushes every entry (of every origin this file holds) that the server

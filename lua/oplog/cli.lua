@@ -1100,9 +1100,9 @@ rewritten history); nothing of that batch is stored.
   --postgres CONNINFO  a libpq connection string or URI, e.g.
                        "host=collector dbname=fleet user=device"
   --schema NAME        the schema of the log's tables (default oplog)
-  --apply              also apply this file's origin's entries to live
-                       tables in that schema (needs the key: the rows are
-                       stored decrypted there); see docs/fleet.md
+  --apply              (reserved) apply the entries to live tables in
+                       that schema: not available in this version, refused
+                       before anything is shipped; see docs/fleet.md
   --batch N            entries per transaction (default 5000)
   --json               print {"entries":..,"skipped":..,"batches":..,
                        "checkpoints":..,"applied":..,"conflicts":..}

@@ -108,6 +108,10 @@ describe("oplog ship", function()
     assert.equal("150", sql("SELECT seq FROM s1.oplog_checkpoints"))
     local v = oplog.verify_postgres({ postgres = PG, schema = "s1" })
     assert.same({ ok = true, entries = 150, problems = {} }, v)
+    -- apply is not available yet: refused before anything is shipped
+    write(db, 151, 1)
+    assert.equal("invalid_argument", (errcode(function() db:ship({ postgres = PG, schema = "s1", apply = true }) end)))
+    assert.equal(150, stored(db, "s1"))
     db:close()
   end)
 

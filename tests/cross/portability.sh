@@ -1,0 +1,90 @@
+#!/bin/sh
+# Logs across architectures, both ways (ctest cross.portability in a cross
+# build; tests/cross/README.md).
+#   sh portability.sh ARCH EMULATOR TARGET_OPLOG NATIVE_OPLOG WORKDIR
+# 1. The target's static oplog, copied alone to an empty directory, runs
+#    --version, keygen, init, run, verify (under EMULATOR, e.g.
+#    qemu-arm-static, with no LUA_PATH/LUA_CPATH).
+# 2. It writes two logs there (a key file, a passphrase) with
+#    tests/cross/portable.lua; the native oplog verifies them (--replay),
+#    checks every value, replays them into a replica whose rows must equal
+#    the live tables, and dumps them as the target does, byte for byte.
+# 3. The reverse: the native oplog writes both kinds, the target verifies,
+#    checks every value and dumps them the same.
+set -eu
+arch=$1 emu=$2 target=$3 native=$4 work=$5
+src=$(cd "$(dirname "$0")/../.." && pwd)
+sqlite=$(command -v sqlite3)
+rm -rf "$work"
+mkdir -p "$work/alone" "$work/native"
+A=$work/alone
+N=$work/native
+cp "$target" "$A/oplog"
+cp "$src/tests/cross/portable.lua" "$A/"
+cp "$src/tests/cross/portable.lua" "$N/"
+export OPLOG_PASS="correct horse battery staple"
+
+# T: the target's binary, alone, from its directory; H: the native one.
+# shellcheck disable=SC2086
+T() { (cd "$A" && env -u LUA_PATH -u LUA_CPATH -u OPLOG_KEY_FILE $emu ./oplog "$@"); }
+H() { (cd "$N" && env -u OPLOG_KEY_FILE "$native" "$@"); }
+step() { echo "-- $*"; }
+fail() { echo "portability ($arch): $*" >&2; exit 1; }
+
+step "the static binary alone: $(file -b "$A/oplog" | cut -d, -f1-2)"
+file -b "$A/oplog" | grep -q "statically linked" || fail "$target is not statically linked"
+T --version
+T keygen dev.key
+T init key.oplog --key-file dev.key
+T init pass.oplog --passphrase-env OPLOG_PASS --kdf-mem 8
+T run portable.lua write key.oplog key_file=dev.key "$arch"
+T run portable.lua write pass.oplog passphrase_env=OPLOG_PASS "$arch"
+T verify key.oplog --key-file dev.key --replay
+T verify pass.oplog --passphrase-env OPLOG_PASS --replay
+
+# rows of the live tables (or of a replica), every value quoted exactly
+rows() { # db
+  for t in sample item; do
+    "$sqlite" -bail "$1" "SELECT '$t', * FROM (SELECT * FROM $t ORDER BY 1, 2)" -cmd ".mode quote"
+  done
+}
+dump_cmp() { # db (absolute), key option...
+  db=$1
+  name=$(basename "$1")
+  shift
+  T dump "$db" --json "$@" >"$work/$name.target.json"
+  H dump "$db" --json "$@" >"$work/$name.native.json"
+  [ -s "$work/$name.native.json" ] || fail "$name: empty dump"
+  cmp "$work/$name.target.json" "$work/$name.native.json" || fail "$name: dumps differ"
+}
+
+step "written on $arch, read on $(uname -m)"
+for f in key pass; do
+  if [ $f = key ]; then k="--key-file $A/dev.key" kp="key_file=$A/dev.key"; else
+    k="--passphrase-env OPLOG_PASS" kp="passphrase_env=OPLOG_PASS"; fi
+  # shellcheck disable=SC2086
+  H verify "$A/$f.oplog" $k --replay
+  H run portable.lua check "$A/$f.oplog" "$kp"
+  # shellcheck disable=SC2086
+  H replay "$A/$f.oplog" --into "$N/$f-replica.db" $k
+  rows "$A/$f.oplog" >"$work/$f.live"
+  rows "$N/$f-replica.db" >"$work/$f.replica"
+  [ -s "$work/$f.live" ] || fail "$f: no rows"
+  cmp "$work/$f.live" "$work/$f.replica" || fail "$f: the native replay differs from the live tables"
+done
+dump_cmp "$A/key.oplog" --key-file "$A/dev.key"
+dump_cmp "$A/pass.oplog" --passphrase-env OPLOG_PASS
+
+step "written on $(uname -m), read on $arch"
+H keygen host.key
+H init hkey.oplog --key-file host.key
+H init hpass.oplog --passphrase-env OPLOG_PASS --kdf-mem 8
+H run portable.lua write hkey.oplog key_file=host.key "$(uname -m)"
+H run portable.lua write hpass.oplog passphrase_env=OPLOG_PASS "$(uname -m)"
+T verify "$N/hkey.oplog" --key-file "$N/host.key" --replay
+T verify "$N/hpass.oplog" --passphrase-env OPLOG_PASS --replay
+T run portable.lua check "$N/hkey.oplog" "key_file=$N/host.key"
+T run portable.lua check "$N/hpass.oplog" passphrase_env=OPLOG_PASS
+dump_cmp "$N/hkey.oplog" --key-file "$N/host.key"
+dump_cmp "$N/hpass.oplog" --passphrase-env OPLOG_PASS
+echo "portability ($arch): ok, logs cross both ways"

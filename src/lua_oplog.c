@@ -543,8 +543,11 @@ static const char *const OPEN_OPTS[] = {"key_file", "key", "passphrase", "passph
 static const char *const KDF_OPTS[] = {"ops", "mem", NULL};
 
 /* Reads {ops =, mem =} at field `name` of the options: Argon2id limits
- * (0: the default), mem in bytes; a mem this platform's size_t cannot
- * hold is refused rather than cut. */
+ * (0: the default), mem in bytes. A mem beyond this platform's size_t
+ * (32-bit machines) is read as SIZE_MAX, never cut to fewer bytes: as
+ * `kdf` the library then refuses it as out of libsodium's range
+ * (invalid_argument), as on 64-bit machines; as `kdf_limit` it means no
+ * limit, as a larger one does there. */
 static void kdf_field(lua_State *L, int arg, const char *name, unsigned long long *ops, size_t *mem) {
   int t = get_field(L, arg, name);
   if (t != LUA_TNIL) {
@@ -559,10 +562,8 @@ static void kdf_field(lua_State *L, int arg, const char *name, unsigned long lon
         arg_error(L, arg, "field '%s': '%s' must be an integer >= 0", name, KDF_OPTS[i]);
       lua_pop(L, 1);
     }
-    if ((lua_Unsigned)lim[1] > (lua_Unsigned)SIZE_MAX)
-      arg_error(L, arg, "field '%s': 'mem' is larger than this platform can address", name);
     *ops = (unsigned long long)lim[0];
-    *mem = (size_t)lim[1];
+    *mem = (lua_Unsigned)lim[1] > (lua_Unsigned)SIZE_MAX ? SIZE_MAX : (size_t)lim[1];
   }
   lua_pop(L, 1);
 }

@@ -695,6 +695,22 @@ function commands.keygen(args)
   return 0
 end
 
+-- Argon2id takes its memory at every open of a passphrase file: when that
+-- is over a quarter of this machine's memory (a 64 MB device and the
+-- default 64 MiB), init says so on stderr, before it derives the key.
+local function kdf_note(path, key)
+  if not (key.passphrase or key.passphrase_fd) then return end
+  local mem = key.kdf and key.kdf.mem or 64 * 1024 * 1024
+  local f = io.open("/proc/meminfo", "r")
+  local total = f and tonumber((f:read("a") or ""):match("MemTotal:%s*(%d+) kB"))
+  if f then f:close() end
+  if total and mem > total * 1024 // 4 then
+    io.stderr:write(string.format("note: every open of %s will take %d MiB of memory to derive the key "
+      .. "(Argon2id), over a quarter of this machine's %d MiB; on a small device give --kdf-mem "
+      .. "(8 MiB at least; see oplog init --help)\n", path, mem // (1024 * 1024), total // 1024))
+  end
+end
+
 function commands.init(args)
   local o = parse("init", args, 2, with_keys(KDF_SPEC))
   if o.help then out(HELP.init) return 0 end
@@ -716,6 +732,7 @@ function commands.init(args)
   end
   local opts = { create = true }
   for k, v in pairs(key) do opts[k] = v end
+  kdf_note(path, key)
   local ok, db = pcall(oplog.open, path, opts)
   if not ok then
     -- A failed init (a missing key file, say) must not leave a half-made

@@ -532,10 +532,11 @@ static int reset_rows(cv *v, int64_t *removed) {
   sqlite3_finalize(s);
   s = NULL;
   if (rc) return rc;
-  /* their state before m, in the shadow tables */
+  /* their state before m, in the shadow tables; CROSS JOIN keeps the few
+   * keys outermost (without statistics SQLite would scan oplog_touches) */
   if ((rc = prepare(db, &s,
                     "SELECT %s FROM (SELECT DISTINCT t.entry_id AS id FROM temp.oplog_cv_keys k"
-                    " JOIN oplog_touches t ON t.type = k.type AND t.key = k.key) b"
+                    " CROSS JOIN oplog_touches t ON t.type = k.type AND t.key = k.key) b"
                     " JOIN oplog_index x ON x.entry_id = b.id JOIN oplog_origins o ON o.no = x.origin"
                     " JOIN oplog_entries e ON e.id = b.id"
                     " WHERE b.id NOT IN (SELECT entry_id FROM temp.oplog_cv_after)"

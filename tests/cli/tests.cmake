@@ -10,6 +10,13 @@ foreach(t ${OPLOG_CLI_TESTS})
     ENVIRONMENT "${OPLOG_LUA_TEST_ENV}" LABELS cli TIMEOUT 120)
 endforeach()
 
+# Peak RSS of export and import against the stream's size: meaningless
+# under ASan's shadow memory.
+add_test(NAME cli.sync_memory
+  COMMAND ${LUA_INTERP} ${PROJECT_SOURCE_DIR}/tests/cli/sync_memory_test.lua)
+set_tests_properties(cli.sync_memory PROPERTIES
+  ENVIRONMENT "${OPLOG_LUA_TEST_ENV}" LABELS "cli;no-asan" TIMEOUT 120)
+
 # Each example runs twice, as `lua5.4 examples/X.lua` and as
 # `oplog run examples/X.lua`; the example asserts its own outcome and the
 # test checks exit status 0 and the output a reader is promised.

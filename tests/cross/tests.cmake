@@ -81,10 +81,9 @@ endforeach()
 
 # security.entry_size_ceiling bounds the growth of the process's peak RSS
 # (VmHWM) while a huge entry is refused; under qemu-user that is the
-# emulator's, which the guest code it translates grows too: 8.4 MiB on
-# armhf against the test's 8 MiB bound (arm64 and s390x stay below). The
-# bound is checked natively and under ASan.
-if(CMAKE_SYSTEM_PROCESSOR STREQUAL "arm" AND TEST security.entry_size_ceiling)
+# emulator's, which the guest code it translates grows too (8.4 to 9.5 MiB
+# seen against the test's 8 MiB bound). It runs natively and under ASan.
+if(TEST security.entry_size_ceiling)
   set_tests_properties(security.entry_size_ceiling PROPERTIES DISABLED TRUE)
 endif()
 

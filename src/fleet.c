@@ -410,7 +410,7 @@ static int ship_origin(shipper *sh, const origin_head *h) {
     unsigned char prev[OPLOG_HASH_BYTES], first_prev[OPLOG_HASH_BYTES];
     memcpy(prev, top >= 1 ? top_hash : zero_hash, OPLOG_HASH_BYTES);
     memcpy(first_prev, prev, OPLOG_HASH_BYTES);
-    int moved = 0, r;
+    int moved = 0, r = SQLITE_DONE;
     if (opl_copy_begin(&sh->rows) || opl_copy_begin(&sh->meta)) rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
     while (!rc && !moved && next <= h->h.seq && (r = sqlite3_step(s)) == SQLITE_ROW) {
       stored_entry e;

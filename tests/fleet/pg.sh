@@ -10,9 +10,14 @@
 #   OPLOG_PG        a libpq connection string for the server's `postgres` database
 #   OPLOG_PG_DIR    the temporary directory (data/, sock/, log)
 #   OPLOG_PG_CTL    a command that runs pg_ctl on it, e.g. "$OPLOG_PG_CTL restart -m immediate"
+#                   (run psql and pg_ctl without LD_PRELOAD, as this does)
 #   PATH            with the server's bin directory (psql) first
 # Exit status: COMMAND's; 77 (skipped) when no PostgreSQL binaries are found.
 set -eu
+# A sanitizer runtime preloaded for the test's Lua (ASan builds) is not for
+# the server's programs, which hang under it: COMMAND gets it back.
+preload=${LD_PRELOAD-}
+unset LD_PRELOAD
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ] || [ ! -x "$bindir/pg_ctl" ]; then
   echo "pg.sh: no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (Debian: postgresql)" >&2
@@ -52,7 +57,11 @@ $as "$bindir/initdb" -D "$dir/data" -A trust -U oplog -E UTF8 --locale=C --no-sy
 $ctl start -o "-c listen_addresses='' -k $dir/sock -c fsync=off -c max_connections=40" >/dev/null
 OPLOG_PG="host=$dir/sock user=oplog dbname=postgres"
 OPLOG_PG_DIR=$dir
-OPLOG_PG_CTL=$ctl
+OPLOG_PG_CTL="env -u LD_PRELOAD $ctl"
 PATH="$bindir:$PATH"
 export OPLOG_PG OPLOG_PG_DIR OPLOG_PG_CTL PATH
-"$@"
+if [ -n "$preload" ]; then
+  LD_PRELOAD=$preload "$@"
+else
+  "$@"
+fi

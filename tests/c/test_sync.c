@@ -432,6 +432,18 @@ static void fork_detected(void) {
   OK(a2, export_mem(a2, NULL, NULL, &m));
   CHECK(refused("b.db", NULL, &m, OPLOG_FORK));
   mem_free(&m);
+  /* the clone wrote on: its entry 4 differs from b's, and its entry 5
+   * builds on it (the clone's checkpoint, at seq 5, names nothing b holds:
+   * the entry at seq 4 alone shows the fork) */
+  CHECK(write_users(a2, 21, 1) == 0);
+  OK(a2, export_mem(a2, NULL, since, &m));
+  CHECK(refused("b.db", NULL, &m, OPLOG_FORK));
+  b = open_plain("b.db");
+  CHECK(b);
+  CHECK_RC(b, import_mem(b, &m, NULL), OPLOG_FORK);
+  CHECK(strstr(oplog_errmsg(b), "the stream's entry at seq 4"));
+  oplog_close(b);
+  mem_free(&m);
   oplog_close(a);
   oplog_close(a2);
 }

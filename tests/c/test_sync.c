@@ -442,7 +442,15 @@ static void fork_detected(void) {
   CHECK(b);
   CHECK_RC(b, import_mem(b, &m, NULL), OPLOG_FORK);
   CHECK(strstr(oplog_errmsg(b), "the stream's entry at seq 4"));
+  mem_free(&m);
+  /* from b's cursor (seq 4): the base alone shows it */
+  OK(b, oplog_cursor(b, &cur));
+  OK(a2, export_mem(a2, NULL, cur, &m));
+  oplog_free(cur);
+  CHECK_RC(b, import_mem(b, &m, NULL), OPLOG_FORK);
+  CHECK(strstr(oplog_errmsg(b), "the stream's base at seq 4"));
   oplog_close(b);
+  CHECK(refused("b.db", NULL, &m, OPLOG_FORK));
   mem_free(&m);
   oplog_close(a);
   oplog_close(a2);

@@ -206,8 +206,12 @@ static int touch_expect(void *ctx, const type_def *t, const buf *key) {
 static int touch_entry(verify_ctx *v, derived_walk *w, int64_t id, const oplog_op *ops, size_t nops) {
   oplog_db *db = v->db;
   if (!w->touches || id > w->tw || !ops) return OPLOG_OK;
+  /* a failed step of the derived walk may have ended the transaction, and
+   * the temp tables with it: that error first */
+  int rc = derived_failed(db, w);
+  if (rc) return rc;
   sqlite3_bind_int64(w->tins, 3, id);
-  int rc = opl_touch_rows(db, id, ops, nops, &w->tkey, touch_expect, w);
+  rc = opl_touch_rows(db, id, ops, nops, &w->tkey, touch_expect, w);
   if (rc == OPLOG_NOMEM || rc == OPLOG_IO || rc == OPLOG_SQL || rc == OPLOG_BUSY) return rc;
   if (rc) {
     /* operations that do not fit the catalog: replay reports them */
@@ -302,14 +306,22 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
   w.db = db;
   w.touches = !rc && decrypt && db->level >= 3;
   if (w.touches &&
-      !(rc = opl_db_exec(db, "DROP TABLE IF EXISTS temp.oplog_verify_touches; DROP TABLE IF EXISTS temp.oplog_verify_touch_seen;"
-                             "CREATE TEMP TABLE oplog_verify_touches (type TEXT, key BLOB, entry_id INTEGER,"
+      /* left over from a verify whose DROP was refused (the caller had a
+       * statement running, as it may still have): emptied, not dropped */
+      !(rc = opl_db_exec(db, "CREATE TEMP TABLE IF NOT EXISTS oplog_verify_touches (type TEXT, key BLOB, entry_id INTEGER,"
                              " PRIMARY KEY (type, key, entry_id)) WITHOUT ROWID;"
-                             "CREATE TEMP TABLE oplog_verify_touch_seen (entry_id INTEGER PRIMARY KEY)"))) {
+                             "CREATE TEMP TABLE IF NOT EXISTS oplog_verify_touch_seen (entry_id INTEGER PRIMARY KEY);"
+                             "DELETE FROM temp.oplog_verify_touches; DELETE FROM temp.oplog_verify_touch_seen"))) {
     r = sqlite3_prepare_v2(db->sql, "INSERT OR IGNORE INTO temp.oplog_verify_touches VALUES (?1, ?2, ?3)", -1, &w.tins, NULL);
     if (r == SQLITE_OK)
       r = sqlite3_prepare_v2(db->sql, "INSERT OR IGNORE INTO temp.oplog_verify_touch_seen VALUES (?1)", -1, &w.tseen, NULL);
     if (r != SQLITE_OK) rc = opl_db_sqlerr(db, r);
+  }
+  if (rc == OPLOG_CORRUPT) {
+    /* a damaged file: the walk reports where; the touch index goes unchecked */
+    opl_db_clear_error(db);
+    rc = OPLOG_OK;
+    w.touches = 0;
   }
   if (!rc) {
     w.ixr = sqlite3_step(w.ix);
@@ -420,12 +432,16 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
   sqlite3_finalize(w.tins);
   sqlite3_finalize(w.tseen);
   opl_buf_free(&w.tkey);
-  if (w.touches && opl_db_exec(db, "DROP TABLE IF EXISTS temp.oplog_verify_touches;"
-                                   " DROP TABLE IF EXISTS temp.oplog_verify_touch_seen") &&
-      !sqlite3_get_autocommit(db->sql)) {
-    /* DROP is refused while the caller has a statement running: empty them */
-    opl_db_exec(db, "DELETE FROM temp.oplog_verify_touches; DELETE FROM temp.oplog_verify_touch_seen");
-    if (!rc) opl_db_clear_error(db);
+  if (w.touches) {
+    /* DROP is refused while the caller has a statement running: empty
+     * them then; a failure that ended the transaction is an error. The
+     * walk's own error stays as it is. */
+    int d = sqlite3_exec(db->sql, "DROP TABLE IF EXISTS temp.oplog_verify_touches;"
+                                  " DROP TABLE IF EXISTS temp.oplog_verify_touch_seen", NULL, NULL, NULL);
+    if (d != SQLITE_OK && !sqlite3_get_autocommit(db->sql))
+      sqlite3_exec(db->sql, "DELETE FROM temp.oplog_verify_touches; DELETE FROM temp.oplog_verify_touch_seen", NULL, NULL, NULL);
+    else if (d != SQLITE_OK && !rc)
+      rc = opl_db_sqlerr(db, d);
   }
   return rc;
 }

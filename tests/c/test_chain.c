@@ -258,6 +258,7 @@ static void detects_deleted_entry(void) {
   /* everything of entry 3 removed, derived rows and ticket made to agree */
   CHECK(fresh_log());
   CHECK(attack("DELETE FROM oplog_metadata WHERE entry_id = 3; DELETE FROM oplog_index WHERE entry_id = 3;"
+               "DELETE FROM oplog_touches WHERE entry_id = 3;"
                "DELETE FROM oplog_entries WHERE id = 3; UPDATE oplog_ticket SET version = 5") == 0);
   CHECK(verify(&p, NULL) == 0);
   CHECK(has(&p, "missing_entry", 4) && has(&p, "chain_break", 4));
@@ -266,9 +267,10 @@ static void detects_deleted_entry(void) {
    * chain still show */
   CHECK(fresh_log());
   CHECK(attack("DELETE FROM oplog_metadata WHERE entry_id >= 3; DELETE FROM oplog_index WHERE entry_id >= 3;"
+               "DELETE FROM oplog_touches WHERE entry_id >= 3;"
                "DELETE FROM oplog_entries WHERE id = 3; UPDATE oplog_entries SET id = id - 1 WHERE id > 3;"
                "UPDATE oplog_ticket SET version = 3; UPDATE oplog_config SET value = 2 WHERE name IN "
-               "('indexed_upto', 'clock')") == 0);
+               "('indexed_upto', 'touched_upto', 'clock')") == 0);
   CHECK(verify(&p, NULL) == 0);
   CHECK(has(&p, "missing_entry", 3) && has(&p, "chain_break", 3));
 }
@@ -304,8 +306,9 @@ static void detects_cut_tail(void) {
   CHECK(system(cmd) == 0);
   /* a careful attacker: entries 4 and 5 and every derived trace of them */
   CHECK(attack("DELETE FROM oplog_metadata WHERE entry_id >= 4; DELETE FROM oplog_index WHERE entry_id >= 4;"
+               "DELETE FROM oplog_touches WHERE entry_id >= 4;"
                "DELETE FROM oplog_entries WHERE id >= 4; UPDATE oplog_ticket SET version = 4;"
-               "UPDATE oplog_config SET value = 3 WHERE name IN ('indexed_upto', 'clock')") == 0);
+               "UPDATE oplog_config SET value = 3 WHERE name IN ('indexed_upto', 'touched_upto', 'clock')") == 0);
   problems p;
   CHECK(verify(&p, NULL) == 1); /* without the head, a cut tail looks like a shorter log */
   oplog_verify_opts o = {.head = h};

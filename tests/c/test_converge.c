@@ -429,6 +429,36 @@ static void composite_key_recomputed(void) {
   oplog_close(b);
 }
 
+/* The earliest new entry is the first in (clock, origin id, seq): two new
+ * entries at one clock, the lower origin id's with the higher seq, both
+ * apply. */
+static void same_clock_new_entries(void) {
+  oplog_db *p = open_file("p.db"), *q = open_file("q.db"), *r = open_file("r.db");
+  CHECK(p && q && r);
+  oplog_origin_info op, oq;
+  OK(p, oplog_origin(p, &op));
+  OK(q, oplog_origin(q, &oq));
+  int p_low = memcmp(op.id, oq.id, 32) < 0;
+  oplog_db *x = p_low ? p : q, *y = p_low ? q : p;
+  const char *xn = p_low ? "p.db" : "q.db", *yn = p_low ? "q.db" : "p.db";
+  CHECK(user_create(x, 1, "x1")); /* x: seq 1, clock 1 */
+  OK(r, join(r, xn, NULL));
+  OK(y, join(y, xn, NULL));
+  CHECK(user_create(y, 2, "y1")); /* y: seq 1, clock 2 */
+  CHECK(user_create(x, 3, "x2")); /* x: seq 2, clock 2 */
+  OK(y, join(y, xn, NULL));
+  oplog_import_result res;
+  OK(r, join(r, yn, &res)); /* new at r: x's seq 2 and y's seq 1, both at clock 2 */
+  CHECK(res.entries == 2 && res.conflicts == 0);
+  char *t = rows_text(tpath("r.db"), "SELECT id, name FROM users ORDER BY id");
+  CHECK(strcmp(t, "1,x1|2,y1|3,x2|") == 0 || (fprintf(stderr, "r.db: %s\n", t), 0));
+  free(t);
+  CHECK(verify_ok(r) == 1);
+  oplog_close(p);
+  oplog_close(q);
+  oplog_close(r);
+}
+
 /* verify{replay} of a merged file finds a changed live row and conflicts
  * that disagree with the log. */
 static void verify_tampered(void) {
@@ -862,6 +892,7 @@ static const struct test_case cases[] = {
     {"tickets_advance", tickets_advance},
     {"skip_undoes_whole_entry", skip_undoes_whole_entry},
     {"composite_key_recomputed", composite_key_recomputed},
+    {"same_clock_new_entries", same_clock_new_entries},
     {"verify_tampered", verify_tampered},
     {"verify_touches", verify_touches},
     {"refused_import_forgets_origins", refused_import_forgets_origins},

@@ -105,7 +105,7 @@ if ! cmake -S "$src" -B "$build" $generator -DCMAKE_BUILD_TYPE=Release -DOPLOG_W
 fi
 
 # The suite, in phases from fast to slow; a mutant stops at the first
-# phase that fails: the C tests; the Lua specs, the command, the examples
+# phase that fails: the C tests (sync and converge included); the Lua specs, the command, the examples
 # and the independent format reader; the reliability tests that check
 # promises (power cut and its simulator, I/O faults, disk full,
 # concurrency, the rows oracle).
@@ -116,7 +116,7 @@ fi
 phases="c lua rel"
 phase_regex() {
   case "$1" in
-  c) echo '^(core|crypto|chain|security)\.' ;;
+  c) echo '^(core|crypto|chain|security|sync|converge)\.' ;;
   lua) echo '^(lua|cli|example|format)\.' ;;
   rel) echo '^rel\.(powercut|crashsim|iofault|diskfull|concurrency|fuzz_rows)$' ;;
   esac

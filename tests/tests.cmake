@@ -7,6 +7,7 @@
 #   tests/install/tests.cmake      install, CMake package, LuaRocks (install.*)
 #   tests/format/tests.cmake       an independent reader of the format (format.*)
 #   tests/fleet/tests.cmake        ship to and verify in a real PostgreSQL server (fleet.*)
+#   tests/mutation/tests.cmake     every mutant still applies (mutation.*)
 find_program(LUA_INTERP NAMES lua5.4 lua-5.4 lua54 lua REQUIRED)
 
 # The build's Lua dirs first, then the interpreter's own search paths (where
@@ -36,7 +37,7 @@ else()
   set(OPLOG_LUA_TEST_ENV "${OPLOG_TEST_ENV}")
 endif()
 
-set(OPLOG_TEST_AREAS "c;spec;cli;reliability;bench;install;format;fleet" CACHE STRING "Test areas to build")
+set(OPLOG_TEST_AREAS "c;spec;cli;reliability;bench;install;format;fleet;mutation" CACHE STRING "Test areas to build")
 foreach(area ${OPLOG_TEST_AREAS})
   include(${PROJECT_SOURCE_DIR}/tests/${area}/tests.cmake OPTIONAL)
 endforeach()

@@ -8,8 +8,8 @@
 -- that pure-Lua additions have a place to live without touching the C side.
 local core = require "oplog.core"
 
--- oplog.VERSION is "0.2.0" (the library's version); oplog._VERSION follows
--- the Lua convention of a name and a version ("oplog 0.2.0").
+-- oplog.VERSION is "0.3.0" (the library's version); oplog._VERSION follows
+-- the Lua convention of a name and a version ("oplog 0.3.0").
 core._VERSION = "oplog " .. core.VERSION
 
 return core

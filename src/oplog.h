@@ -29,7 +29,7 @@
 extern "C" {
 #endif
 
-/* OPLOG_VERSION ("0.2.0"), OPLOG_VERSION_MAJOR/_MINOR/_PATCH and
+/* OPLOG_VERSION ("0.3.0"), OPLOG_VERSION_MAJOR/_MINOR/_PATCH and
  * OPLOG_VERSION_NUMBER (major * 1000000 + minor * 1000 + patch), made from
  * the project version by CMake: the headers' version. */
 #include "oplog_version.h"
@@ -46,7 +46,7 @@ extern "C" {
 #endif
 #endif
 
-/* The version of the library linked, e.g. "0.2.0" (OPLOG_VERSION is that
+/* The version of the library linked, e.g. "0.3.0" (OPLOG_VERSION is that
  * of the header compiled against) and its OPLOG_VERSION_NUMBER. */
 OPLOG_API const char *oplog_libversion(void);
 OPLOG_API int oplog_libversion_number(void);

@@ -1311,8 +1311,8 @@ static void libversion_matches_header(void) {
   snprintf(buf, sizeof buf, "%d.%d.%d", OPLOG_VERSION_MAJOR, OPLOG_VERSION_MINOR,
            OPLOG_VERSION_PATCH);
   CHECK(strcmp(buf, OPLOG_VERSION) == 0);
-#if OPLOG_VERSION_NUMBER < 2000
-#error "OPLOG_VERSION_NUMBER must be usable in #if, and this is at least 0.2.0"
+#if OPLOG_VERSION_NUMBER < 3000
+#error "OPLOG_VERSION_NUMBER must be usable in #if, and this is at least 0.3.0"
 #endif
 }
 

@@ -54,6 +54,9 @@ int main(int argc, char **argv) {
 }
 C
 version=$(sed -n 's/^#define OPLOG_VERSION "\(.*\)"$/\1/p' "$prefix/include/oplog_version.h")
+# 0.x: the soname carries major.minor (a new minor version may change the ABI)
+soname=$(readelf -d "$libdir/liboplog.so" | sed -n 's/.*Library soname: \[\(.*\)\]$/\1/p')
+[ "$soname" = "liboplog.so.${version%.*}" ] || fail "soname $soname, not liboplog.so.${version%.*}"
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 [ "$(pkg-config --modversion oplog)" = "$version" ] || fail "oplog.pc version is not $version"
 cc -o "$prefix/demo" "$prefix/demo.c" $(pkg-config --cflags --libs oplog)
@@ -80,18 +83,21 @@ cmake --build "$prefix/consumer" >>"$prefix/consumer.log" 2>&1 || { cat "$prefix
 # the build tree's RPATH points at the prefix: no LD_LIBRARY_PATH needed
 "$prefix/consumer/demo_shared" "$prefix/d.db" | grep -qx "ok $version" || fail "find_package: oplog::oplog"
 "$prefix/consumer/demo_static" "$prefix/e.db" | grep -qx "ok $version" || fail "find_package: oplog::oplog_static"
-# a version the package is not compatible with is refused
-mkdir -p "$prefix/too_new"
-cat > "$prefix/too_new/CMakeLists.txt" <<'CM'
+# versions the package is not compatible with are refused: the next minor
+# version, and the previous one (0.3.0 changed the ABI of 0.2)
+for want in 0.2 0.4; do
+  mkdir -p "$prefix/other_$want"
+  cat > "$prefix/other_$want/CMakeLists.txt" <<CM
 cmake_minimum_required(VERSION 3.18)
-project(too_new LANGUAGES C)
-find_package(oplog 0.3 CONFIG QUIET)
+project(other_version LANGUAGES C)
+find_package(oplog $want CONFIG QUIET)
 if(oplog_FOUND)
-  message(FATAL_ERROR "oplog ${oplog_VERSION} accepted for 0.3")
+  message(FATAL_ERROR "oplog \${oplog_VERSION} accepted for $want")
 endif()
 CM
-cmake -S "$prefix/too_new" -B "$prefix/too_new/b" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null 2>&1 \
-  || fail "find_package(oplog 0.3) found $version"
+  cmake -S "$prefix/other_$want" -B "$prefix/other_$want/b" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null 2>&1 \
+    || fail "find_package(oplog $want) found $version"
+done
 
 # the stock interpreter with the prefix's standard Lua paths
 DB="$prefix/c.db" LUA_PATH="$prefix/share/lua/5.4/?.lua;$prefix/share/lua/5.4/?/init.lua" \

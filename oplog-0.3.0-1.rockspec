@@ -5,11 +5,11 @@
 -- the protobuf-c code at build time (Debian: protobuf-c-compiler).
 rockspec_format = "3.0"
 package = "oplog"
-version = "0.2.0-1"
+version = "0.3.0-1"
 source = {
    -- where a release of this checkout is published; `luarocks make` uses the checkout itself
    url = "git+https://example.invalid/oplog.git",
-   tag = "v0.2.0",
+   tag = "v0.3.0",
 }
 description = {
    summary = "Embedded, encrypted, hash-chained operation log in one SQLite file",

@@ -65,6 +65,12 @@ LD_LIBRARY_PATH="$libdir" "$prefix/demo" "$prefix/a.db" | grep -qx "ok $version 
 cc -o "$prefix/demo-static" "$prefix/demo.c" $(pkg-config --cflags oplog) "$libdir/liboplog.a" \
   $(pkg-config --libs --static sqlite3 libsodium libprotobuf-c)
 "$prefix/demo-static" "$prefix/b.db" | grep -qx "ok $version $version" || fail "static demo (pkg-config)"
+# liboplog.a's own needs beyond its Requires.private: libm (floor, which
+# armhf's compiler does not inline) when the build found it. Read from the
+# file: pkg-config --static would also list sqlite3's -lm.
+if grep -qx 'OPLOG_HAVE_LIBM:INTERNAL=1' "$build/CMakeCache.txt"; then
+  grep -q '^Libs.private:.* -lm\b' "$libdir/pkgconfig/oplog.pc" || fail "oplog.pc: no -lm in Libs.private"
+fi
 
 # docs/c.md's complete program, as printed there
 awk '/^## A complete program/ { f = 1 } f && /^```c/ { p = 1; next } p && /^```/ { exit } p' \

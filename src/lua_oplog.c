@@ -87,6 +87,16 @@ struct ltx {
   int64_t last_id; /* last entry written by tx:entry */
 };
 
+/* Where a stream goes to or comes from: a path the binding opened, or an
+ * open Lua file (liolib's luaL_Stream). */
+typedef struct lstream {
+  FILE *f;        /* a Lua file, or NULL */
+  int fd;         /* a path's descriptor, or -1 */
+  int err;        /* errno of the first failed read or write */
+  int made;       /* a regular file this export created or truncated */
+  const char *name;
+} lstream;
+
 /* ------------------------------------------------------------------ errors */
 
 /* Replaces the message on top of the stack with an error table. */
@@ -768,6 +778,36 @@ static int cb_progress(void *ctx, int64_t done, int64_t total) {
   return 0;
 }
 
+/* Before a core call with callbacks: room on the stack for their Lua work,
+ * and the progress function (c->progress, from get_progress), if any, as
+ * the options' progress and progress_ctx. */
+static void set_progress(lua_State *L, cbctx *c, oplog_progress_fn *fn, void **ctx) {
+  luaL_checkstack(L, 10, NULL);
+  if (c->progress) {
+    *fn = cb_progress;
+    *ctx = c;
+  }
+}
+
+/* After a core call with callbacks, raises what failed: a callback's Lua
+ * error (on top of the stack), else a failed read or write of the stream
+ * s (NULL: none), naming the file, else the core's error rc. */
+static void check_call(lua_State *L, ldb *d, const cbctx *c, int rc, const lstream *s) {
+  if (c->failed) lua_error(L);
+  if (s && s->err) raise_error(L, OPLOG_IO, "%s: %s", s->name, strerror(s->err));
+  if (rc != OPLOG_OK) raise_db(L, d->db, rc);
+}
+
+/* A core call that runs a progress function brackets it with these: while
+ * it runs the handle is busy (check_db and db_close refuse it to that
+ * function); busy_end then raises what failed (check_call). */
+static void busy_begin(ldb *d) { d->busy = 1; }
+
+static void busy_end(lua_State *L, ldb *d, const cbctx *c, int rc, const lstream *s) {
+  d->busy = 0;
+  check_call(L, d, c, rc, s);
+}
+
 static void set_string_list(lua_State *L, const char *const *v, size_t n, const char *field) {
   size_t i;
   lua_createtable(L, (int)n, 0);
@@ -814,9 +854,7 @@ static int collect(lua_State *L, int (*walk)(oplog_db *db, cbctx *c), void *out)
   luaL_checkstack(L, 10, NULL);
   lua_newtable(L);
   c.target = 2;
-  int rc = walk(d->db, &c);
-  if (c.failed) return lua_error(L);
-  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  check_call(L, d, &c, walk(d->db, &c), NULL);
   return 1;
 }
 
@@ -1448,16 +1486,10 @@ static int db_replay(lua_State *L) {
     o.fresh = field_bool(L, 2, "fresh", 0);
     c.progress = get_progress(L, 2);
   }
-  luaL_checkstack(L, 10, NULL);
-  if (c.progress) {
-    o.progress = cb_progress;
-    o.progress_ctx = &c;
-  }
-  d->busy = 1;
+  set_progress(L, &c, &o.progress, &o.progress_ctx);
+  busy_begin(d);
   rc = oplog_replay(d->db, &o, &r);
-  d->busy = 0;
-  if (c.failed) return lua_error(L);
-  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  busy_end(L, d, &c, rc, NULL);
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, (lua_Integer)r.entries);
   lua_setfield(L, -2, "entries");
@@ -1534,18 +1566,12 @@ static int db_verify(lua_State *L) {
       arg_error(L, 2, "field 'checkpoint': the text contains a NUL byte");
     c.progress = get_progress(L, 2);
   }
-  luaL_checkstack(L, 10, NULL);
+  set_progress(L, &c, &o.progress, &o.progress_ctx);
   lua_newtable(L); /* problems */
   c.target = lua_gettop(L);
-  if (c.progress) {
-    o.progress = cb_progress;
-    o.progress_ctx = &c;
-  }
-  d->busy = 1;
+  busy_begin(d);
   rc = oplog_verify(d->db, &o, cb_problem, &c, &r);
-  d->busy = 0;
-  if (c.failed) return lua_error(L);
-  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  busy_end(L, d, &c, rc, NULL);
   lua_createtable(L, 0, 3);
   lua_pushboolean(L, r.ok);
   lua_setfield(L, -2, "ok");
@@ -1632,16 +1658,6 @@ static int db_checkpoint(lua_State *L) {
   if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
   return push_owned(L, s);
 }
-
-/* Where a stream goes to or comes from: a path the binding opened, or an
- * open Lua file (liolib's luaL_Stream). */
-typedef struct lstream {
-  FILE *f;        /* a Lua file, or NULL */
-  int fd;         /* a path's descriptor, or -1 */
-  int err;        /* errno of the first failed read or write */
-  int made;       /* a regular file this export created or truncated */
-  const char *name;
-} lstream;
 
 static int stream_write(void *ctx, const void *p, size_t n) {
   lstream *s = ctx;
@@ -1735,13 +1751,6 @@ static void stream_close(lstream *s, int out, int ok) {
   if (out && s->made && (!ok || s->err)) unlink(s->name);
 }
 
-/* After the core returned: the error of a failed read or write says which
- * file and why; else the core's. */
-static int raise_stream(lua_State *L, ldb *d, lstream *s, int rc) {
-  if (s->err) return raise_error(L, OPLOG_IO, "%s: %s", s->name, strerror(s->err));
-  return raise_db(L, d->db, rc);
-}
-
 static const char *const EXPORT_OPTS[] = {"to", "since", "progress", NULL};
 
 /* db:export(dest, opts) -> { entries, bytes } */
@@ -1764,18 +1773,12 @@ static int db_export(lua_State *L) {
     if (o.since && strlen(o.since) != n) arg_error(L, 3, "field 'since': contains a NUL byte");
     c.progress = get_progress(L, 3);
   }
-  luaL_checkstack(L, 10, NULL);
-  if (c.progress) {
-    o.progress = cb_progress;
-    o.progress_ctx = &c;
-  }
+  set_progress(L, &c, &o.progress, &o.progress_ctx);
   stream_open(L, 2, 1, &s);
-  d->busy = 1;
+  busy_begin(d);
   rc = oplog_export(d->db, &o, stream_write, &s, &r);
-  d->busy = 0;
   stream_close(&s, 1, rc == OPLOG_OK && !c.failed);
-  if (c.failed) return lua_error(L);
-  if (rc != OPLOG_OK || s.err) return raise_stream(L, d, &s, rc);
+  busy_end(L, d, &c, rc, &s);
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, (lua_Integer)r.entries);
   lua_setfield(L, -2, "entries");
@@ -1810,18 +1813,12 @@ static int db_import(lua_State *L) {
   lua_settop(L, 3);
   if (lua_isnoneornil(L, 2)) arg_error(L, 2, "path or open file expected, got no value");
   if (opt_table(L, 3, IMPORT_OPTS)) c.progress = get_progress(L, 3);
-  luaL_checkstack(L, 10, NULL);
-  if (c.progress) {
-    o.progress = cb_progress;
-    o.progress_ctx = &c;
-  }
+  set_progress(L, &c, &o.progress, &o.progress_ctx);
   stream_open(L, 2, 0, &s);
-  d->busy = 1;
+  busy_begin(d);
   rc = oplog_import(d->db, &o, stream_read, &s, &r);
-  d->busy = 0;
   stream_close(&s, 0, rc == OPLOG_OK);
-  if (c.failed) return lua_error(L);
-  if (rc != OPLOG_OK) return raise_stream(L, d, &s, rc);
+  busy_end(L, d, &c, rc, &s);
   return push_import_result(L, &r);
 }
 
@@ -1848,16 +1845,10 @@ static int db_join(lua_State *L) {
   }
   oo.readonly = 1;
   oo.no_create = 1;
-  luaL_checkstack(L, 10, NULL);
-  if (c.progress) {
-    o.progress = cb_progress;
-    o.progress_ctx = &c;
-  }
-  d->busy = 1;
+  set_progress(L, &c, &o.progress, &o.progress_ctx);
+  busy_begin(d);
   rc = oplog_join(d->db, other, &oo, &o, &r);
-  d->busy = 0;
-  if (c.failed) return lua_error(L);
-  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  busy_end(L, d, &c, rc, NULL);
   return push_import_result(L, &r);
 }
 
@@ -1912,8 +1903,7 @@ static int conflicts_next(lua_State *L) {
   lua_newtable(L);
   c.target = 1;
   rc = oplog_conflicts(d->db, &f, cb_conflict, &c);
-  if (c.failed) return lua_error(L);
-  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  check_call(L, d, &c, rc, NULL);
   {
     lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
     if (n < f.limit) {
@@ -2061,16 +2051,10 @@ static int db_ship(lua_State *L) {
   o.batch = (int64_t)field_integer(L, 2, "batch", 0, NULL);
   if (o.batch < 0) arg_error(L, 2, "field 'batch': a positive integer expected");
   c.progress = get_progress(L, 2);
-  luaL_checkstack(L, 10, NULL);
-  if (c.progress) {
-    o.progress = cb_progress;
-    o.progress_ctx = &c;
-  }
-  d->busy = 1;
+  set_progress(L, &c, &o.progress, &o.progress_ctx);
+  busy_begin(d);
   rc = oplog_ship(d->db, &o, &r);
-  d->busy = 0;
-  if (c.failed) return lua_error(L);
-  if (rc != OPLOG_OK) return raise_db(L, d->db, rc);
+  busy_end(L, d, &c, rc, NULL);
   lua_createtable(L, 0, 6);
   lua_pushinteger(L, (lua_Integer)r.entries);
   lua_setfield(L, -2, "entries");
@@ -2107,13 +2091,9 @@ static int l_verify_postgres(lua_State *L) {
   o.schema = field_string(L, 1, "schema", NULL);
   o.origin = field_string(L, 1, "origin", NULL);
   c.progress = get_progress(L, 1);
-  luaL_checkstack(L, 10, NULL);
+  set_progress(L, &c, &o.progress, &o.progress_ctx);
   lua_newtable(L); /* problems */
   c.target = lua_gettop(L);
-  if (c.progress) {
-    o.progress = cb_progress;
-    o.progress_ctx = &c;
-  }
   rc = oplog_verify_postgres(&o, cb_problem, &c, &r, err, sizeof err);
   if (c.failed) return lua_error(L);
   if (rc != OPLOG_OK) return raise_error(L, rc, "%s", err);

@@ -508,14 +508,19 @@ static int define_in_tx(oplog_db *db, const oplog_type_spec *s, const int *key_i
   return rc;
 }
 
-int opl_catalog_define(oplog_db *db, const oplog_type_spec *spec) {
+int opl_catalog_define(oplog_db *db, const oplog_type_spec *spec, int own_tx) {
   oplog_type_spec s = *spec;
   int key_idx[OPLOG_MAX_COLUMNS];
   size_t nkey = 0;
   int added, rc = define_check(db, &s, key_idx, &nkey);
-  if (!rc) rc = define_in_tx(db, &s, key_idx, nkey, &added);
-  /* the caller's commit or rollback decides; a rollback must reload */
-  if (!rc && added) rc = opl_catalog_load(db);
+  if (rc) return rc;
+  /* after the checks: a bad spec takes no lock */
+  if (own_tx && (rc = opl_db_begin(db, 1))) return rc;
+  if ((rc = define_in_tx(db, &s, key_idx, nkey, &added)) || (own_tx && (rc = opl_db_commit(db)))) goto fail;
+  /* without own_tx the caller's commit or rollback decides; a rollback must reload */
+  return added ? opl_catalog_load(db) : OPLOG_OK;
+fail:
+  if (own_tx) opl_db_rollback(db);
   return rc;
 }
 
@@ -526,17 +531,7 @@ int oplog_define(oplog_db *db, const oplog_type_spec *spec) {
   if (db->readonly) return opl_db_error(db, OPLOG_READONLY, "the file is open read-only");
   if (db->tx != TX_NONE)
     return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "define types outside transactions");
-  oplog_type_spec s = *spec;
-  int key_idx[OPLOG_MAX_COLUMNS];
-  size_t nkey = 0;
-  int added, rc = define_check(db, &s, key_idx, &nkey);
-  if (rc) return rc;
-  if ((rc = opl_db_begin(db, 1))) return rc;
-  if ((rc = define_in_tx(db, &s, key_idx, nkey, &added)) || (rc = opl_db_commit(db))) goto fail;
-  return added ? opl_catalog_load(db) : OPLOG_OK;
-fail:
-  opl_db_rollback(db);
-  return rc;
+  return opl_catalog_define(db, spec, 1);
 }
 
 int oplog_types(oplog_db *db, int (*each)(void *, const oplog_type_spec *), void *ctx) {

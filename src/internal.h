@@ -484,9 +484,11 @@ int opl_keyring_reload(oplog_db *db);
 
 /* entry.c (sync): inserts an entry as stored, with its hash; *id its new local id. */
 int opl_entry_insert(oplog_db *db, const stored_entry *e, const unsigned char hash[OPLOG_HASH_BYTES], int64_t *id);
-/* catalog.c (sync): define inside the caller's write transaction (checks as
- * oplog_define; the same definition again is a no-op). */
-int opl_catalog_define(oplog_db *db, const oplog_type_spec *spec);
+/* catalog.c: defines a type (the same definition again is a no-op): checks
+ * spec, then stores it inside the caller's write transaction (sync), or
+ * with own_tx inside one of its own, rolled back on failure (oplog_define,
+ * which calls it after checking the handle). */
+int opl_catalog_define(oplog_db *db, const oplog_type_spec *spec, int own_tx);
 
 /* stream.c: the sync stream's framing (FORMAT.md "Stream"). */
 enum {

@@ -672,7 +672,7 @@ static int on_type(importer *im, const Oplog__V1__StreamType *t) {
   oplog_type_spec s = {t->name, t->table, t->aggregate, cols, t->n_columns, (const char *const *)t->key, t->n_key};
   if (!t->n_key) s.key = NULL;
   int64_t before = im->db->ntypes;
-  int rc = opl_catalog_define(im->db, &s);
+  int rc = opl_catalog_define(im->db, &s, 0);
   /* a definition this file cannot take is the stream's fault */
   if (rc == OPLOG_INVALID_ARGUMENT || rc == OPLOG_SQL || rc == OPLOG_CONSTRAINT)
     return opl_db_error(im->db, OPLOG_CORRUPT, "stream: type %s is not a valid definition: %s", t->name, oplog_errmsg(im->db));

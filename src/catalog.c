@@ -488,6 +488,19 @@ static int define_check(oplog_db *db, oplog_type_spec *s, int *key_idx, size_t *
   return rc;
 }
 
+int opl_type_make(oplog_db *db, const oplog_type_spec *spec, type_def **out) {
+  oplog_type_spec s = *spec;
+  int key_idx[OPLOG_MAX_COLUMNS];
+  size_t nkey = 0;
+  *out = NULL;
+  int rc = define_check(db, &s, key_idx, &nkey);
+  if (rc) return rc;
+  if (!(*out = type_build(&s, key_idx, nkey))) return opl_db_error(db, OPLOG_NOMEM, "out of memory");
+  return OPLOG_OK;
+}
+
+void opl_type_free(type_def *t) { type_free(t); }
+
 /* Inside the caller's write transaction, spec checked: stores the type,
  * creates its table and ticket; *added is 1 unless it was there already. */
 static int define_in_tx(oplog_db *db, const oplog_type_spec *s, const int *key_idx, size_t nkey, int *added) {

@@ -187,8 +187,7 @@ static int key_bind(sqlite3_stmt *s, const uint8_t *p, size_t n, size_t nkey) {
   return off == n;
 }
 
-/* The key of op as text for a conflict's detail, SQL-quoted like quote(). */
-static void key_describe(sqlite3_str *q, const type_def *t, const oplog_op *op, const int *cols) {
+void opl_key_describe(sqlite3_str *q, const type_def *t, const oplog_op *op, const int *cols) {
   int n = 0;
   sqlite3_str_appendall(q, "(");
   for (size_t k = 0; k < t->nkey; k++) {
@@ -386,7 +385,7 @@ int opl_entry_apply(oplog_db *db, stmt_cache *c, const oplog_entry *e, int *opno
     if (exists) k = "exists";
     sqlite3_str *q = sqlite3_str_new(NULL);
     sqlite3_str_appendf(q, "%s of %s, key ", oplog_op_name(op->kind), t->name);
-    key_describe(q, t, op, cols);
+    opl_key_describe(q, t, op, cols);
     if (exists) sqlite3_str_appendall(q, ": a row with this key exists");
     else if (*k == 'm') sqlite3_str_appendall(q, ": no row with this key");
     else sqlite3_str_appendf(q, ": %s", msg);

@@ -525,6 +525,36 @@ static int ship_checkpoints(shipper *sh) {
   return rc;
 }
 
+/* --apply: every entry this file holds that the server has not applied,
+ * origin by origin in seq order, then all of them in total order. */
+static int apply_all(shipper *sh) {
+  oplog_db *db = sh->db;
+  pg_applier *ap = NULL;
+  int rc = opl_pg_apply_open(db, sh->pg, sh->s, &ap);
+  for (size_t i = 0; !rc && i < sh->nheads; i++) {
+    const origin_head *h = &sh->heads[i];
+    int64_t upto, id;
+    unsigned char hash[OPLOG_HASH_BYTES];
+    if ((rc = opl_pg_apply_upto(ap, h->h.origin, &upto)) || upto >= h->h.seq) continue;
+    if ((rc = local_at(sh, h->no, upto + 1, &id, hash))) break;
+    sqlite3_stmt *s = sh->from;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, h->no);
+    int r;
+    while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
+      stored_entry e;
+      if ((rc = opl_entry_from_row(db, s, &e)) || e.seq <= upto) continue;
+      if (e.seq > h->h.seq) break;
+      rc = opl_pg_apply_add(ap, &e);
+    }
+    if (!rc && r != SQLITE_ROW && r != SQLITE_DONE) rc = opl_db_sqlerr(db, r);
+    sqlite3_reset(s);
+  }
+  if (!rc) rc = opl_pg_apply_finish(ap, &sh->res.applied, &sh->res.conflicts);
+  opl_pg_apply_close(ap);
+  return rc;
+}
+
 static int ship_run(shipper *sh) {
   oplog_db *db = sh->db;
   int rc;
@@ -562,6 +592,7 @@ static int ship_run(shipper *sh) {
   if (!rc) rc = progress(sh);
   for (size_t i = 0; !rc && i < sh->nheads; i++) rc = ship_origin(sh, &sh->heads[i]);
   if (!rc) rc = ship_checkpoints(sh);
+  if (!rc && sh->o->apply) rc = apply_all(sh);
   if (!rc) rc = opl_db_commit(db);
   else opl_db_rollback(db);
   return rc;
@@ -578,11 +609,8 @@ int oplog_ship(oplog_db *db, const oplog_ship_opts *opts, oplog_ship_result *out
     return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "a format-1 file has no origin yet: open it writable once to migrate it");
   if (opts->batch < 0) return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "batch must be positive");
   int rc;
-  /* Applying to live tables in PostgreSQL (total order and the skip rule
-   * across devices) is not built yet: refused before anything is shipped. */
-  if (opts->apply)
-    return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "ship: apply is not available in this version: ship without it "
-                                                    "(docs/fleet.md, \"Live tables\")");
+  /* apply decrypts: without the key, refused before anything is shipped */
+  if (opts->apply && (rc = opl_key_required(db))) return rc;
   shipper sh;
   memset(&sh, 0, sizeof sh);
   sh.db = db;

@@ -45,4 +45,17 @@ int opl_copy_end(buf *b);
 /* Runs `sql` (a COPY ... FROM STDIN) and sends b. */
 int opl_copy_send(oplog_db *db, PGconn *pg, const char *sql, const buf *b, const char *what);
 
+/* ship --apply (fleet_apply.c, docs/fleet.md "Live tables"). open creates
+ * the apply tables, begins the one transaction, waits for other appliers
+ * and brings the server's catalog in line with db's; upto is the newest seq
+ * of an origin applied there; add takes each new entry of that origin, in
+ * seq order, as stored in db; finish applies them in total order and
+ * commits; close rolls back what was not committed and frees. */
+typedef struct pg_applier pg_applier;
+int opl_pg_apply_open(oplog_db *db, PGconn *pg, const char *schema_quoted, pg_applier **out);
+int opl_pg_apply_upto(pg_applier *ap, const uint8_t *origin, int64_t *seq);
+int opl_pg_apply_add(pg_applier *ap, const stored_entry *e);
+int opl_pg_apply_finish(pg_applier *ap, int64_t *applied, int64_t *conflicts);
+void opl_pg_apply_close(pg_applier *ap);
+
 #endif

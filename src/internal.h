@@ -72,6 +72,10 @@ int opl_catalog_find(oplog_db *db, const char *name, const type_def **out);
 int opl_catalog_load(oplog_db *db);
 void opl_catalog_free(oplog_db *db);
 int opl_column_index(const type_def *t, const char *name); /* -1 if absent */
+/* A type outside db's catalog (PostgreSQL's, for ship --apply), checked
+ * as define checks its arguments; freed with opl_type_free. */
+int opl_type_make(oplog_db *db, const oplog_type_spec *spec, type_def **out);
+void opl_type_free(type_def *t);
 int opl_valid_identifier(const char *s);
 
 /* ---------------------------------------------------------------- apply (row.c)
@@ -127,6 +131,10 @@ void opl_queue_reset(queue *q);
  * catalog (OPLOG_NOT_FOUND otherwise). Fuzz entry point. */
 int opl_entry_decode(oplog_db *db, arena *a, const uint8_t *p, size_t n, const oplog_op **ops,
                  size_t *nops);
+/* The same; check_types 0 leaves the types to the caller (a catalog that
+ * is not db's: PostgreSQL's, for ship --apply). */
+int opl_entry_data_decode(oplog_db *db, arena *a, const uint8_t *p, size_t n, int check_types, const oplog_op **ops,
+                          size_t *nops);
 
 /* ---------------------------------------------------------------- entries as stored
  * One row of oplog_entries, borrowed from a statement or a writer's buffers. */
@@ -432,6 +440,9 @@ int opl_touch_flush(oplog_db *db, int64_t from, int strict);
 /* The canonical key of op's row (FORMAT.md "Touch index") appended to out:
  * 0, or 1 when the op names no key (a create leaving out its rowid key). */
 int opl_touch_key(const type_def *t, const oplog_op *op, const int *cols, buf *out, int *nokey);
+/* Appends "(k1, k2)", op's key SQL-quoted as quote() does ("new rowid" for
+ * a key left to SQLite), for a conflict's detail. */
+void opl_key_describe(sqlite3_str *q, const type_def *t, const oplog_op *op, const int *cols);
 /* Calls fn for each touch row (type, canonical key) the operations of entry
  * id name, in order, duplicates included; an operation that does not
  * validate against the catalog is an error naming the entry. */

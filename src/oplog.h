@@ -529,8 +529,8 @@ OPLOG_API int oplog_have_postgres(void);
 typedef struct oplog_ship_opts {
   const char *conninfo; /* libpq connection string or URI (required) */
   const char *schema;   /* NULL: "oplog" */
-  int apply;            /* reserved: applying to live tables there is not available yet
-                         * (OPLOG_INVALID_ARGUMENT, before anything is shipped) */
+  int apply;            /* also apply the entries to live tables there (needs the
+                         * key of an encrypted file: docs/fleet.md "Live tables") */
   int64_t batch;        /* entries per PostgreSQL transaction; 0: 5000 */
   oplog_progress_fn progress; /* after each batch: (entries shipped, entries to ship) */
   void *progress_ctx;
@@ -541,8 +541,8 @@ typedef struct oplog_ship_result {
   int64_t skipped;     /* entries the server held already */
   int64_t batches;     /* transactions that stored entries */
   int64_t checkpoints; /* checkpoints stored (newer than the server's) */
-  int64_t applied;     /* reserved (apply): 0 */
-  int64_t conflicts;   /* reserved (apply): 0 */
+  int64_t applied;     /* apply: entries applied by this ship (new to the server's live tables) */
+  int64_t conflicts;   /* apply: change in the server's recorded conflicts (net) */
 } oplog_ship_result;
 
 /* Pushes every entry (of every origin this file holds) that the server
@@ -551,7 +551,12 @@ typedef struct oplog_ship_result {
  * a failure keeps the batches committed before it, and shipping again
  * resumes from the server's cursor. OPLOG_FORK / OPLOG_GAP as import,
  * checked against what the server holds; OPLOG_IO when the server cannot
- * be reached. */
+ * be reached. With apply, then, in one more transaction: every entry this
+ * file holds that the server has not applied yet goes to live tables in
+ * the schema, in the total order with the skip rule of import, across all
+ * the devices that apply there; conflicts in <schema>.oplog_conflicts;
+ * OPLOG_TYPE_CONFLICT if a type is defined differently there. A failed
+ * apply keeps what was shipped and applies nothing. */
 OPLOG_API int oplog_ship(oplog_db *db, const oplog_ship_opts *opts, oplog_ship_result *out);
 
 typedef struct oplog_pg_verify_opts {

@@ -133,6 +133,11 @@ static int decode_paths(arena *a, const Oplog__V1__FieldMask *m, const char *con
 
 int opl_entry_decode(oplog_db *db, arena *a, const uint8_t *data, size_t n, const oplog_op **out,
                  size_t *nout) {
+  return opl_entry_data_decode(db, a, data, n, 1, out, nout);
+}
+
+int opl_entry_data_decode(oplog_db *db, arena *a, const uint8_t *data, size_t n, int check_types,
+                          const oplog_op **out, size_t *nout) {
   ProtobufCAllocator alloc;
   opl_arena_protobuf_allocator(a, &alloc);
   *out = NULL;
@@ -149,9 +154,9 @@ int opl_entry_decode(oplog_db *db, arena *a, const uint8_t *data, size_t n, cons
     oplog_op *op = &ops[i];
     memset(op, 0, sizeof *op);
     const type_def *t;
-    int rc = opl_catalog_find(db, any->type_name, &t);
+    int rc = check_types ? opl_catalog_find(db, any->type_name, &t) : OPLOG_OK;
     if (rc) return rc;
-    if (!t)
+    if (check_types && !t)
       return opl_db_error(db, OPLOG_NOT_FOUND, "operation %llu is of type '%s', which is not in the catalog",
                       (unsigned long long)i + 1, any->type_name);
     op->type = any->type_name;

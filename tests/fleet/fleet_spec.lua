@@ -82,11 +82,305 @@ local function errcode(fn)
   return e.code, e.message
 end
 
+-- ---------------------------------------------------------------- apply
+
+-- sqlite3's rows of a query on the file at path, "|" between columns
+local function lite(path, query)
+  local p = assert(io.popen("sqlite3 -bail -separator '|' " .. q(path) .. " " .. q(query) .. " 2>&1"))
+  local text = p:read("a")
+  local ok = p:close()
+  assert(ok, "sqlite3 failed: " .. text)
+  return (text:gsub("\n$", ""))
+end
+
+-- Lines of "|"-separated fields; the fields at real_cols rewritten as
+-- %.15g of their number: SQLite's printf is exact to 15 digits only, and
+-- PostgreSQL prints the shortest text that reads back the same double.
+local function norm(text, real_cols)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do
+    local f = {}
+    for v in (line .. "|"):gmatch("(.-)|") do f[#f + 1] = v end
+    for _, c in ipairs(real_cols or {}) do
+      if f[c] ~= "NULL" then f[c] = string.format("%.15g", assert(tonumber(f[c]), line)) end
+    end
+    out[#out + 1] = table.concat(f, "|")
+  end
+  return out
+end
+
+-- A shop: items (a UNIQUE code, every value type) and tags (a composite key).
+local function define_shop(db)
+  db:define("item", { aggregate = "shop", columns = { { "id", "INTEGER PRIMARY KEY" }, { "name", "TEXT NOT NULL" }, { "code", "TEXT UNIQUE" },
+    { "qty", "INTEGER" }, { "price", "REAL" }, { "flag", "BOOLEAN" }, { "pic", "BLOB" } } })
+  db:define("tag", { aggregate = "shop", columns = { { "item", "INTEGER NOT NULL" }, { "label", "TEXT NOT NULL" }, { "note", "TEXT" } },
+    key = { "item", "label" } })
+end
+
+-- The live tables of the shop, as text, in the file and in PostgreSQL.
+local function shop_lite(path)
+  return {
+    items = norm(lite(path, "SELECT id, name, coalesce(code, 'NULL'), coalesce(qty, 'NULL'), CASE WHEN price IS NULL"
+      .. " THEN 'NULL' ELSE printf('%.15g', price) END, coalesce(flag, 'NULL'), CASE WHEN pic IS NULL THEN 'NULL'"
+      .. " ELSE lower(hex(pic)) END FROM item ORDER BY id"), { 5 }),
+    tags = norm(lite(path, "SELECT item, label, coalesce(note, 'NULL') FROM tag ORDER BY item, label")),
+  }
+end
+local function shop_pg(schema)
+  return {
+    items = norm(sql("SELECT id, name, coalesce(code, 'NULL'), coalesce(qty::text, 'NULL'), coalesce(price::text, 'NULL'),"
+      .. " CASE WHEN flag IS NULL THEN 'NULL' WHEN flag THEN '1' ELSE '0' END, coalesce(encode(pic, 'hex'), 'NULL')"
+      .. " FROM " .. schema .. ".item ORDER BY id"), { 5 }),
+    tags = norm(sql("SELECT item, label, coalesce(note, 'NULL') FROM " .. schema .. ".tag ORDER BY item, label")),
+  }
+end
+
+-- The conflicts of a file and of a schema, as "origin seq op kind[ detail]"
+-- lines (a constraint's message is each engine's own).
+local function conflicts_lite(db)
+  local out = {}
+  for c in db:conflicts() do
+    local e = db:entry(c.entry_id)
+    out[#out + 1] = table.concat({ e.origin, e.seq, c.op, c.kind, c.kind ~= "constraint" and c.detail or "" }, " ")
+  end
+  table.sort(out)
+  return out
+end
+local function conflicts_pg(schema)
+  local out = {}
+  local text = sql("SELECT encode(origin, 'hex'), seq, op, kind, CASE WHEN kind = 'constraint' THEN '' ELSE detail END"
+    .. " FROM " .. schema .. ".oplog_conflicts")
+  for line in text:gmatch("[^\n]+") do out[#out + 1] = (line:gsub("|", " ")) end
+  table.sort(out)
+  return out
+end
+
+-- One random transaction of a shop device that applies in its own file:
+-- dev.items / dev.tags mirror its live rows (it imports nothing).
+local function shop_tx(rng, dev)
+  local items, tags = dev.items, dev.tags
+  dev.db:transaction("shop", function(tx)
+    for _ = 1, rng(3) do
+      local ids, tagkeys = {}, {}
+      for id in pairs(items) do ids[#ids + 1] = id end
+      for k in pairs(tags) do tagkeys[#tagkeys + 1] = k end
+      table.sort(ids)
+      table.sort(tagkeys)
+      local pick = rng(6)
+      if pick == 1 or #ids == 0 then
+        local id = rng(12)
+        if not items[id] then
+          local used = {}
+          for _, row in pairs(items) do if row.code then used[row.code] = true end end
+          local code = "c" .. rng(4)
+          if used[code] or rng(3) == 1 then code = nil end
+          items[id] = { code = code }
+          tx:create("item", { id = id, name = dev.name .. id, code = code, qty = rng(100) - 50, price = rng(1000) / 7,
+            flag = rng(2) == 1, pic = string.char(rng(256) - 1, 0, rng(256) - 1) })
+        end
+      elseif pick == 2 then
+        local id = ids[rng(#ids)]
+        local mask, nulls = {}, {}
+        local row = { id = id, name = dev.name .. "-u" .. rng(99), qty = rng(9), price = rng(100) / 3, flag = rng(2) == 1,
+          pic = "" }
+        for _, c in ipairs({ "name", "qty", "price", "flag", "pic" }) do
+          if rng(2) == 1 then mask[#mask + 1] = c end
+        end
+        if rng(4) == 1 then nulls[1] = "qty" ; for i = #mask, 1, -1 do if mask[i] == "qty" then table.remove(mask, i) end end end
+        if #mask == 0 and #nulls == 0 then mask[1] = "name" end
+        tx:update("item", row, mask, nulls)
+      elseif pick == 3 then
+        local id = ids[rng(#ids)]
+        items[id] = nil
+        tx:delete("item", { id = id })
+      elseif pick == 4 or #tagkeys == 0 then
+        local item, label = rng(12), ({ "x", "y" })[rng(2)]
+        if not tags[item .. "|" .. label] then
+          tags[item .. "|" .. label] = true
+          tx:create("tag", { item = item, label = label, note = dev.name })
+        end
+      elseif pick == 5 then
+        local k = tagkeys[rng(#tagkeys)]
+        local item, label = k:match("^(%d+)|(.*)$")
+        tx:update("tag", { item = tonumber(item), label = label, note = dev.name .. rng(9) }, { "note" })
+      else
+        local k = tagkeys[rng(#tagkeys)]
+        local item, label = k:match("^(%d+)|(.*)$")
+        tags[k] = nil
+        tx:delete("tag", { item = tonumber(item), label = label })
+      end
+    end
+  end)
+end
+
+describe("oplog ship --apply", function()
+  it("applies a device's log to live tables equal to its own, resuming after more writes", function()
+    local db, path = device("apply-one")
+    define_shop(db)
+    local rng = (function()
+      local seed = 7
+      return function(n)
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        return seed % n + 1
+      end
+    end)()
+    local dev = { db = db, name = "d", items = {}, tags = {} }
+    for _ = 1, 40 do shop_tx(rng, dev) end
+    write(db, 1, 5)
+    local n = db:origin().seq
+    assert.is_true(n > 40)
+    -- shipped first without apply: apply later takes every entry not applied yet
+    assert.equal(n, db:ship({ postgres = PG, schema = "a1" }).entries)
+    local r = db:ship({ postgres = PG, schema = "a1", apply = true })
+    assert.same({ entries = 0, skipped = n, batches = 0, checkpoints = 0, applied = n, conflicts = 0 }, r)
+    assert.same(shop_lite(path), shop_pg("a1"))
+    assert.equal(5, count("SELECT count(*) FROM a1.\"user\""))
+    assert.equal("1|u-name-1|0.25|f|\\x0100ff",
+      sql("SELECT id, name, score, active, photo FROM a1.\"user\" WHERE id = 1"))
+    -- PostgreSQL's types, mapped from the catalog
+    assert.equal("id bigint|name text|code text|qty bigint|price double precision|flag boolean|pic bytea",
+      sql("SELECT string_agg(column_name || ' ' || data_type, '|' ORDER BY ordinal_position)"
+        .. " FROM information_schema.columns WHERE table_schema = 'a1' AND table_name = 'item'"))
+    -- the log's rows stay encrypted; the applied operations are there in the clear, as the live tables are
+    assert.equal(0, count("SELECT count(*) FROM a1.oplog_entries WHERE position('u-name-1'::bytea in data) > 0"))
+    assert.equal(1, count("SELECT count(*) FROM a1.oplog_applied WHERE position('u-name-1'::bytea in data) > 0"))
+    -- nothing new: nothing applied
+    r = db:ship({ postgres = PG, schema = "a1", apply = true })
+    assert.equal(0, r.applied)
+    for _ = 1, 30 do shop_tx(rng, dev) end
+    local more = db:origin().seq - n
+    r = db:ship({ postgres = PG, schema = "a1", apply = true })
+    assert.equal(more, r.entries)
+    assert.equal(more, r.applied)
+    assert.equal(0, r.conflicts)
+    assert.same(shop_lite(path), shop_pg("a1"))
+    assert.equal(n + more, count("SELECT count(*) FROM a1.oplog_applied"))
+    assert.equal(0, count("SELECT count(*) FROM a1.oplog_conflicts"))
+    db:close()
+    -- the command line says what it applied
+    local dbb, pb, kb = device("apply-cli")
+    write(dbb, 100, 3)
+    dbb:close()
+    local code, text = run("ship " .. q(pb) .. " --key-file " .. q(kb) .. " --postgres " .. q(PG) .. " --schema a1 --apply")
+    assert.equal(0, code, text)
+    assert.matches("applied 3 entries (0 conflicts)", text, 1, true)
+    code, text = run("ship " .. q(pb) .. " --key-file " .. q(kb) .. " --postgres " .. q(PG) .. " --schema a1 --apply --json")
+    assert.equal(0, code, text)
+    assert.matches('"applied":0,"conflicts":0', text, 1, true)
+    assert.equal(8, count("SELECT count(*) FROM a1.\"user\""))
+  end)
+
+  it("puts a late device's entries in their place: rows recomputed, a conflict moved", function()
+    local a, pa, ka = device("late-a")
+    local b, pb, kb = device("late-b")
+    define_shop(a)
+    define_shop(b)
+    for i = 1, 5 do
+      a:transaction("shop", function(tx) tx:create("item", { id = i, name = "a" .. i, code = "c" .. i }) end)
+    end
+    a:transaction("shop", function(tx) tx:update("item", { id = 3, name = "a3x" }, { "name" }) end)
+    local r = a:ship({ postgres = PG, schema = "a3", apply = true })
+    assert.equal(6, r.applied)
+    assert.equal(0, r.conflicts)
+    -- b wrote offline meanwhile, at clocks 1 and 2: before a's 3rd entry in the total order
+    b:transaction("shop", function(tx) tx:create("item", { id = 3, name = "b3" }) end)
+    b:transaction("shop", function(tx) tx:create("item", { id = 7, name = "b7", code = "c4" }) end)
+    r = b:ship({ postgres = PG, schema = "a3", apply = true })
+    assert.equal(2, r.applied)
+    -- a's create of 3 now finds b's row (exists), so a's update of 3 applies to b's row;
+    -- b's code c4 came first, so a's item 4 cannot take it (constraint)
+    assert.equal(2, r.conflicts)
+    assert.equal(table.concat({ "1|a1|c1", "2|a2|c2", "3|a3x|", "5|a5|c5", "7|b7|c4" }, "\n"),
+      sql("SELECT id, name, coalesce(code, '') FROM a3.item ORDER BY id"))
+    local ca = origin_hex(a)
+    assert.same({ ca .. " 3 1 exists create of item, key (3): a row with this key exists", ca .. " 4 1 constraint " },
+      conflicts_pg("a3"))
+    -- as a file that joins both
+    local g, pg_path = device("late-g")
+    g:join(pa, { key_file = ka })
+    g:join(pb, { key_file = kb })
+    assert.same(shop_lite(pg_path), shop_pg("a3"))
+    assert.same(conflicts_lite(g), conflicts_pg("a3"))
+    a:close()
+    b:close()
+    g:close()
+  end)
+
+  it("refuses a type defined differently there (type_conflict), keeping what it shipped", function()
+    local a = device("tc-a")
+    define_shop(a)
+    a:transaction("shop", function(tx) tx:create("item", { id = 1, name = "one" }) end)
+    assert.equal(1, a:ship({ postgres = PG, schema = "a2", apply = true }).applied)
+    local b, pb, kb = device("tc-b")
+    b:define("item", { aggregate = "shop", columns = { { "id", "INTEGER PRIMARY KEY" }, { "name", "TEXT" } } })
+    b:transaction("shop", function(tx) tx:create("item", { id = 2, name = "two" }) end)
+    local code, msg = errcode(function() b:ship({ postgres = PG, schema = "a2", apply = true }) end)
+    assert.equal("type_conflict", code)
+    assert.matches("item", msg, 1, true)
+    assert.equal(1, stored(b, "a2")) -- shipped, not applied
+    assert.equal(0, count("SELECT count(*) FROM a2.oplog_applied WHERE origin = '\\x" .. origin_hex(b) .. "'"))
+    assert.equal("1|one", sql("SELECT id, name FROM a2.item"))
+    a:close()
+    b:close()
+    local _ = pb .. kb
+  end)
+
+  it("converges as a join does: random histories of three devices, in any shipping order (fixed seeds)", function()
+    local seeds = tonumber(os.getenv("OPLOG_FLEET_SEEDS") or "") or 3
+    for seed = 1, seeds do
+      local state = seed * 7919
+      local function rng(n)
+        state = (state * 1103515245 + 12345) % 2147483648
+        return (state >> 8) % n + 1
+      end
+      local schema = "law" .. seed
+      local devs = {}
+      for i = 1, 3 do
+        local db, p, k = device("law" .. seed)
+        define_shop(db)
+        devs[i] = { db = db, path = p, key = k, name = string.char(96 + i), items = {}, tags = {} }
+      end
+      local late = 0
+      for _ = 1, 60 do
+        local d = devs[rng(3)]
+        if rng(3) == 1 then
+          local before = sql("SELECT to_regclass('" .. schema .. ".oplog_applied') IS NOT NULL") == "t"
+            and count("SELECT count(*) FROM " .. schema .. ".oplog_applied") or 0
+          local r = d.db:ship({ postgres = PG, schema = schema, apply = rng(5) > 1 })
+          if r.applied > 0 and before > 0 then late = late + 1 end
+        else
+          shop_tx(rng, d)
+        end
+      end
+      for _, d in ipairs(devs) do d.db:ship({ postgres = PG, schema = schema, apply = true }) end
+      -- the same entries joined into one file
+      local g, pg_path = device("law-g" .. seed)
+      define_shop(g)
+      for _, d in ipairs(devs) do g:join(d.path, { key_file = d.key }) end
+      local want = shop_lite(pg_path)
+      assert.same(want, shop_pg(schema))
+      local cl, cp = conflicts_lite(g), conflicts_pg(schema)
+      assert.same(cl, cp)
+      assert.is_true(#cl > 0, "seed " .. seed .. ": no conflict arose")
+      assert.is_true(late > 0)
+      -- applying again changes nothing
+      for _, d in ipairs(devs) do
+        local r = d.db:ship({ postgres = PG, schema = schema, apply = true })
+        assert.equal(0, r.applied)
+        d.db:close()
+      end
+      assert.same(want, shop_pg(schema))
+      assert.same(cl, conflicts_pg(schema))
+      g:close()
+    end
+  end)
+end)
+
 describe("oplog ship", function()
   teardown(function() os.execute("rm -rf " .. q(tmp)) end)
 
   it("ships a log, ships nothing twice, resumes after more writes", function()
-    local db = device("a")
+    local db, path = device("a")
     write(db, 1, 120)
     local r = db:ship({ postgres = PG, schema = "s1", batch = 50 })
     assert.same({ entries = 120, skipped = 0, batches = 3, checkpoints = 1, applied = 0, conflicts = 0 }, r)
@@ -113,11 +407,16 @@ describe("oplog ship", function()
     assert.equal("150", sql("SELECT seq FROM s1.oplog_checkpoints"))
     local v = oplog.verify_postgres({ postgres = PG, schema = "s1" })
     assert.same({ ok = true, entries = 150, problems = {} }, v)
-    -- apply is not available yet: refused before anything is shipped
+    -- apply decrypts: without the key it is refused before anything is shipped
     write(db, 151, 1)
-    assert.equal("invalid_argument", (errcode(function() db:ship({ postgres = PG, schema = "s1", apply = true }) end)))
-    assert.equal(150, stored(db, "s1"))
     db:close()
+    local code, text = run("ship " .. q(path) .. " --postgres " .. q(PG) .. " --schema s1 --apply")
+    assert.equal(2, code)
+    assert.matches("key_required", text, 1, true)
+    assert.equal(150, count("SELECT count(*) FROM s1.oplog_entries"))
+    code, text = run("ship " .. q(path) .. " --postgres " .. q(PG) .. " --schema s1")
+    assert.equal(0, code, text)
+    assert.equal(151, count("SELECT count(*) FROM s1.oplog_entries"))
   end)
 
   it("collects two devices, and a relay's imported entries once", function()
@@ -279,7 +578,7 @@ describe("oplog ship", function()
     assert.is_true(oplog.verify_postgres({ postgres = PG, schema = "s6" }).ok)
   end)
 
-  it("takes 8 devices shipping at once, and one device shipping twice at once", function()
+  it("takes 8 devices shipping and applying at once, and one device shipping twice at once", function()
     local paths = {}
     for i = 1, 8 do
       local db, p, k = device("eight")
@@ -290,12 +589,13 @@ describe("oplog ship", function()
     local cmds = {}
     for i = 1, 8 do
       cmds[#cmds + 1] = q(BIN) .. " ship " .. q(paths[i][1]) .. " --key-file " .. q(paths[i][2])
-        .. " --postgres " .. q(PG) .. " --schema s7 --batch 150 >" .. tmp .. "/eight." .. i .. " 2>&1"
+        .. " --postgres " .. q(PG) .. " --schema s7 --batch 150 --apply >" .. tmp .. "/eight." .. i .. " 2>&1"
     end
     -- device 1 twice more at the same time
     for j = 9, 10 do
       cmds[#cmds + 1] = q(BIN) .. " ship " .. q(paths[1][1]) .. " --key-file " .. q(paths[1][2])
-        .. " --postgres " .. q(PG) .. " --schema s7 --batch 150 >" .. tmp .. "/eight." .. j .. " 2>&1"
+        .. " --postgres " .. q(PG) .. " --schema s7 --batch 150" .. (j == 9 and " --apply" or "") .. " >" .. tmp
+        .. "/eight." .. j .. " 2>&1"
     end
     local script = "pids=''; "
     for _, c in ipairs(cmds) do script = script .. c .. " & pids=\"$pids $!\"; " end
@@ -313,6 +613,10 @@ describe("oplog ship", function()
     for i = 1, 8 do total = total + N_EIGHT + i * 50 end
     assert.equal(total, count("SELECT count(*) FROM s7.oplog_entries"))
     assert.equal(8, count("SELECT count(*) FROM s7.oplog_checkpoints"))
+    -- applied once each, every row there (the devices' ids do not overlap)
+    assert.equal(total, count("SELECT count(*) FROM s7.oplog_applied"))
+    assert.equal(total, count("SELECT count(*) FROM s7.\"user\""))
+    assert.equal(0, count("SELECT count(*) FROM s7.oplog_conflicts"))
     local v = oplog.verify_postgres({ postgres = PG, schema = "s7" })
     assert.is_true(v.ok)
     assert.equal(total, v.entries)

@@ -1117,9 +1117,11 @@ rewritten history); nothing of that batch is stored.
   --postgres CONNINFO  a libpq connection string or URI, e.g.
                        "host=collector dbname=fleet user=device"
   --schema NAME        the schema of the log's tables (default oplog)
-  --apply              (reserved) apply the entries to live tables in
-                       that schema: not available in this version, refused
-                       before anything is shipped; see docs/fleet.md
+  --apply              then apply every entry DB holds that the schema has
+                       not applied to live tables there (named and typed
+                       after the catalog), in total order with the skip
+                       rule of import, across all devices applying there;
+                       needs the key; see docs/fleet.md "Live tables"
   --batch N            entries per transaction (default 5000)
   --json               print {"entries":..,"skipped":..,"batches":..,
                        "checkpoints":..,"applied":..,"conflicts":..}

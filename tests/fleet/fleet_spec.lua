@@ -306,6 +306,59 @@ describe("oplog ship --apply", function()
     g:close()
   end)
 
+  it("survives a PostgreSQL restart while applying: nothing applied, then everything once", function()
+    local a, pa, ka = device("apply-restart")
+    define_shop(a)
+    local rng = (function()
+      local seed = 11
+      return function(n)
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        return (seed >> 8) % n + 1
+      end
+    end)()
+    local dev = { db = a, name = "r", items = {}, tags = {} }
+    for _ = 1, 50 do shop_tx(rng, dev) end
+    local n = a:origin().seq
+    a:close()
+    -- another applier holds the apply lock: this one ships, then waits inside its apply
+    local log = tmp .. "/apply-restart.log"
+    sh("(env -u LD_PRELOAD psql -X -q " .. q(PG) .. " -c 'BEGIN' -c 'SELECT pg_advisory_xact_lock(1869638759, 1)'"
+      .. " -c 'SELECT pg_sleep(60)' >/dev/null 2>&1 &)")
+    sh("(" .. q(BIN) .. " ship " .. q(pa) .. " --key-file " .. q(ka) .. " --postgres " .. q(PG)
+      .. " --schema a4 --apply >" .. log .. " 2>&1; echo $? >>" .. log .. ") &")
+    local waiting = 0
+    for _ = 1, 400 do
+      waiting = count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1869638759"
+        .. " AND objid = 1 AND NOT granted")
+      if waiting > 0 then break end
+      sh("sleep 0.05")
+    end
+    assert.equal(1, waiting, "the ship never reached the apply")
+    assert.equal(0, sh(PG_CTL .. " restart -m immediate >/dev/null 2>&1"))
+    local text = ""
+    for _ = 1, 600 do
+      local f = io.open(log)
+      text = f and f:read("a") or ""
+      if f then f:close() end
+      if text:match("\n?%d+\n$") then break end
+      sh("sleep 0.05")
+    end
+    assert.matches("oplog: io: postgres", text, 1, true)
+    assert.matches("2\n$", text)
+    -- shipped (committed batch by batch), nothing applied
+    assert.equal(n, count("SELECT count(*) FROM a4.oplog_entries"))
+    assert.equal(0, count("SELECT count(*) FROM a4.oplog_applied"))
+    local code, out = run("ship " .. q(pa) .. " --key-file " .. q(ka) .. " --postgres " .. q(PG) .. " --schema a4 --apply --json")
+    assert.equal(0, code, out)
+    assert.matches('"entries":0,"skipped":' .. n .. ',"batches":0,"checkpoints":0,"applied":' .. n .. ',"conflicts":0', out,
+      1, true)
+    assert.same(shop_lite(pa), shop_pg("a4"))
+    code, out = run("ship " .. q(pa) .. " --key-file " .. q(ka) .. " --postgres " .. q(PG) .. " --schema a4 --apply --json")
+    assert.equal(0, code, out)
+    assert.matches('"applied":0', out, 1, true)
+    assert.equal(n, count("SELECT count(*) FROM a4.oplog_applied"))
+  end)
+
   it("refuses a type defined differently there (type_conflict), keeping what it shipped", function()
     local a = device("tc-a")
     define_shop(a)

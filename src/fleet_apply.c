@@ -426,10 +426,6 @@ static int param_add(params *pp, const pg_type *p, int c, const oplog_value *v) 
 
 /* ---------------------------------------------------------------- statements */
 
-static int op_class(int kind) {
-  return kind == OPLOG_OP_CREATE_ITEMS ? OPLOG_OP_CREATE : kind == OPLOG_OP_DELETE_ITEMS ? OPLOG_OP_DELETE : kind;
-}
-
 static void target(sqlite3_str *q, const pg_applier *ap, const pg_type *p, int shadow) {
   if (shadow) sqlite3_str_appendf(q, "pg_temp.\"oplog_cv_%d\"", p->shadow);
   else sqlite3_str_appendf(q, "%s.\"%w\"", ap->s, p->t->table);
@@ -519,16 +515,11 @@ static int is_data_error(const char *state) { return state && (!strncmp(state, "
  * aborts the transaction: the caller's savepoint undoes it. */
 static int run_op(pg_applier *ap, const pg_type *p, const oplog_op *op, const int *cols, int shadow, outcome *o) {
   const type_def *t = p->t;
-  int cls = op_class(op->kind), field_of[OPLOG_MAX_COLUMNS];
-  uint64_t present = 0, set = 0, nul = 0;
-  for (size_t i = 0; i < t->ncols; i++) field_of[i] = -1;
-  for (size_t i = 0; i < op->row.nfields; i++) {
-    field_of[cols[i]] = (int)i;
-    present |= 1ULL << cols[i];
-  }
-  if (cls == OPLOG_OP_CREATE) set = present;
-  for (size_t i = 0; cls == OPLOG_OP_UPDATE && i < op->nmask; i++) set |= 1ULL << opl_column_index(t, op->mask[i]);
-  for (size_t i = 0; cls == OPLOG_OP_UPDATE && i < op->nnulls; i++) nul |= 1ULL << opl_column_index(t, op->nulls[i]);
+  op_shape sh;
+  opl_op_shape(t, op, cols, &sh);
+  int cls = sh.cls;
+  const int *field_of = sh.field_of;
+  uint64_t set = sh.set, nul = sh.nul;
   o->kind = NULL;
   o->detail = NULL;
   params pp;

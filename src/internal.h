@@ -110,6 +110,15 @@ oplog_value_type opl_value_stored_type(const type_def *t, int col, const oplog_v
  * In a cache with `read_back`, the row as the table stored it is appended
  * to log (if not NULL) as the operation to record. */
 struct queue;
+/* An operation's shape against its type: its class (OPLOG_OP_CREATE,
+ * _UPDATE or _DELETE: the _ITEMS kinds fold into theirs), the field index
+ * of each column (-1: not given), and the columns it gives, sets and nulls. */
+typedef struct op_shape {
+  int cls;
+  int field_of[OPLOG_MAX_COLUMNS];
+  uint64_t present, set, nul;
+} op_shape;
+void opl_op_shape(const type_def *t, const oplog_op *op, const int *cols, op_shape *out);
 int opl_op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, struct queue *log);
 /* *exists: the table of c holds a row with op's key (0 when op leaves its
  * rowid key to SQLite). */

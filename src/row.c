@@ -316,20 +316,27 @@ static int read_back(oplog_db *db, stmt_cache *c, const type_def *t, const oplog
   return rc;
 }
 
-int opl_op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, queue *log) {
-  int cls = op_class(op->kind);
-  int field_of[OPLOG_MAX_COLUMNS];
-  uint64_t present = 0, set = 0, nul = 0;
-  for (size_t i = 0; i < t->ncols; i++) field_of[i] = -1;
+void opl_op_shape(const type_def *t, const oplog_op *op, const int *cols, op_shape *out) {
+  out->cls = op_class(op->kind);
+  out->present = out->set = out->nul = 0;
+  for (size_t i = 0; i < t->ncols; i++) out->field_of[i] = -1;
   for (size_t i = 0; i < op->row.nfields; i++) {
-    field_of[cols[i]] = (int)i;
-    present |= 1ULL << cols[i];
+    out->field_of[cols[i]] = (int)i;
+    out->present |= 1ULL << cols[i];
   }
-  if (cls == OPLOG_OP_CREATE) set = present;
-  if (cls == OPLOG_OP_UPDATE) {
-    for (size_t i = 0; i < op->nmask; i++) set |= 1ULL << opl_column_index(t, op->mask[i]);
-    for (size_t i = 0; i < op->nnulls; i++) nul |= 1ULL << opl_column_index(t, op->nulls[i]);
+  if (out->cls == OPLOG_OP_CREATE) out->set = out->present;
+  if (out->cls == OPLOG_OP_UPDATE) {
+    for (size_t i = 0; i < op->nmask; i++) out->set |= 1ULL << opl_column_index(t, op->mask[i]);
+    for (size_t i = 0; i < op->nnulls; i++) out->nul |= 1ULL << opl_column_index(t, op->nulls[i]);
   }
+}
+
+int opl_op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, queue *log) {
+  op_shape sh;
+  opl_op_shape(t, op, cols, &sh);
+  int cls = sh.cls;
+  const int *field_of = sh.field_of;
+  uint64_t set = sh.set, nul = sh.nul;
   int rc;
   uint64_t ret = returned_columns(t, cls, set);
   /* a delete logs the key it removes: read before the row is gone */
@@ -361,15 +368,11 @@ int opl_op_apply(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op 
 }
 
 int opl_op_key_exists(oplog_db *db, stmt_cache *c, const type_def *t, const oplog_op *op, const int *cols, int *exists) {
-  int field_of[OPLOG_MAX_COLUMNS];
-  uint64_t present = 0;
+  op_shape sh;
+  opl_op_shape(t, op, cols, &sh);
+  const int *field_of = sh.field_of;
   *exists = 0;
-  for (size_t i = 0; i < t->ncols; i++) field_of[i] = -1;
-  for (size_t i = 0; i < op->row.nfields; i++) {
-    field_of[cols[i]] = (int)i;
-    present |= 1ULL << cols[i];
-  }
-  if ((present & t->key_mask) != t->key_mask) return OPLOG_OK; /* a rowid left to SQLite: new */
+  if ((sh.present & t->key_mask) != t->key_mask) return OPLOG_OK; /* a rowid left to SQLite: new */
   for (size_t k = 0; k < t->nkey; k++)
     if (op->row.fields[field_of[t->key_idx[k]]].value.type == OPLOG_NULL && t->rowid_key) return OPLOG_OK;
   sqlite3_stmt *s = cached_stmt(db, c, t, OP_READ, t->key_mask, 0);

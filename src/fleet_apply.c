@@ -32,8 +32,7 @@ typedef struct pg_type {
   type_def *t; /* checked as define checks a type */
   unsigned char kind[OPLOG_MAX_COLUMNS];
   char *pkey;  /* the name of its table's primary key constraint */
-  int shadow;  /* the first type on the same table: whose shadow table it shares */
-  int made;    /* that shadow table exists in this transaction */
+  int made;    /* its shadow table exists in this transaction */
 } pg_type;
 
 /* A statement prepared on the connection, by shape. */
@@ -197,12 +196,6 @@ static int add_type(pg_applier *ap, type_def *t) {
   memset(p, 0, sizeof *p);
   p->t = t;
   t->index = (int)ap->ntypes;
-  p->shadow = (int)ap->ntypes;
-  for (size_t i = 0; i < ap->ntypes; i++)
-    if (!strcmp(ap->types[i].t->table, t->table)) {
-      p->shadow = ap->types[i].shadow;
-      break;
-    }
   for (size_t c = 0; c < t->ncols; c++) {
     int nn, un;
     p->kind[c] = (unsigned char)column_kind(t, (int)c, &nn, &un);
@@ -226,10 +219,15 @@ static void array_literal(sqlite3_str *q, char *const *v, size_t n, const int *o
   sqlite3_str_appendchar(q, 1, '}');
 }
 
-/* Stores type t in the server's catalog and creates its live table (unless
- * another type made that table). */
+/* Stores type t in the server's catalog and creates its live table. A
+ * table that another type has, or that exists outside the catalog, is a
+ * type conflict, as define has it in a file. */
 static int publish_type(pg_applier *ap, const type_def *t) {
   oplog_db *db = ap->db;
+  for (size_t i = 0; i < ap->ntypes; i++)
+    if (!strcmp(ap->types[i].t->table, t->table))
+      return opl_db_error(db, OPLOG_TYPE_CONFLICT, "postgres: table %s of type %s belongs to type %s in schema %s", t->table,
+                          t->name, ap->types[i].t->name, ap->s);
   if (strlen(t->table) > 63)
     return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "postgres: table name %s is longer than PostgreSQL's 63 bytes", t->table);
   for (size_t c = 0; c < t->ncols; c++)
@@ -258,8 +256,6 @@ static int publish_type(pg_applier *ap, const type_def *t) {
   sqlite3_free(sql);
   for (int i = 0; i < 3; i++) sqlite3_free(arr[i]);
   if (rc) return rc;
-  for (size_t i = 0; i < ap->ntypes; i++)
-    if (!strcmp(ap->types[i].t->table, t->table)) return OPLOG_OK;
   sqlite3_str *d = sqlite3_str_new(NULL);
   sqlite3_str_appendf(d, "CREATE TABLE %s.\"%w\" (", ap->s, t->table);
   for (size_t c = 0; c < t->ncols; c++) {
@@ -274,9 +270,17 @@ static int publish_type(pg_applier *ap, const type_def *t) {
   sqlite3_str_appendall(d, "))");
   char *ddl = sqlite3_str_finish(d);
   if (!ddl) return nomem(db);
-  rc = opl_pg_exec(db, ap->pg, ddl, "creating a live table");
+  PGresult *r = PQexec(ap->pg, ddl);
   sqlite3_free(ddl);
-  return rc;
+  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  if (PQresultStatus(r) == PGRES_COMMAND_OK) PQclear(r);
+  else if (state && !strcmp(state, "42P07")) {
+    PQclear(r);
+    return opl_db_error(db, OPLOG_TYPE_CONFLICT, "postgres: table %s of type %s exists in schema %s and is not the catalog's",
+                        t->table, t->name, ap->s);
+  } else
+    return opl_pg_fail(db, ap->pg, r, "creating a live table");
+  return OPLOG_OK;
 }
 
 /* The server's catalog into ap->types, then this file's types that it
@@ -427,7 +431,7 @@ static int param_add(params *pp, const pg_type *p, int c, const oplog_value *v) 
 /* ---------------------------------------------------------------- statements */
 
 static void target(sqlite3_str *q, const pg_applier *ap, const pg_type *p, int shadow) {
-  if (shadow) sqlite3_str_appendf(q, "pg_temp.\"oplog_cv_%d\"", p->shadow);
+  if (shadow) sqlite3_str_appendf(q, "pg_temp.\"oplog_cv_%d\"", p->t->index);
   else sqlite3_str_appendf(q, "%s.\"%w\"", ap->s, p->t->table);
 }
 
@@ -774,13 +778,12 @@ static int rebuild_op(pg_applier *ap, const uint8_t *origin, int64_t seq, const 
     int has = nokey ? 0 : keyset_has(ap, p->t->index, &ap->key);
     if (has < 0) return nomem(ap->db);
     if (!has) continue;
-    pg_type *sh = &ap->types[p->shadow];
-    if (!sh->made) {
+    if (!p->made) {
       if ((rc = exec_fmt(ap, "recomputing rows",
-                         "CREATE TEMP TABLE \"oplog_cv_%d\" (LIKE %s.\"%w\" INCLUDING ALL) ON COMMIT DROP", p->shadow, ap->s,
-                         p->t->table)))
+                         "CREATE TEMP TABLE \"oplog_cv_%d\" (LIKE %s.\"%w\" INCLUDING ALL) ON COMMIT DROP", p->t->index,
+                         ap->s, p->t->table)))
         return rc;
-      sh->made = 1;
+      p->made = 1;
     }
     outcome o;
     rc = run_op(ap, p, &ops[i], cols, 1, &o);
@@ -835,7 +838,7 @@ static int reset_rows(pg_applier *ap) {
   rc = each_entry(ap, sql, rebuild_op);
   sqlite3_free(sql);
   for (size_t i = 0; !rc && i < ap->ntypes; i++)
-    if (ap->types[i].made && ap->types[i].shadow == (int)i)
+    if (ap->types[i].made)
       rc = exec_fmt(ap, "recomputing rows", "INSERT INTO %s.\"%w\" SELECT * FROM pg_temp.\"oplog_cv_%d\"", ap->s,
                     ap->types[i].t->table, (int)i);
   return rc;

@@ -98,7 +98,7 @@ command -v ninja >/dev/null 2>&1 && generator="-G Ninja"
 echo "mutation: copy of $root ($from) in $work; configuring"
 # shellcheck disable=SC2086
 if ! cmake -S "$src" -B "$build" $generator -DCMAKE_BUILD_TYPE=Release -DOPLOG_WERROR=ON \
-     -DOPLOG_TEST_AREAS="c;spec;cli;reliability;format" >"$logs/configure.log" 2>&1; then
+     -DOPLOG_TEST_AREAS="c;spec;cli;reliability;format;fleet" >"$logs/configure.log" 2>&1; then
   cat "$logs/configure.log" >&2
   echo "run.sh: configure failed (a tracked file naming an untracked one? try --head)" >&2
   exit 2
@@ -112,13 +112,17 @@ fi
 # Left out: the benchmark and install tests, rel.oom (80 s, allocation
 # failures) and the crash-only fuzz campaigns (rel.fuzz_entry, fuzz_keys,
 # fuzz_lua, fuzz_lua_c: hostile input must not crash; they kill no mutant
-# here that another test does not, and take a minute).
-phases="c lua rel"
+# here that another test does not, and take a minute). Last, the fleet
+# test against a PostgreSQL server of its own (where the build has libpq
+# and the machine the server: else it is skipped, and a fleet mutant
+# survives).
+phases="c lua rel fleet"
 phase_regex() {
   case "$1" in
   c) echo '^(core|crypto|chain|security|sync|converge)\.' ;;
   lua) echo '^(lua|cli|example|format)\.' ;;
   rel) echo '^rel\.(powercut|crashsim|iofault|diskfull|concurrency|fuzz_rows)$' ;;
+  fleet) echo '^fleet\.' ;;
   esac
 }
 phase_exclude='^$'

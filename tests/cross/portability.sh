@@ -42,6 +42,40 @@ T run portable.lua write pass.oplog passphrase_env=OPLOG_PASS "$arch"
 T verify key.oplog --key-file dev.key --replay
 T verify pass.oplog --passphrase-env OPLOG_PASS --replay
 
+step "what the static build leaves out and what it keeps (tests/cross/static.lua)"
+cp "$src/tests/cross/static.lua" "$A/"
+cp "$src/tests/cross/static.lua" "$N/"
+relro=$(readelf -lW "$A/oplog" | awk '$1 == "GNU_RELRO" { print $3, $6 }')
+[ -n "$relro" ] || fail "$target has no GNU_RELRO segment"
+T init static.oplog --key-file dev.key
+# shellcheck disable=SC2086
+TZ='<+0530>-5:30' T run static.lua checks static.oplog dev.key $relro
+# SQLite's CURRENT_TIMESTAMP, datetime() under that TZ, json_valid()
+stamp=$("$sqlite" "$A/static.oplog" "SELECT at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]',
+  round((julianday(here) - julianday(at)) * 1440), json_extract(doc, '\$.a[1]') FROM stamp")
+[ "$stamp" = "1|330.0|2" ] || fail "SQL date, time or JSON functions: got '$stamp', want '1|330.0|2'"
+T verify static.oplog --key-file dev.key --replay
+# Local times: glibc's tzset reading POSIX TZ rules (with static_libc.c's
+# sscanf; valid, odd and broken ones) and time zone files (whose last line
+# is such a rule), against the native command's.
+zones() {
+  printf '%s\n' "CET-1CEST,M3.5.0,M10.5.0/3" "EST5EDT,M3.2.0/2:00:00,M11.1.0/2:00:00" \
+    "<+0530>-5:30" "NZST-12NZDT,M9.5.0,M4.1.0/3" "AAA+3:15:30BBB+2:15:30,J60/1:30,J300/-1" \
+    "XXX-14" "<-03>3<-02>,M3.5.0/-2,M10.5.0/-1" "ABC+25:99:99" "ABC-1DEF,M13.1.1,M0.0.0" \
+    "M" "UTC0" "" ":Europe/Berlin" "America/New_York" "Australia/Lord_Howe" "Asia/Kolkata"
+}
+local_times() { # T or H
+  zones | while IFS= read -r tz; do
+    echo "TZ=$tz"
+    TZ=$tz "$1" run static.lua times </dev/null || echo "FAILED: TZ=$tz"
+  done
+}
+local_times T >"$work/times.target"
+local_times H >"$work/times.native"
+! grep FAILED "$work/times.target" "$work/times.native" || fail "static.lua times failed"
+cmp "$work/times.target" "$work/times.native" ||
+  fail "local times differ from the native command's (diff $work/times.target $work/times.native)"
+
 # rows of the live tables (or of a replica), every value quoted exactly
 rows() { # db
   for t in sample item; do

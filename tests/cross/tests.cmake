@@ -87,6 +87,21 @@ if(TEST security.entry_size_ceiling)
   set_tests_properties(security.entry_size_ceiling PROPERTIES DISABLED TRUE)
 endif()
 
+# src/static_libc.c's sscanf (glibc's tzset's, in the static command)
+# against glibc's own, linked statically as the command is.
+add_executable(oplog_cross_static_libc ${CROSS_DIR}/static_libc.c)
+target_link_options(oplog_cross_static_libc PRIVATE -static)
+set_target_properties(oplog_cross_static_libc PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CROSS_BIN}/target)
+add_test(NAME cross.static_libc COMMAND oplog_cross_static_libc)
+set_tests_properties(cross.static_libc PROPERTIES LABELS cross TIMEOUT 300)
+
+# The stripped static command stays under 2 MiB (README, Edge targets).
+if(OPLOG_STATIC)
+  add_test(NAME cross.static_size
+    COMMAND sh ${CROSS_DIR}/static_size.sh ${CMAKE_STRIP} $<TARGET_FILE:oplog_cli> 2048)
+  set_tests_properties(cross.static_size PROPERTIES LABELS cross TIMEOUT 60)
+endif()
+
 # Logs across architectures, both ways (tests/cross/portability.sh).
 add_test(NAME cross.portability
   COMMAND sh ${CROSS_DIR}/portability.sh ${CMAKE_SYSTEM_PROCESSOR} "${cross_emu}"

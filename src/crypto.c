@@ -281,26 +281,30 @@ static int insert_key(oplog_db *db, int64_t id, const uint8_t nonce[OPLOG_NONCE_
 
 /* ---------------------------------------------------------------- origins */
 
-void opl_origins_forget(oplog_db *db) { db->norigins = 0; }
+void opl_origins_forget(oplog_db *db) {
+  db->norigins = 0;
+  opl_hindex_free(&db->origins_ix);
+}
 
 const uint8_t *opl_origin_id(oplog_db *db, int64_t no) {
-  for (size_t i = 0; i < db->norigins; i++)
-    if (db->origins[i].no == no) return db->origins[i].id;
+  size_t at = opl_hindex_find(&db->origins_ix, db->origins, sizeof *db->origins, sizeof no, &no);
+  if (at != SIZE_MAX) return db->origins[at].id;
   sqlite3_stmt *s = opl_db_stmt(db, ST_ORIGIN_GET);
   if (!s) return NULL;
   sqlite3_bind_int64(s, 1, no);
   int r = sqlite3_step(s);
   const uint8_t *out = NULL;
   if (r == SQLITE_ROW && sqlite3_column_bytes(s, 0) == OPLOG_ORIGIN_BYTES) {
-    struct origin_slot *grown = sqlite3_realloc64(db->origins, (db->norigins + 1) * sizeof *grown);
-    if (!grown) {
-      opl_db_error(db, OPLOG_NOMEM, "out of memory");
-    } else {
+    struct origin_slot *grown = opl_grow(db->origins, &db->origins_cap, db->norigins, sizeof *grown);
+    if (grown) {
       db->origins = grown;
-      grown[db->norigins].no = no;
-      memcpy(grown[db->norigins].id, sqlite3_column_blob(s, 0), OPLOG_ORIGIN_BYTES);
-      out = grown[db->norigins++].id;
+      struct origin_slot *o = &grown[db->norigins++];
+      o->no = no;
+      memcpy(o->id, sqlite3_column_blob(s, 0), OPLOG_ORIGIN_BYTES);
+      if (opl_hindex_add(&db->origins_ix, db->origins, sizeof *db->origins, sizeof no, db->norigins)) db->norigins--;
+      else out = o->id;
     }
+    if (!out) opl_db_error(db, OPLOG_NOMEM, "out of memory");
   } else if (r == SQLITE_ROW || r == SQLITE_DONE) {
     opl_db_error(db, OPLOG_CORRUPT, "origin %lld is not in oplog_origins", (long long)no);
   } else {
@@ -350,7 +354,7 @@ int opl_origin_create(oplog_db *db) {
   int rc = store_seed(db, db->kr.encrypted ? db->kr.root : NULL, pk, seed, 1);
   sodium_free(sk);
   if (rc) return rc;
-  db->norigins = 0; /* no 1 is now this one */
+  opl_origins_forget(db); /* no 1 is now this one */
   memcpy(db->self_id, pk, OPLOG_ORIGIN_BYTES);
   return OPLOG_OK;
 }

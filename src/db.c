@@ -300,6 +300,7 @@ int oplog_close(oplog_db *db) {
   opl_buf_free(&db->mbuf);
   opl_buf_free(&db->adbuf);
   sqlite3_free(db->origins);
+  opl_hindex_free(&db->origins_ix);
   if (db->scratch2.p) sodium_memzero(db->scratch2.p, db->scratch2.cap);
   opl_buf_free(&db->scratch2);
   sqlite3_free(db->tx_aggregate);

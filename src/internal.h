@@ -49,6 +49,24 @@ int opl_buf_reserve(buf *b, size_t extra); /* OPLOG_OK or OPLOG_NOMEM */
 int opl_buf_append(buf *b, const void *p, size_t n);
 void opl_buf_free(buf *b);
 
+/* An index of the records of a growing array (util.c) by a key of klen
+ * bytes at the start of each record: open addressing over SipHash with a
+ * random key, so that keys a hostile stream chooses cannot make lookups
+ * linear. */
+typedef struct opl_hindex {
+  size_t *slot; /* a record's position + 1; 0: empty */
+  size_t cap;   /* 0, or a power of two above twice the records */
+  unsigned char seed[16];
+} opl_hindex;
+/* p (n records of size bytes, room for *cap) with room for one more:
+ * the same or a doubled block; NULL (p untouched) when out of memory. */
+void *opl_grow(void *p, size_t *cap, size_t n, size_t size);
+/* The position of the record in base[] whose key is key; SIZE_MAX if none. */
+size_t opl_hindex_find(const opl_hindex *h, const void *base, size_t stride, size_t klen, const void *key);
+/* Indexes record n - 1 of base[] (just appended); OPLOG_NOMEM. */
+int opl_hindex_add(opl_hindex *h, const void *base, size_t stride, size_t klen, size_t n);
+void opl_hindex_free(opl_hindex *h);
+
 /* ---------------------------------------------------------------- catalog (catalog.c) */
 enum { AFF_INTEGER, AFF_TEXT, AFF_BLOB, AFF_REAL, AFF_NUMERIC };
 
@@ -322,10 +340,11 @@ struct oplog_db {
   int wal_made;                               /* read-only, and no -wal/-shm was there at open */
   unsigned char self_id[OPLOG_ORIGIN_BYTES];  /* this file's origin */
   struct origin_slot {
-    int64_t no;
+    int64_t no; /* first: the key of origins_ix */
     unsigned char id[OPLOG_ORIGIN_BYTES];
   } *origins;
-  size_t norigins;
+  size_t norigins, origins_cap;
+  opl_hindex origins_ix; /* a file may hold very many origins */
   buf mbuf;     /* an entry's metadata blob */
   int64_t max_entry; /* oplog_open_opts.max_entry_bytes */
   char *entry_cols;  /* ENTRY_COLUMNS_READ for no alias and for "e.", with the cap */

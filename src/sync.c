@@ -5,6 +5,7 @@
  * holds) and join. The stream's bytes are stream.c's; applying imported
  * entries to the live tables is converge.c's. FORMAT.md "Stream". */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -245,6 +246,10 @@ static int hex_id(const char *p, size_t n, uint8_t out[OPLOG_ORIGIN_BYTES]) {
          got == OPLOG_ORIGIN_BYTES && end == p + n;
 }
 
+static int pair_cmp(const void *a, const void *b) {
+  return memcmp(((const cursor_pair *)a)->origin, ((const cursor_pair *)b)->origin, OPLOG_ORIGIN_BYTES);
+}
+
 int opl_cursor_parse(oplog_db *db, const char *text, cursor_pair **out, size_t *n) {
   *out = NULL;
   *n = 0;
@@ -267,16 +272,21 @@ int opl_cursor_parse(oplog_db *db, const char *text, cursor_pair **out, size_t *
       seq = seq * 10 + (*d - '0');
     }
     pairs[k].seq = seq;
-    for (size_t j = 0; j < k; j++)
-      if (memcmp(pairs[j].origin, pairs[k].origin, OPLOG_ORIGIN_BYTES) == 0) {
-        sqlite3_free(pairs);
-        return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "cursor names origin %.64s twice", p);
-      }
     k++;
     if (*d == 0) break;
     if (*d != ',' || k == cap) goto bad;
     p = d + 1;
   }
+  /* sorted by origin: a repeat sits next to its twin, and cursor_seq
+   * finds an origin by binary search (a cursor may name very many) */
+  qsort(pairs, k, sizeof *pairs, pair_cmp);
+  for (size_t j = 1; j < k; j++)
+    if (memcmp(pairs[j - 1].origin, pairs[j].origin, OPLOG_ORIGIN_BYTES) == 0) {
+      char h[2 * OPLOG_ORIGIN_BYTES + 1];
+      hex(pairs[j].origin, h);
+      sqlite3_free(pairs);
+      return opl_db_error(db, OPLOG_INVALID_ARGUMENT, "cursor names origin %s twice", h);
+    }
   *out = pairs;
   *n = k;
   return OPLOG_OK;
@@ -289,26 +299,29 @@ bad:
 /* ---------------------------------------------------------------- export */
 
 typedef struct key_ref {
-  int64_t origin, id;
+  int64_t origin, id; /* the whole record is key_set.ix's key */
 } key_ref;
 
+/* Each (origin, key id) once, in the order first seen. */
 typedef struct key_set {
   key_ref *k;
   size_t n, cap;
+  opl_hindex ix;
 } key_set;
 
 static int key_set_add(key_set *s, int64_t origin, int64_t id) {
-  for (size_t i = 0; i < s->n; i++)
-    if (s->k[i].origin == origin && s->k[i].id == id) return OPLOG_OK;
-  if (s->n == s->cap) {
-    size_t cap = s->cap ? 2 * s->cap : 8;
-    key_ref *g = sqlite3_realloc64(s->k, cap * sizeof *g);
-    if (!g) return OPLOG_NOMEM;
-    s->k = g;
-    s->cap = cap;
-  }
-  s->k[s->n++] = (key_ref){origin, id};
-  return OPLOG_OK;
+  key_ref r = {origin, id};
+  if (opl_hindex_find(&s->ix, s->k, sizeof *s->k, sizeof r, &r) != SIZE_MAX) return OPLOG_OK;
+  key_ref *g = opl_grow(s->k, &s->cap, s->n, sizeof *g);
+  if (!g) return OPLOG_NOMEM;
+  s->k = g;
+  s->k[s->n++] = r;
+  return opl_hindex_add(&s->ix, s->k, sizeof *s->k, sizeof r, s->n);
+}
+
+static void key_set_free(key_set *s) {
+  sqlite3_free(s->k);
+  opl_hindex_free(&s->ix);
 }
 
 static int table_exists(oplog_db *db, const char *name, int *yes) {
@@ -329,20 +342,20 @@ typedef struct exporter {
   stream_writer w;
   lookups l;
   head_list hl;
-  int64_t *from; /* per head: the cursor's seq (entries above it go) */
+  opl_hindex by_no; /* the heads by origin no (hl.no) */
+  int64_t *from;    /* per head: the cursor's seq (entries above it go) */
   key_set keys;
   unsigned char xpk[crypto_box_PUBLICKEYBYTES];
   int64_t total, done;
 } exporter;
 
+/* c sorted by origin (opl_cursor_parse). */
 static int64_t cursor_seq(const cursor_pair *c, size_t n, const uint8_t *origin, int *named) {
-  for (size_t i = 0; i < n; i++)
-    if (memcmp(c[i].origin, origin, OPLOG_ORIGIN_BYTES) == 0) {
-      *named = 1;
-      return c[i].seq;
-    }
-  *named = 0;
-  return 0;
+  cursor_pair want;
+  memcpy(want.origin, origin, OPLOG_ORIGIN_BYTES);
+  const cursor_pair *hit = n ? bsearch(&want, c, n, sizeof *c, pair_cmp) : NULL;
+  *named = hit != NULL;
+  return hit ? hit->seq : 0;
 }
 
 static int put_types(exporter *x) {
@@ -402,9 +415,8 @@ static int put_entries(exporter *x) {
   while (!rc && (r = sqlite3_step(s)) == SQLITE_ROW) {
     stored_entry e;
     if ((rc = opl_entry_from_row(db, s, &e))) break;
-    size_t i = 0;
-    while (i < x->hl.n && x->hl.no[i] != e.origin) i++;
-    if (i == x->hl.n || e.seq <= x->from[i]) continue;
+    size_t i = opl_hindex_find(&x->by_no, x->hl.no, sizeof *x->hl.no, sizeof e.origin, &e.origin);
+    if (i == SIZE_MAX || e.seq <= x->from[i]) continue;
     if (e.key_id && (rc = key_set_add(&x->keys, e.origin, e.key_id))) {
       rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
       break;
@@ -491,6 +503,8 @@ static int export_run(exporter *x, const cursor_pair *since, size_t nsince, cons
     return opl_db_error(db, OPLOG_NOMEM, "out of memory");
   for (size_t i = 0; i < x->hl.n; i++) {
     int named;
+    if (opl_hindex_add(&x->by_no, x->hl.no, sizeof *x->hl.no, sizeof *x->hl.no, i + 1))
+      return opl_db_error(db, OPLOG_NOMEM, "out of memory");
     x->from[i] = cursor_seq(since, nsince, x->hl.h[i].origin, &named);
     if (x->hl.h[i].seq > x->from[i]) x->total += x->hl.h[i].seq - x->from[i];
   }
@@ -560,8 +574,9 @@ int oplog_export(oplog_db *db, const oplog_export_opts *opts, oplog_write_fn wri
   sodium_free(sk);
   lookups_close(&x.l);
   head_list_free(&x.hl);
+  opl_hindex_free(&x.by_no);
   sqlite3_free(x.from);
-  sqlite3_free(x.keys.k);
+  key_set_free(&x.keys);
   sqlite3_free(since);
   opl_stream_writer_free(&x.w);
   if (!rc && out) {
@@ -575,7 +590,7 @@ int oplog_export(oplog_db *db, const oplog_export_opts *opts, oplog_write_fn wri
 
 /* What the stream has shown of one origin so far. */
 typedef struct origin_state {
-  unsigned char id[OPLOG_ORIGIN_BYTES];
+  unsigned char id[OPLOG_ORIGIN_BYTES]; /* first: the key of importer.os_ix */
   int64_t no;       /* 0 until the file has a row for it */
   int64_t held;     /* the last seq the file held before the import */
   int64_t held_clock;
@@ -592,8 +607,9 @@ typedef struct importer {
   const oplog_import_opts *o;
   stream_reader r;
   lookups l;
-  origin_state *os; /* sorted by id */
+  origin_state *os; /* in the order the stream named them */
   size_t nos, cap;
+  opl_hindex os_ix; /* os by id */
   key_set need;     /* (origin no, key id) the new entries use */
   int encrypted;
   unsigned char *xsk; /* sodium_malloc'd */
@@ -606,30 +622,22 @@ typedef struct importer {
   char *deferred_msg;
 } importer;
 
+/* The state of origin id, new if the stream had not named it. The pointer
+ * holds until the next call. */
 static int state_for(importer *im, const uint8_t *id, origin_state **out) {
-  size_t lo = 0, hi = im->nos;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    int c = memcmp(im->os[mid].id, id, OPLOG_ORIGIN_BYTES);
-    if (c == 0) {
-      *out = &im->os[mid];
-      return OPLOG_OK;
-    }
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
+  size_t at = opl_hindex_find(&im->os_ix, im->os, sizeof *im->os, OPLOG_ORIGIN_BYTES, id);
+  if (at != SIZE_MAX) {
+    *out = &im->os[at];
+    return OPLOG_OK;
   }
-  if (im->nos == im->cap) {
-    size_t cap = im->cap ? 2 * im->cap : 8;
-    origin_state *g = sqlite3_realloc64(im->os, cap * sizeof *g);
-    if (!g) return opl_db_error(im->db, OPLOG_NOMEM, "out of memory");
-    im->os = g;
-    im->cap = cap;
-  }
-  memmove(&im->os[lo + 1], &im->os[lo], (im->nos - lo) * sizeof *im->os);
-  im->nos++;
-  origin_state *s = &im->os[lo];
+  origin_state *g = opl_grow(im->os, &im->cap, im->nos, sizeof *g);
+  if (!g) return opl_db_error(im->db, OPLOG_NOMEM, "out of memory");
+  im->os = g;
+  origin_state *s = &im->os[im->nos++];
   memset(s, 0, sizeof *s);
   memcpy(s->id, id, OPLOG_ORIGIN_BYTES);
+  if (opl_hindex_add(&im->os_ix, im->os, sizeof *im->os, OPLOG_ORIGIN_BYTES, im->nos))
+    return opl_db_error(im->db, OPLOG_NOMEM, "out of memory");
   int rc = origin_no(im->db, &im->l, id, 0, &s->no);
   held h = {0};
   if (!rc && s->no) rc = held_top(im->db, &im->l, s->no, &h);
@@ -943,7 +951,8 @@ int oplog_import(oplog_db *db, const oplog_import_opts *opts, oplog_read_fn read
   opl_state_forget(db);
   opl_stream_reader_free(&im.r);
   sqlite3_free(im.os);
-  sqlite3_free(im.need.k);
+  opl_hindex_free(&im.os_ix);
+  key_set_free(&im.need);
   sqlite3_free(im.deferred_msg);
   if (im.xsk) sodium_free(im.xsk);
   if (!rc && out) *out = im.res;

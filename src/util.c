@@ -81,3 +81,58 @@ int opl_create_private(oplog_db *db, const char *path) {
   if (fd >= 0) close(fd);
   return OPLOG_OK;
 }
+
+/* ---------------------------------------------------------------- growing arrays, hash index */
+
+void *opl_grow(void *p, size_t *cap, size_t n, size_t size) {
+  if (n < *cap) return p;
+  size_t c = *cap ? 2 * *cap : 8;
+  void *g = sqlite3_realloc64(p, c * size);
+  if (g) *cap = c;
+  return g;
+}
+
+static size_t hindex_home(const opl_hindex *h, const void *key, size_t klen) {
+  unsigned char out[crypto_shorthash_BYTES];
+  uint64_t v;
+  crypto_shorthash(out, key, klen, h->seed);
+  memcpy(&v, out, sizeof v);
+  return (size_t)v & (h->cap - 1);
+}
+
+size_t opl_hindex_find(const opl_hindex *h, const void *base, size_t stride, size_t klen, const void *key) {
+  if (!h->cap) return SIZE_MAX;
+  for (size_t i = hindex_home(h, key, klen);; i = (i + 1) & (h->cap - 1)) {
+    size_t at = h->slot[i];
+    if (!at) return SIZE_MAX;
+    if (memcmp((const char *)base + (at - 1) * stride, key, klen) == 0) return at - 1;
+  }
+}
+
+static void hindex_put(opl_hindex *h, const void *base, size_t stride, size_t klen, size_t at) {
+  size_t i = hindex_home(h, (const char *)base + at * stride, klen);
+  while (h->slot[i]) i = (i + 1) & (h->cap - 1);
+  h->slot[i] = at + 1;
+}
+
+int opl_hindex_add(opl_hindex *h, const void *base, size_t stride, size_t klen, size_t n) {
+  if (2 * n >= h->cap) {
+    /* at most half full, so that probes stay short; rebuilt at the new size */
+    size_t cap = h->cap ? 2 * h->cap : 16;
+    size_t *slot = sqlite3_malloc64(cap * sizeof *slot);
+    if (!slot) return OPLOG_NOMEM;
+    memset(slot, 0, cap * sizeof *slot);
+    if (!h->cap) randombytes_buf(h->seed, sizeof h->seed);
+    sqlite3_free(h->slot);
+    h->slot = slot;
+    h->cap = cap;
+    for (size_t i = 0; i + 1 < n; i++) hindex_put(h, base, stride, klen, i);
+  }
+  hindex_put(h, base, stride, klen, n - 1);
+  return OPLOG_OK;
+}
+
+void opl_hindex_free(opl_hindex *h) {
+  sqlite3_free(h->slot);
+  memset(h, 0, sizeof *h);
+}

@@ -44,21 +44,30 @@ static int tick(verify_ctx *v, int64_t done) {
 
 static void hex(char *out, const uint8_t *p, size_t n) { sodium_bin2hex(out, 2 * n + 1, p, n); }
 
-/* Where each origin's chain stands during the walk. */
+/* Where each origin's chain stands during the walk (a file may hold very
+ * many origins: found through a hash index). */
 typedef struct chain_pos {
-  int64_t origin, seq, id;
+  int64_t origin; /* first: the key of chains.ix */
+  int64_t seq, id;
   unsigned char hash[OPLOG_HASH_BYTES];
 } chain_pos;
 
-static chain_pos *chain_of(chain_pos **pos, size_t *n, int64_t origin) {
-  for (size_t i = 0; i < *n; i++)
-    if ((*pos)[i].origin == origin) return &(*pos)[i];
-  chain_pos *grown = sqlite3_realloc64(*pos, (*n + 1) * sizeof *grown);
+typedef struct chains {
+  chain_pos *p;
+  size_t n, cap;
+  opl_hindex ix;
+} chains;
+
+static chain_pos *chain_of(chains *c, int64_t origin) {
+  size_t at = opl_hindex_find(&c->ix, c->p, sizeof *c->p, sizeof origin, &origin);
+  if (at != SIZE_MAX) return &c->p[at];
+  chain_pos *grown = opl_grow(c->p, &c->cap, c->n, sizeof *grown);
   if (!grown) return NULL;
-  *pos = grown;
-  memset(&grown[*n], 0, sizeof *grown);
-  grown[*n].origin = origin;
-  return &grown[(*n)++];
+  c->p = grown;
+  chain_pos *p = &c->p[c->n++];
+  memset(p, 0, sizeof *p);
+  p->origin = origin;
+  return opl_hindex_add(&c->ix, c->p, sizeof *c->p, sizeof origin, c->n) ? NULL : p;
 }
 
 /* The derived rows must say exactly what the entries they cover say: a
@@ -328,8 +337,7 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     w.mdr = sqlite3_step(w.md);
   }
   arena a = {0};
-  chain_pos *pos = NULL;
-  size_t npos = 0;
+  chains pos = {0};
   int64_t prev_id = 0;
   static const uint8_t zero[OPLOG_HASH_BYTES];
   while (!rc && (r = sqlite3_step(es)) == SQLITE_ROW) {
@@ -354,7 +362,7 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
       continue;
     }
     if (unread && (rc = problem(v, id, "too_large", "%s", oplog_errmsg(db)))) break;
-    chain_pos *c = chain_of(&pos, &npos, e.origin);
+    chain_pos *c = chain_of(&pos, e.origin);
     if (!c) {
       rc = opl_db_error(db, OPLOG_NOMEM, "out of memory");
       break;
@@ -423,7 +431,8 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
   }
   if (!rc) rc = tick(v, v->out->entries);
   opl_agg_counts_free(&w.aggs);
-  sqlite3_free(pos);
+  sqlite3_free(pos.p);
+  opl_hindex_free(&pos.ix);
   opl_arena_free(&a);
   sqlite3_finalize(es);
   sqlite3_finalize(cfg);

@@ -774,6 +774,242 @@ static void heads_listed(void) {
   oplog_close(b);
 }
 
+/* ---------------------------------------------------------------- very many origins */
+
+/* Protobuf by hand (the test sees only the public API): varints and
+ * length-delimited fields. */
+static size_t pb_varint(unsigned char *p, uint64_t v) {
+  size_t n = 0;
+  for (; v >= 0x80; v >>= 7) p[n++] = (unsigned char)(v | 0x80);
+  p[n++] = (unsigned char)v;
+  return n;
+}
+
+static size_t pb_uint(unsigned char *p, int field, uint64_t v) {
+  size_t n = pb_varint(p, (uint64_t)field << 3);
+  return n + pb_varint(p + n, v);
+}
+
+static size_t pb_bytes(unsigned char *p, int field, const void *b, size_t len) {
+  size_t n = pb_varint(p, (uint64_t)field << 3 | 2);
+  n += pb_varint(p + n, len);
+  memcpy(p + n, b, len);
+  return n + len;
+}
+
+/* A crafted stream made as it is read, signed with a key of its own:
+ * nbases bases, then nentries entries, each of an origin of its own (seq
+ * 1; plaintext: a create of user i; encrypted: key id 1 and bytes no key
+ * opens, sealed to `to` with no key frame). `repeat`: the last base names
+ * the first base's origin again. One frame in memory, however many. */
+typedef struct gen_stream {
+  unsigned char pk[32], sk[64], to[32];
+  int encrypted, repeat;
+  crypto_generichash_state h;
+  int64_t nbases, nentries, made; /* frames made after the header */
+  unsigned char buf[1024];
+  size_t n, pos;
+  int state; /* 0 nothing yet, 1 frames, 2 the trailer is out */
+} gen_stream;
+
+static void gen_origin(const char *what, int64_t i, unsigned char out[32]) {
+  unsigned char in[16] = {0};
+  memcpy(in, what, strlen(what));
+  memcpy(in + 8, &i, 8);
+  crypto_generichash(out, 32, in, sizeof in, NULL, 0);
+}
+
+static void gen_frame(gen_stream *g, int kind, const unsigned char *msg, size_t len, int hashed) {
+  unsigned char *p = g->buf + g->n;
+  p[0] = (unsigned char)kind;
+  p[1] = (unsigned char)(len >> 24), p[2] = (unsigned char)(len >> 16), p[3] = (unsigned char)(len >> 8), p[4] = (unsigned char)len;
+  memcpy(p + 5, msg, len);
+  if (hashed) crypto_generichash_update(&g->h, p, 5 + len);
+  g->n += 5 + len;
+}
+
+static void gen_next(gen_stream *g) {
+  unsigned char m[768], a[32], b[32];
+  size_t n = 0;
+  g->n = g->pos = 0;
+  if (g->state == 0) {
+    memcpy(g->buf, "OPLOGSYN\x01", 9);
+    g->n = 9;
+    crypto_generichash_update(&g->h, g->buf, 9);
+    n = pb_uint(m, 1, 1);
+    n += pb_bytes(m + n, 2, g->pk, 32);
+    if (g->encrypted) n += pb_bytes(m + n, 3, g->to, 32), n += pb_uint(m + n, 4, 1);
+    n += pb_uint(m + n, 6, (uint64_t)g->nentries);
+    gen_frame(g, 1, m, n, 1);
+    g->state = 1;
+  } else if (g->made < g->nbases) {
+    int64_t i = g->repeat && g->made == g->nbases - 1 ? 0 : g->made;
+    gen_origin("base", i, a);
+    n = pb_bytes(m, 1, a, 32);
+    n += pb_uint(m + n, 2, 1);
+    n += pb_bytes(m + n, 3, a, 32);
+    gen_frame(g, 3, m, n, 1);
+    g->made++;
+  } else if (g->made < g->nbases + g->nentries) {
+    int64_t i = g->made - g->nbases + 1;
+    unsigned char v[64], f1[64], f2[96], row[192], op[256], data[320], meta[4] = {0}, zero[32] = {0};
+    size_t nd;
+    if (g->encrypted) {
+      nd = 48;
+      crypto_generichash(data, nd, (const unsigned char *)&i, sizeof i, NULL, 0);
+    } else {
+      char name[32];
+      snprintf(name, sizeof name, "u%lld", (long long)i);
+      size_t nv = pb_uint(v, 2, (uint64_t)i << 1); /* sint64: zigzag */
+      size_t n1 = pb_bytes(f1, 1, "id", 2);
+      n1 += pb_bytes(f1 + n1, 2, v, nv);
+      nv = pb_bytes(v, 4, name, strlen(name));
+      size_t n2 = pb_bytes(f2, 1, "name", 4);
+      n2 += pb_bytes(f2 + n2, 2, v, nv);
+      size_t nr = pb_bytes(row, 1, f1, n1);
+      nr += pb_bytes(row + nr, 1, f2, n2);
+      size_t no = pb_bytes(op, 1, "user", 4);
+      no += pb_uint(op + no, 2, 1);
+      no += pb_bytes(op + no, 5, row, nr);
+      nd = pb_bytes(data, 1, op, no);
+    }
+    int64_t key_id = g->encrypted ? 1 : 0, clock = 1 + i % 5;
+    gen_origin("entry", i, a);
+    ref_entry_hash(zero, a, 1, clock, 0, key_id, "users", 5, meta, 4, data, nd, b);
+    n = pb_bytes(m, 1, a, 32);
+    n += pb_uint(m + n, 2, 1);
+    n += pb_uint(m + n, 3, (uint64_t)clock);
+    n += pb_bytes(m + n, 5, "users", 5);
+    if (key_id) n += pb_uint(m + n, 6, (uint64_t)key_id);
+    n += pb_bytes(m + n, 7, meta, 4);
+    n += pb_bytes(m + n, 8, data, nd);
+    n += pb_bytes(m + n, 9, zero, 32);
+    n += pb_bytes(m + n, 10, b, 32);
+    n += pb_uint(m + n, 11, 2);
+    gen_frame(g, 4, m, n, 1);
+    g->made++;
+  } else {
+    unsigned char sig[64], msg[15 + 32];
+    crypto_generichash_final(&g->h, a, 32);
+    memcpy(msg, "oplog-stream-v1", 15);
+    memcpy(msg + 15, a, 32);
+    crypto_sign_detached(sig, NULL, msg, sizeof msg, g->sk);
+    n = pb_uint(m, 1, (uint64_t)(1 + g->made));
+    n += pb_uint(m + n, 2, (uint64_t)g->nentries);
+    n += pb_bytes(m + n, 3, a, 32);
+    n += pb_bytes(m + n, 4, sig, 64);
+    gen_frame(g, 7, m, n, 0);
+    g->state = 2;
+  }
+}
+
+static int gen_read(void *ctx, void *p, size_t n, size_t *got) {
+  gen_stream *g = ctx;
+  *got = 0;
+  while (*got < n) {
+    if (g->pos == g->n) {
+      if (g->state == 2) break;
+      gen_next(g);
+    }
+    size_t k = g->n - g->pos < n - *got ? g->n - g->pos : n - *got;
+    memcpy((unsigned char *)p + *got, g->buf + g->pos, k);
+    g->pos += k;
+    *got += k;
+  }
+  return 0;
+}
+
+static void gen_init(gen_stream *g, int64_t nbases, int64_t nentries) {
+  memset(g, 0, sizeof *g);
+  crypto_sign_keypair(g->pk, g->sk);
+  crypto_generichash_init(&g->h, NULL, 0, 32);
+  g->nbases = nbases;
+  g->nentries = nentries;
+}
+
+static int count_head(void *ctx, const oplog_head_info *h) {
+  (void)h;
+  ++*(int64_t *)ctx;
+  return 0;
+}
+
+/* A hostile stream naming a million origins, and a file holding fifty
+ * thousand, cost no more than O(origins log origins): import, heads,
+ * cursor, export beyond a cursor naming them all, a relay, verify. What is
+ * checked is the outcome; a lookup linear in the origins would make it
+ * run for hours. */
+static void many_origins(void) {
+  /* OPLOG_TEST_ORIGINS=N: N bases and N/20 entries (to time it by hand) */
+  const char *scale = getenv("OPLOG_TEST_ORIGINS");
+  const int64_t nbases = scale ? atoll(scale) : 1000000, nentries = nbases / 20;
+  oplog_db *b = open_plain("b.db");
+  CHECK(b);
+  OK(b, define_user(b));
+  gen_stream g;
+  oplog_import_result res;
+  /* a base naming one of a million origins twice: corrupt, nothing changed */
+  gen_init(&g, nbases, 0);
+  g.repeat = 1;
+  oplog_close(b);
+  unsigned char before[32], after[32];
+  file_digest(tpath("b.db"), before);
+  b = open_plain("b.db");
+  CHECK_RC(b, oplog_import(b, NULL, gen_read, &g, &res), OPLOG_CORRUPT);
+  CHECK(strstr(oplog_errmsg(b), "two bases for one origin"));
+  oplog_close(b);
+  file_digest(tpath("b.db"), after);
+  CHECK(memcmp(before, after, 32) == 0);
+  /* bases of origins it holds nothing of, then an entry from each of as
+   * many others */
+  b = open_plain("b.db");
+  gen_init(&g, nentries, nentries);
+  OK(b, oplog_import(b, NULL, gen_read, &g, &res));
+  CHECK(res.entries == nentries && res.skipped == 0 && res.conflicts == 0);
+  CHECK(users_rows(tpath("b.db")) == nentries);
+  int64_t heads = 0;
+  OK(b, oplog_heads(b, count_head, &heads));
+  CHECK(heads == nentries + 1);
+  /* its cursor names every origin: nothing lies beyond it */
+  char *cur = NULL;
+  OK(b, oplog_cursor(b, &cur));
+  mem m;
+  oplog_export_result er;
+  oplog_export_opts eo = {.since = cur};
+  memset(&m, 0, sizeof m);
+  OK(b, oplog_export(b, &eo, mem_write, &m, &er));
+  CHECK(er.entries == 0);
+  mem_free(&m);
+  oplog_free(cur);
+  /* everything, relayed */
+  OK(b, export_mem(b, NULL, NULL, &m));
+  oplog_db *c = open_plain("c.db");
+  CHECK(c);
+  OK(c, import_mem(c, &m, &res));
+  CHECK(res.entries == nentries);
+  mem_free(&m);
+  oplog_verify_result vr;
+  OK(c, oplog_verify(c, NULL, NULL, NULL, &vr));
+  CHECK(vr.ok && vr.entries == nentries);
+  oplog_close(c);
+  oplog_close(b);
+  /* encrypted: the data keys of as many origins needed, none sent */
+  oplog_db *k = open_keyed("k.db", KB);
+  CHECK(k);
+  oplog_origin_info ko;
+  OK(k, oplog_origin(k, &ko));
+  oplog_close(k);
+  file_digest(tpath("k.db"), before);
+  k = open_keyed("k.db", KB);
+  gen_init(&g, 0, nentries);
+  g.encrypted = 1;
+  memcpy(g.to, ko.id, 32);
+  CHECK_RC(k, oplog_import(k, NULL, gen_read, &g, &res), OPLOG_CORRUPT);
+  CHECK(strstr(oplog_errmsg(k), "lacks data key 1 of origin"));
+  oplog_close(k);
+  file_digest(tpath("k.db"), after);
+  CHECK(memcmp(before, after, 32) == 0);
+}
+
 static const struct test_case cases[] = {
     {"plain_round_trip", plain_round_trip},
     {"encrypted_round_trip", encrypted_round_trip},
@@ -790,6 +1026,7 @@ static const struct test_case cases[] = {
     {"cursor_strict", cursor_strict},
     {"join_both_ways", join_both_ways},
     {"heads_listed", heads_listed},
+    {"many_origins", many_origins},
     {NULL, NULL}};
 
 int main(int argc, char **argv) { return test_main(argc, argv, cases); }

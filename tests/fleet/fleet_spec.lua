@@ -414,7 +414,20 @@ describe("oplog ship --apply", function()
       local late = 0
       for _ = 1, 60 do
         local d = devs[rng(3)]
-        if rng(3) == 1 then
+        if rng(8) == 1 then
+          -- d syncs with another device: its clock jumps ahead of its seq, its
+          -- rows are the merge, and its next ship carries (and applies) the other's entries
+          local e = devs[rng(3)]
+          if e ~= d then
+            d.db:join(e.path, { key_file = e.key })
+            d.items, d.tags = {}, {}
+            for _, line in ipairs(norm(lite(d.path, "SELECT id, coalesce(code, 'NULL') FROM item"))) do
+              local id, code = line:match("^(%d+)|(.*)$")
+              d.items[tonumber(id)] = { code = code ~= "NULL" and code or nil }
+            end
+            for _, line in ipairs(norm(lite(d.path, "SELECT item, label FROM tag"))) do d.tags[line] = true end
+          end
+        elseif rng(3) == 1 then
           local before = sql("SELECT to_regclass('" .. schema .. ".oplog_applied') IS NOT NULL") == "t"
             and count("SELECT count(*) FROM " .. schema .. ".oplog_applied") or 0
           local r = d.db:ship({ postgres = PG, schema = schema, apply = rng(5) > 1 })

@@ -32,8 +32,8 @@ typedef struct lookups {
 
 static int lookups_open(oplog_db *db, lookups *l) {
   static const char *const sql[] = {
-      "SELECT id, seq, clock, hash FROM oplog_entries WHERE id > " WM " AND origin = ?1 ORDER BY id DESC LIMIT 1",
-      "SELECT e.id, e.seq, e.clock, e.hash FROM oplog_index x JOIN oplog_entries e ON e.id = x.entry_id"
+      "SELECT id, seq, clock, hash, format FROM oplog_entries WHERE id > " WM " AND origin = ?1 ORDER BY id DESC LIMIT 1",
+      "SELECT e.id, e.seq, e.clock, e.hash, e.format FROM oplog_index x JOIN oplog_entries e ON e.id = x.entry_id"
       " WHERE x.origin = ?1 ORDER BY x.seq DESC LIMIT 1",
       "SELECT e.id, e.hash FROM oplog_index x JOIN oplog_entries e ON e.id = x.entry_id"
       " WHERE x.origin = ?1 AND x.seq = ?2"
@@ -59,6 +59,7 @@ static void lookups_close(lookups *l) {
 
 typedef struct held {
   int64_t seq, clock, id;
+  int format;
   unsigned char hash[OPLOG_HASH_BYTES];
 } held;
 
@@ -74,6 +75,7 @@ static int held_top(oplog_db *db, lookups *l, int64_t no, held *out) {
       out->id = sqlite3_column_int64(s, 0);
       out->seq = sqlite3_column_int64(s, 1);
       out->clock = sqlite3_column_int64(s, 2);
+      out->format = sqlite3_column_int(s, 4);
       if (sqlite3_column_bytes(s, 3) == OPLOG_HASH_BYTES) memcpy(out->hash, sqlite3_column_blob(s, 3), OPLOG_HASH_BYTES);
       else rc = opl_db_error(db, OPLOG_CORRUPT, "entry %lld has no valid hash", (long long)out->id);
     } else if (r != SQLITE_DONE) {
@@ -594,9 +596,11 @@ typedef struct origin_state {
   int64_t no;       /* 0 until the file has a row for it */
   int64_t held;     /* the last seq the file held before the import */
   int64_t held_clock;
+  int held_format;
   unsigned char held_hash[OPLOG_HASH_BYTES];
   int64_t seq;      /* the stream's position: its last base or entry */
   int64_t clock;    /* the clock of the entry at seq, 0 if unknown */
+  int format;       /* the format of the entry at seq, 0 if unknown */
   unsigned char hash[OPLOG_HASH_BYTES];
   int seen;         /* a base or an entry came */
   int64_t inserted; /* new entries */
@@ -643,6 +647,7 @@ static int state_for(importer *im, const uint8_t *id, origin_state **out) {
   if (!rc && s->no) rc = held_top(im->db, &im->l, s->no, &h);
   s->held = h.seq;
   s->held_clock = h.clock;
+  s->held_format = h.format;
   memcpy(s->held_hash, h.hash, OPLOG_HASH_BYTES);
   *out = s;
   return rc;
@@ -702,6 +707,7 @@ static int on_base(importer *im, const Oplog__V1__StreamBase *b) {
   s->seen = 1;
   s->seq = b->seq;
   s->clock = b->seq == s->held ? s->held_clock : 0;
+  s->format = b->seq == s->held ? s->held_format : 0;
   memcpy(s->hash, b->hash.data, OPLOG_HASH_BYTES);
   return OPLOG_OK;
 }
@@ -762,13 +768,20 @@ static int on_entry(importer *im, const Oplog__V1__StreamEntry *m) {
   /* each origin's clock grows with its seq (a local write takes 1 + the
    * largest clock its file holds): otherwise the total order would replay
    * its transactions in another order than it wrote them */
-  int64_t prev_clock = s->seen ? s->clock : m->seq == s->held + 1 ? s->held_clock : 0;
+  int after_held = !s->seen && m->seq == s->held + 1;
+  int64_t prev_clock = s->seen ? s->clock : after_held ? s->held_clock : 0;
   if (m->seq > s->held && m->clock <= prev_clock)
     return opl_db_error(db, OPLOG_CORRUPT, "stream: origin %s's entry at seq %lld has clock %lld, not above its previous entry's %lld",
                         (hex(s->id, hx), hx), (long long)m->seq, (long long)m->clock, (long long)prev_clock);
+  /* format-1 entries are only a migrated chain's start (FORMAT.md 12) */
+  int prev_format = s->seen ? s->format : after_held ? s->held_format : 0;
+  if (m->seq > s->held && m->format == 1 && prev_format == 2)
+    return opl_db_error(db, OPLOG_CORRUPT, "stream: origin %s's entry at seq %lld is format 1, after a format-2 entry",
+                        (hex(s->id, hx), hx), (long long)m->seq);
   s->seen = 1;
   s->seq = m->seq;
   s->clock = m->clock;
+  s->format = (int)m->format;
   memcpy(s->hash, m->hash.data, OPLOG_HASH_BYTES);
   if (m->seq <= s->held) {
     im->res.skipped++;

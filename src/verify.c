@@ -49,6 +49,7 @@ static void hex(char *out, const uint8_t *p, size_t n) { sodium_bin2hex(out, 2 *
 typedef struct chain_pos {
   int64_t origin; /* first: the key of chains.ix */
   int64_t seq, id;
+  int format;
   unsigned char hash[OPLOG_HASH_BYTES];
 } chain_pos;
 
@@ -387,6 +388,10 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     if (!rc && memcmp(e.prev_hash, c->seq ? c->hash : zero, OPLOG_HASH_BYTES) != 0)
       rc = problem(v, id, "chain_break", "entry %lld does not link to the hash of its origin's entry %lld", (long long)id,
                    (long long)c->id);
+    /* import refuses it (FORMAT.md 14.4): here it was written into the file */
+    if (!rc && c->format == 2 && e.format == 1)
+      rc = problem(v, id, "chain_break", "entry %lld is format 1 after its origin's format-2 entry %lld (format 1 is only a migrated start)",
+                   (long long)id, (long long)c->id);
     if (!rc && !bad_meta && !unread && memcmp(e.hash, computed, OPLOG_HASH_BYTES) != 0)
       rc = problem(v, id, "hash_mismatch", "entry %lld changed after it was written", (long long)id);
     if (!rc && bad_meta)
@@ -411,6 +416,7 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     if (!rc) rc = derived_entry(v, &w, &e);
     c->seq = e.seq;
     c->id = id;
+    c->format = e.format;
     memcpy(c->hash, e.hash, OPLOG_HASH_BYTES);
     if (!rc && v->out->entries % PROGRESS_EVERY == 0) rc = tick(v, v->out->entries);
   }

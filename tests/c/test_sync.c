@@ -607,6 +607,113 @@ static void broken_link(void) {
   mem_free(&m);
 }
 
+/* FORMAT.md 12: the hash of a format-1 entry (u64 and u32 little-endian). */
+static void put_le(crypto_generichash_state *st, uint64_t v, size_t n) {
+  unsigned char b[8];
+  for (size_t i = 0; i < n; i++) b[i] = (unsigned char)(v >> (8 * i));
+  crypto_generichash_update(st, b, n);
+}
+
+static void put_len32(crypto_generichash_state *st, const void *p, size_t n) {
+  put_le(st, n, 4);
+  if (n) crypto_generichash_update(st, p, n);
+}
+
+static void ref_v1_hash(const unsigned char prev[32], int64_t seq, int64_t created, int64_t key_id, const void *agg,
+                        size_t nagg, const void *md, size_t nmd, const void *data, size_t ndata, unsigned char out[32]) {
+  crypto_generichash_state st;
+  ref_pair p[16];
+  int np = ref_meta_decode(md, nmd, p, 16);
+  crypto_generichash_init(&st, NULL, 0, 32);
+  crypto_generichash_update(&st, prev, 32);
+  put_le(&st, (uint64_t)seq, 8);
+  put_le(&st, (uint64_t)created, 8);
+  put_le(&st, (uint64_t)key_id, 8);
+  put_len32(&st, agg, nagg);
+  for (int i = 0; i < np && i < 16; i++) {
+    put_len32(&st, p[i].key, p[i].nkey);
+    put_le(&st, (uint64_t)p[i].has_value, 1);
+    if (p[i].has_value) put_len32(&st, p[i].value, p[i].nvalue);
+  }
+  put_le(&st, (uint64_t)np, 4);
+  put_len32(&st, data, ndata);
+  crypto_generichash_final(&st, out, 32);
+}
+
+/* As someone with the file: the newest entry made format 1 (its hash
+ * recomputed in the format-1 layout; a fresh file's clock is its seq, as
+ * format 1 has it). */
+static int make_last_format1(const char *name) {
+  sqlite3 *s = NULL;
+  sqlite3_stmt *r = NULL, *u = NULL;
+  int ok = sqlite3_open(tpath(name), &s) == SQLITE_OK &&
+           sqlite3_exec(s, "DROP TRIGGER IF EXISTS oplog_entries_no_update", NULL, NULL, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v2(s,
+                              "SELECT id, prev_hash, seq, clock, created, key_id, aggregate_name, metadata, data"
+                              " FROM oplog_entries ORDER BY id DESC LIMIT 1",
+                              -1, &r, NULL) == SQLITE_OK &&
+           sqlite3_prepare_v2(s, "UPDATE oplog_entries SET format = 1, hash = ?1 WHERE id = ?2", -1, &u, NULL) == SQLITE_OK &&
+           sqlite3_step(r) == SQLITE_ROW && sqlite3_column_int64(r, 2) == sqlite3_column_int64(r, 3);
+  if (ok) {
+    unsigned char h[32];
+    ref_v1_hash(sqlite3_column_blob(r, 1), sqlite3_column_int64(r, 2), sqlite3_column_int64(r, 4), sqlite3_column_int64(r, 5),
+                sqlite3_column_text(r, 6), (size_t)sqlite3_column_bytes(r, 6), sqlite3_column_blob(r, 7),
+                (size_t)sqlite3_column_bytes(r, 7), sqlite3_column_blob(r, 8), (size_t)sqlite3_column_bytes(r, 8), h);
+    sqlite3_bind_blob(u, 1, h, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(u, 2, sqlite3_column_int64(r, 0));
+    ok = sqlite3_step(u) == SQLITE_DONE;
+  }
+  sqlite3_finalize(r);
+  sqlite3_finalize(u);
+  sqlite3_close(s);
+  return ok;
+}
+
+typedef struct problem_seen {
+  int n;
+  int64_t id;
+  char kind[32], detail[256];
+} problem_seen;
+
+static int on_problem(void *ctx, int64_t id, const char *kind, const char *detail) {
+  problem_seen *p = ctx;
+  p->n++;
+  p->id = id;
+  snprintf(p->kind, sizeof p->kind, "%s", kind);
+  snprintf(p->detail, sizeof p->detail, "%s", detail);
+  return 0;
+}
+
+/* Format-1 entries are only a migrated chain's start (FORMAT.md 12): a
+ * format-1 entry after a format-2 one of its origin, every hash holding,
+ * is chain_break in verify, and its export (signed) is refused whole. */
+static void format1_after_format2(void) {
+  oplog_db *a = open_plain("a.db"), *b = open_plain("b.db");
+  CHECK(a && b);
+  OK(a, define_user(a));
+  CHECK(write_users(a, 1, 2) == 0);
+  oplog_close(a);
+  oplog_close(b);
+  CHECK(make_last_format1("a.db"));
+  a = open_plain("a.db");
+  CHECK(a);
+  problem_seen p = {0};
+  oplog_verify_result vr;
+  OK(a, oplog_verify(a, NULL, on_problem, &p, &vr));
+  CHECK((!vr.ok && p.n == 1 && p.id == 2 && strcmp(p.kind, "chain_break") == 0 && strstr(p.detail, "format 1")) ||
+        (fprintf(stderr, "%d problems, last: %s %s\n", p.n, p.kind, p.detail), 0));
+  mem m;
+  OK(a, export_mem(a, NULL, NULL, &m));
+  oplog_close(a);
+  CHECK(refused("b.db", NULL, &m, OPLOG_CORRUPT));
+  b = open_plain("b.db");
+  CHECK(b);
+  CHECK_RC(b, import_mem(b, &m, NULL), OPLOG_CORRUPT);
+  CHECK(strstr(oplog_errmsg(b), "entry at seq 2 is format 1, after a format-2 entry"));
+  oplog_close(b);
+  mem_free(&m);
+}
+
 static int stop_at_first(void *ctx, int64_t done, int64_t total) {
   (void)total;
   *(int64_t *)ctx = done;
@@ -1022,6 +1129,7 @@ static const struct test_case cases[] = {
     {"cut_and_altered", cut_and_altered},
     {"frame_too_large", frame_too_large},
     {"broken_link", broken_link},
+    {"format1_after_format2", format1_after_format2},
     {"interrupted", interrupted},
     {"cursor_strict", cursor_strict},
     {"join_both_ways", join_both_ways},

@@ -48,7 +48,7 @@ static void hex(char *out, const uint8_t *p, size_t n) { sodium_bin2hex(out, 2 *
  * many origins: found through a hash index). */
 typedef struct chain_pos {
   int64_t origin; /* first: the key of chains.ix */
-  int64_t seq, id;
+  int64_t seq, id, clock;
   int format;
   unsigned char hash[OPLOG_HASH_BYTES];
 } chain_pos;
@@ -388,7 +388,10 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     if (!rc && memcmp(e.prev_hash, c->seq ? c->hash : zero, OPLOG_HASH_BYTES) != 0)
       rc = problem(v, id, "chain_break", "entry %lld does not link to the hash of its origin's entry %lld", (long long)id,
                    (long long)c->id);
-    /* import refuses it (FORMAT.md 14.4): here it was written into the file */
+    /* import refuses both (FORMAT.md 14.4): here they were written into the file */
+    if (!rc && c->seq && e.clock <= c->clock)
+      rc = problem(v, id, "chain_break", "entry %lld has clock %lld, not above its origin's entry %lld's %lld", (long long)id,
+                   (long long)e.clock, (long long)c->id, (long long)c->clock);
     if (!rc && c->format == 2 && e.format == 1)
       rc = problem(v, id, "chain_break", "entry %lld is format 1 after its origin's format-2 entry %lld (format 1 is only a migrated start)",
                    (long long)id, (long long)c->id);
@@ -416,6 +419,7 @@ static int walk_chain(verify_ctx *v, int decrypt, const unsigned char *head, int
     if (!rc) rc = derived_entry(v, &w, &e);
     c->seq = e.seq;
     c->id = id;
+    c->clock = e.clock;
     c->format = e.format;
     memcpy(c->hash, e.hash, OPLOG_HASH_BYTES);
     if (!rc && v->out->entries % PROGRESS_EVERY == 0) rc = tick(v, v->out->entries);

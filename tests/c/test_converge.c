@@ -602,6 +602,40 @@ static void clock_checked_on_import(void) {
   }
 }
 
+/* The same backwards clock written into a stored file (entry, index and
+ * the clock setting agreeing, every hash recomputed) is what verify
+ * reports, as chain_break and nothing else: import would have refused it. */
+static void clock_checked_by_verify(void) {
+  static const char *const sql[] = {
+      "UPDATE oplog_entries SET clock = 1 WHERE id = 2; UPDATE oplog_index SET clock = 1 WHERE entry_id = 2;"
+      " UPDATE oplog_config SET value = 1 WHERE name = 'clock'", /* equal to its previous entry's */
+      "UPDATE oplog_entries SET clock = 5 WHERE id = 1; UPDATE oplog_index SET clock = 5 WHERE entry_id = 1;"
+      " UPDATE oplog_config SET value = 5 WHERE name = 'clock'", /* below it */
+  };
+  for (size_t i = 0; i < sizeof sql / sizeof *sql; i++) {
+    oplog_db *b = open_file("b.db");
+    CHECK(b);
+    CHECK(user_create(b, 2, "b") && user_age(b, 2, 3));
+    CHECK(verify_ok(b) == 1);
+    oplog_close(b);
+    char q[512];
+    snprintf(q, sizeof q, "DROP TRIGGER IF EXISTS oplog_entries_no_update; DROP TRIGGER IF EXISTS oplog_index_no_update; %s",
+             sql[i]);
+    CHECK(exec_raw(tpath("b.db"), q) == 0 && ref_rehash_all(tpath("b.db")) == 0);
+    b = open_plain("b.db");
+    CHECK(b);
+    problems p;
+    memset(&p, 0, sizeof p);
+    oplog_verify_opts o = {.replay = 1};
+    oplog_verify_result res;
+    OK(b, oplog_verify(b, &o, on_problem, &p, &res));
+    CHECK((!res.ok && p.n == 1 && found(&p, "chain_break") && strstr(p.detail, "entry 2 has clock")) ||
+          (fprintf(stderr, "%d problems, last: %s\n", p.n, p.detail), 0));
+    oplog_close(b);
+    CHECK(remove(tpath("b.db")) == 0);
+  }
+}
+
 /* entries{order_total}: every entry once, in (clock, origin id, seq). */
 static void order_total(void) {
   oplog_db *a = open_file("a.db"), *b = open_file("b.db");
@@ -897,6 +931,7 @@ static const struct test_case cases[] = {
     {"verify_touches", verify_touches},
     {"refused_import_forgets_origins", refused_import_forgets_origins},
     {"clock_checked_on_import", clock_checked_on_import},
+    {"clock_checked_by_verify", clock_checked_by_verify},
     {"order_total", order_total},
     {"from_level2", from_level2},
     {"laws", laws},

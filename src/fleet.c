@@ -75,7 +75,9 @@ int opl_pg_connect(oplog_db *db, const char *conninfo, PGconn **out) {
   }
   PQsetNoticeProcessor(pg, quiet_notices, NULL);
   *out = pg;
-  return opl_pg_exec(db, pg, "SET client_min_messages = warning; SET standard_conforming_strings = on", "session settings");
+  /* the entries' text is UTF-8, whatever the database's encoding */
+  return opl_pg_exec(db, pg, "SET client_min_messages = warning; SET standard_conforming_strings = on;"
+                                       " SET client_encoding = 'UTF8'", "session settings");
 }
 
 /* '\x<hex>'::bytea — only hex digits go into the text. */

@@ -17,10 +17,6 @@
 
 #include "fleet.h"
 
-/* The advisory lock's second key that serializes appliers (0 is the
- * tables' creation; origins use their first 4 bytes, which may collide
- * with it harmlessly: the lock is only held longer). */
-#define APPLY_LOCK 1
 /* COPY buffers are sent once they hold this much. */
 #define COPY_FLUSH ((size_t)8 * 1024 * 1024)
 
@@ -31,7 +27,6 @@ static const char *const PG_TYPE_NAMES[] = {"bigint", "double precision", "text"
 typedef struct pg_type {
   type_def *t; /* checked as define checks a type */
   unsigned char kind[OPLOG_MAX_COLUMNS];
-  char *pkey;  /* the name of its table's primary key constraint */
   int made;    /* its shadow table exists in this transaction */
 } pg_type;
 
@@ -144,12 +139,12 @@ static int is_constraint_word(const char *w) {
 }
 
 /* The PostgreSQL type of column c, from SQLite's affinity of its
- * declaration, and whether it says NOT NULL / UNIQUE. */
-static int column_kind(const type_def *t, int c, int *not_null, int *unique) {
+ * declaration, and whether it says NOT NULL, UNIQUE, PRIMARY KEY. */
+static int column_kind(const type_def *t, int c, int *not_null, int *unique, int *primary) {
   char w[512];
   decl_words(t->col_decls[c], w, sizeof w);
   int in_type = 1, is_bool = 0, is_time = 0;
-  *not_null = *unique = 0;
+  *not_null = *unique = *primary = 0;
   const char *prev = "";
   for (const char *p = w; *p; p += strlen(p) + 1) {
     if (in_type && is_constraint_word(p)) in_type = 0;
@@ -157,6 +152,7 @@ static int column_kind(const type_def *t, int c, int *not_null, int *unique) {
     if (in_type && (strstr(p, "DATE") || strstr(p, "TIME"))) is_time = 1;
     if (!strcmp(p, "NULL") && !strcmp(prev, "NOT")) *not_null = 1;
     if (!strcmp(p, "UNIQUE")) *unique = 1;
+    if (!strcmp(p, "KEY") && !strcmp(prev, "PRIMARY")) *primary = 1;
     prev = p;
   }
   if (is_bool) return PG_BOOL;
@@ -197,8 +193,8 @@ static int add_type(pg_applier *ap, type_def *t) {
   p->t = t;
   t->index = (int)ap->ntypes;
   for (size_t c = 0; c < t->ncols; c++) {
-    int nn, un;
-    p->kind[c] = (unsigned char)column_kind(t, (int)c, &nn, &un);
+    int nn, un, pk;
+    p->kind[c] = (unsigned char)column_kind(t, (int)c, &nn, &un, &pk);
   }
   ap->ntypes++;
   return OPLOG_OK;
@@ -258,16 +254,23 @@ static int publish_type(pg_applier *ap, const type_def *t) {
   if (rc) return rc;
   sqlite3_str *d = sqlite3_str_new(NULL);
   sqlite3_str_appendf(d, "CREATE TABLE %s.\"%w\" (", ap->s, t->table);
+  /* SQLite's uniqueness, exactly: a PRIMARY KEY that is not the rowid
+   * allows NULLs there (several, as UNIQUE does in both); an INTEGER
+   * PRIMARY KEY is never NULL; a key the catalog names without a declared
+   * constraint is unique only when composite (the table's PRIMARY KEY the
+   * file adds) */
+  int declared_pk = 0;
   for (size_t c = 0; c < t->ncols; c++) {
-    int nn, un;
-    int k = column_kind(t, (int)c, &nn, &un);
-    int sole_key = t->nkey == 1 && t->key_idx[0] == (int)c;
-    sqlite3_str_appendf(d, "%s\"%w\" %s%s%s", c ? ", " : "", t->col_names[c], PG_TYPE_NAMES[k], nn ? " NOT NULL" : "",
-                        un && !sole_key ? " UNIQUE" : "");
+    int nn, un, pk;
+    int k = column_kind(t, (int)c, &nn, &un, &pk);
+    int rowid = t->rowid_key && t->key_idx[0] == (int)c;
+    declared_pk |= pk;
+    sqlite3_str_appendf(d, "%s\"%w\" %s%s%s", c ? ", " : "", t->col_names[c], PG_TYPE_NAMES[k],
+                        nn || rowid ? " NOT NULL" : "", un || pk ? " UNIQUE" : "");
   }
-  for (size_t k = 0; k < t->nkey; k++)
-    sqlite3_str_appendf(d, "%s\"%w\"", k ? ", " : ", PRIMARY KEY (", t->col_names[t->key_idx[k]]);
-  sqlite3_str_appendall(d, "))");
+  for (size_t k = 0; !declared_pk && t->nkey > 1 && k < t->nkey; k++)
+    sqlite3_str_appendf(d, "%s\"%w\"", k ? ", " : ", UNIQUE (", t->col_names[t->key_idx[k]]);
+  sqlite3_str_appendall(d, !declared_pk && t->nkey > 1 ? "))" : ")");
   char *ddl = sqlite3_str_finish(d);
   if (!ddl) return nomem(db);
   PGresult *r = PQexec(ap->pg, ddl);
@@ -337,6 +340,11 @@ static int sync_types(pg_applier *ap) {
     i = j;
   }
   PQclear(r);
+  for (size_t i = 0; !rc && i < ap->ntypes; i++)
+    for (size_t j = 0; !rc && j < i; j++)
+      if (!strcmp(ap->types[i].t->table, ap->types[j].t->table))
+        rc = opl_db_error(db, OPLOG_CORRUPT, "postgres: the server's types %s and %s share table %s", ap->types[j].t->name,
+                          ap->types[i].t->name, ap->types[i].t->table);
   for (size_t i = 0; !rc && i < db->ntypes; i++) {
     const type_def *mine = db->types[i];
     pg_type *p = find_type(ap, mine->name);
@@ -352,19 +360,6 @@ static int sync_types(pg_applier *ap) {
     oplog_type_spec spec = {mine->name, mine->table, mine->aggregate, cols, mine->ncols, key, mine->nkey};
     type_def *t;
     if (!(rc = publish_type(ap, mine)) && !(rc = opl_type_make(db, &spec, &t))) rc = add_type(ap, t);
-  }
-  /* the primary key constraints' names: a unique violation of one is "exists" */
-  for (size_t i = 0; !rc && i < ap->ntypes; i++) {
-    pg_type *p = &ap->types[i];
-    char *rel = sqlite3_mprintf("%s.\"%w\"", ap->s, p->t->table);
-    if (!rel) return nomem(db);
-    const char *v[1] = {rel};
-    r = PQexecParams(ap->pg, "SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'", 1, NULL, v,
-                     NULL, NULL, 0);
-    sqlite3_free(rel);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) return opl_pg_fail(db, ap->pg, r, "reading a live table's key");
-    if (PQntuples(r) == 1 && !(p->pkey = sqlite3_mprintf("%s", PQgetvalue(r, 0, 0)))) rc = nomem(db);
-    PQclear(r);
   }
   return rc;
 }
@@ -403,6 +398,7 @@ static int param_add(params *pp, const pg_type *p, int c, const oplog_value *v) 
     break;
   case OPLOG_REAL:
     if (k == PG_BOOL) snprintf(pp->num[i], sizeof pp->num[i], "%s", v->u.r != 0 ? "true" : "false");
+    else if (k == PG_TEXT) sqlite3_snprintf(sizeof pp->num[i], pp->num[i], "%!.15g", v->u.r); /* as SQLite's text of it */
     else if (isinf(v->u.r)) snprintf(pp->num[i], sizeof pp->num[i], "%sInfinity", v->u.r < 0 ? "-" : "");
     else snprintf(pp->num[i], sizeof pp->num[i], "%.17g", v->u.r);
     break;
@@ -435,6 +431,9 @@ static void target(sqlite3_str *q, const pg_applier *ap, const pg_type *p, int s
   else sqlite3_str_appendf(q, "%s.\"%w\"", ap->s, p->t->table);
 }
 
+/* A statement class of its own: is there a row with this key? */
+#define OP_READ 100
+
 /* The statement of a shape, prepared once per connection. */
 static const char *statement(pg_applier *ap, const pg_type *p, int cls, uint64_t set, uint64_t nul, int shadow) {
   for (size_t i = 0; i < ap->nstmts; i++) {
@@ -444,7 +443,12 @@ static const char *statement(pg_applier *ap, const pg_type *p, int cls, uint64_t
   const type_def *t = p->t;
   sqlite3_str *q = sqlite3_str_new(NULL);
   int n = 0;
-  if (cls == OPLOG_OP_CREATE) {
+  if (cls == OP_READ) {
+    sqlite3_str_appendall(q, "SELECT 1 FROM ");
+    target(q, ap, p, shadow);
+    for (size_t k = 0; k < t->nkey; k++)
+      sqlite3_str_appendf(q, " %s \"%w\" = $%d", k ? "AND" : "WHERE", t->col_names[t->key_idx[k]], ++n);
+  } else if (cls == OPLOG_OP_CREATE) {
     sqlite3_str_appendall(q, "INSERT INTO ");
     target(q, ap, p, shadow);
     if (!set) sqlite3_str_appendall(q, " DEFAULT VALUES");
@@ -513,64 +517,114 @@ static int conflict(pg_applier *ap, outcome *o, const pg_type *p, const oplog_op
   return o->detail ? OPLOG_OK : nomem(ap->db);
 }
 
-static int is_data_error(const char *state) { return state && (!strncmp(state, "22", 2) || !strncmp(state, "23", 2)); }
+/* Errors that the data decides (a value, a constraint, a size limit such
+ * as an index row too large): a conflict, not a failure of the apply. */
+static int is_data_error(const char *state) {
+  return state && (!strncmp(state, "22", 2) || !strncmp(state, "23", 2) || !strncmp(state, "54", 2));
+}
+
+/* Binds the key columns of op (from its fields) after the n set before;
+ * 1 when a key value cannot be given to PostgreSQL's type. */
+static int key_params(params *pp, const pg_type *p, const op_shape *sh, const oplog_op *op, int *badcol) {
+  for (size_t k = 0; k < p->t->nkey; k++) {
+    *badcol = p->t->key_idx[k];
+    int bad = param_add(pp, p, *badcol, &op->row.fields[sh->field_of[*badcol]].value);
+    if (bad) return bad;
+  }
+  return 0;
+}
+
+/* Whether a row with op's key is in p's live table, as the file asks when a
+ * create fails (converge.c: "exists" rather than "constraint"). Runs in a
+ * savepoint of its own: a key PostgreSQL's type refuses names no row. */
+static int key_exists(pg_applier *ap, const pg_type *p, const op_shape *sh, const oplog_op *op, int *exists) {
+  *exists = 0;
+  if ((sh->present & p->t->key_mask) != p->t->key_mask) return OPLOG_OK; /* a rowid left out: new */
+  params pp;
+  pp.n = 0;
+  int badcol, bad = key_params(&pp, p, sh, op, &badcol), rc = OPLOG_OK;
+  const char *name = bad ? NULL : statement(ap, p, OP_READ, 0, 0, 0);
+  if (bad < 0) rc = nomem(ap->db);
+  else if (!bad && !name) rc = ap->db->code;
+  if (name && !(rc = opl_pg_exec(ap->db, ap->pg, "SAVEPOINT oplog_key", "looking up a key"))) {
+    PGresult *r = PQexecPrepared(ap->pg, name, pp.n, pp.v, pp.len, pp.fmt, 0);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+      *exists = PQntuples(r) > 0;
+      PQclear(r);
+      rc = opl_pg_exec(ap->db, ap->pg, "RELEASE SAVEPOINT oplog_key", "looking up a key");
+    } else if (PQstatus(ap->pg) == CONNECTION_OK && is_data_error(state)) {
+      PQclear(r);
+      rc = opl_pg_exec(ap->db, ap->pg, "ROLLBACK TO SAVEPOINT oplog_key; RELEASE SAVEPOINT oplog_key", "looking up a key");
+    } else {
+      rc = opl_pg_fail(ap->db, ap->pg, r, "looking up a key");
+    }
+  }
+  params_free(&pp);
+  return rc;
+}
 
 /* Runs op on p's table (or its shadow). A failure PostgreSQL reports
- * aborts the transaction: the caller's savepoint undoes it. */
-static int run_op(pg_applier *ap, const pg_type *p, const oplog_op *op, const int *cols, int shadow, outcome *o) {
+ * aborts the transaction; when a create fails and `undo` names a
+ * savepoint that leaves the table as it was just before op, it is rolled
+ * back to and the key looked up: "exists" or "constraint", as in a file.
+ * The caller's savepoint undoes the rest. */
+static int run_op(pg_applier *ap, const pg_type *p, const oplog_op *op, const int *cols, int shadow, const char *undo,
+                  outcome *o) {
   const type_def *t = p->t;
   op_shape sh;
   opl_op_shape(t, op, cols, &sh);
-  int cls = sh.cls;
-  const int *field_of = sh.field_of;
-  uint64_t set = sh.set, nul = sh.nul;
   o->kind = NULL;
   o->detail = NULL;
   params pp;
   pp.n = 0;
   int bad = 0, badcol = -1;
   for (size_t i = 0; !bad && i < t->ncols; i++) {
-    if (!(set & (1ULL << i))) continue;
+    if (!(sh.set & (1ULL << i))) continue;
     badcol = (int)i;
-    bad = param_add(&pp, p, badcol, &op->row.fields[field_of[i]].value);
+    bad = param_add(&pp, p, badcol, &op->row.fields[sh.field_of[i]].value);
   }
-  for (size_t k = 0; !bad && cls != OPLOG_OP_CREATE && k < t->nkey; k++) {
-    badcol = t->key_idx[k];
-    bad = param_add(&pp, p, badcol, &op->row.fields[field_of[badcol]].value);
-  }
-  int rc = OPLOG_OK;
+  if (!bad && sh.cls != OPLOG_OP_CREATE) bad = key_params(&pp, p, &sh, op, &badcol);
+  int rc = OPLOG_OK, aborted = 0;
+  char why[256] = "";
   if (bad < 0) rc = nomem(ap->db);
-  else if (bad) {
-    char why[160];
+  else if (bad)
     snprintf(why, sizeof why, "column %s: a value that PostgreSQL's %s cannot hold", t->col_names[badcol],
              PG_TYPE_NAMES[p->kind[badcol]]);
-    rc = conflict(ap, o, p, op, cols, "constraint", why);
-  }
-  const char *name = rc || o->kind ? NULL : statement(ap, p, cls, set, nul, shadow);
-  if (!rc && !o->kind && !name) rc = ap->db->code;
+  const char *name = rc || bad ? NULL : statement(ap, p, sh.cls, sh.set, sh.nul, shadow);
+  if (!rc && !bad && !name) rc = ap->db->code;
   if (name) {
     PGresult *r = PQexecPrepared(ap->pg, name, pp.n, pp.v, pp.len, pp.fmt, 0);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     if (PQresultStatus(r) == PGRES_COMMAND_OK) {
       long long changed = atoll(PQcmdTuples(r));
       PQclear(r);
-      if (cls != OPLOG_OP_CREATE && changed == 0) rc = conflict(ap, o, p, op, cols, "missing", "no row with this key");
-      else if (cls != OPLOG_OP_CREATE && changed > 1)
+      if (sh.cls != OPLOG_OP_CREATE && changed == 0) rc = conflict(ap, o, p, op, cols, "missing", "no row with this key");
+      else if (sh.cls != OPLOG_OP_CREATE && changed > 1)
         rc = conflict(ap, o, p, op, cols, "constraint", "its key selects more than one row");
+    } else if (PQstatus(ap->pg) == CONNECTION_OK && is_data_error(state)) {
+      const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+      snprintf(why, sizeof why, "%s", msg ? msg : "a constraint failed");
+      PQclear(r);
+      bad = aborted = 1;
     } else {
-      const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-      if (PQresultStatus(r) == PGRES_FATAL_ERROR && is_data_error(state) && PQstatus(ap->pg) == CONNECTION_OK) {
-        const char *cname = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
-        const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-        int exists = cls == OPLOG_OP_CREATE && !strcmp(state, "23505") && cname && p->pkey && !strcmp(cname, p->pkey);
-        rc = exists ? conflict(ap, o, p, op, cols, "exists", "a row with this key exists")
-                    : conflict(ap, o, p, op, cols, "constraint", msg ? msg : "a constraint failed");
-        PQclear(r);
-      } else {
-        rc = opl_pg_fail(ap->db, ap->pg, r, "applying an operation");
-      }
+      rc = opl_pg_fail(ap->db, ap->pg, r, "applying an operation");
     }
   }
   params_free(&pp);
+  if (!rc && bad) {
+    int exists = 0;
+    if (sh.cls == OPLOG_OP_CREATE && undo) {
+      char *sql = aborted ? sqlite3_mprintf("ROLLBACK TO SAVEPOINT %s", undo) : NULL;
+      if (aborted && !sql) rc = nomem(ap->db);
+      if (sql) rc = opl_pg_exec(ap->db, ap->pg, sql, "undoing an operation");
+      sqlite3_free(sql);
+      if (!rc) rc = key_exists(ap, p, &sh, op, &exists);
+    }
+    if (!rc)
+      rc = exists ? conflict(ap, o, p, op, cols, "exists", "a row with this key exists")
+                  : conflict(ap, o, p, op, cols, "constraint", why);
+  }
   return rc;
 }
 
@@ -643,7 +697,12 @@ static int apply_entry(pg_applier *ap, const uint8_t *origin, int64_t seq, const
     pg_type *p;
     int cols[OPLOG_MAX_COLUMNS];
     if ((rc = entry_types(ap, origin, seq, &ops[i], i, &p, cols))) break;
-    if ((rc = run_op(ap, p, &ops[i], cols, 0, &o)) || o.kind) break;
+    /* a create after others of the entry gets a savepoint of its own, so
+     * that its key is looked up after them, as the file does */
+    int own = i > 0 && (ops[i].kind == OPLOG_OP_CREATE || ops[i].kind == OPLOG_OP_CREATE_ITEMS);
+    if (own && (rc = opl_pg_exec(db, ap->pg, "SAVEPOINT oplog_op", "applying an operation"))) break;
+    if ((rc = run_op(ap, p, &ops[i], cols, 0, own ? "oplog_op" : "oplog_apply", &o)) || o.kind) break;
+    if (own && (rc = opl_pg_exec(db, ap->pg, "RELEASE SAVEPOINT oplog_op", "applying an operation"))) break;
   }
   if (!rc && o.kind) {
     /* skipped whole: undone, and recorded */
@@ -736,7 +795,7 @@ static int delete_row(pg_applier *ap, const pg_type *p, const oplog_op *op, cons
   del.nmask = del.nnulls = 0;
   outcome o = {NULL, NULL};
   int rc = opl_pg_exec(ap->db, ap->pg, "SAVEPOINT oplog_key", "removing a row");
-  if (!rc) rc = run_op(ap, p, &del, cols, 0, &o);
+  if (!rc) rc = run_op(ap, p, &del, cols, 0, NULL, &o);
   if (!rc)
     rc = opl_pg_exec(ap->db, ap->pg,
                      o.kind ? "ROLLBACK TO SAVEPOINT oplog_key; RELEASE SAVEPOINT oplog_key" : "RELEASE SAVEPOINT oplog_key",
@@ -786,7 +845,7 @@ static int rebuild_op(pg_applier *ap, const uint8_t *origin, int64_t seq, const 
       p->made = 1;
     }
     outcome o;
-    rc = run_op(ap, p, &ops[i], cols, 1, &o);
+    rc = run_op(ap, p, &ops[i], cols, 1, NULL, &o);
     if (!rc && o.kind) {
       char hx[2 * OPLOG_ORIGIN_BYTES + 1];
       opl_hex(origin, OPLOG_ORIGIN_BYTES, hx);
@@ -878,7 +937,12 @@ int opl_pg_apply_open(oplog_db *db, PGconn *pg, const char *schema, pg_applier *
   int rc = apply_tables(ap);
   if (!rc) rc = opl_pg_exec(db, pg, "BEGIN", "starting to apply");
   if (!rc) ap->open = 1;
-  if (!rc) rc = exec_fmt(ap, "waiting for other appliers", "SELECT pg_advisory_xact_lock(%d, %d)", OPL_PG_LOCK_CLASS, APPLY_LOCK);
+  /* appliers of one schema one at a time; the lock's second key is the
+   * schema's hash (origins use their first 4 bytes: a collision only
+   * makes one wait) */
+  if (!rc)
+    rc = exec_fmt(ap, "waiting for other appliers", "SELECT pg_advisory_xact_lock(%d, hashtext(%Q))", OPL_PG_LOCK_CLASS,
+                  ap->s);
   if (!rc) rc = sync_types(ap);
   if (!rc && (opl_copy_begin(&ap->applied_rows) || opl_copy_begin(&ap->touch_rows))) rc = nomem(db);
   return rc;
@@ -964,6 +1028,9 @@ int opl_pg_apply_finish(pg_applier *ap, int64_t *applied, int64_t *conflicts) {
     if (!rc) rc = each_entry(ap, sql, apply_entry);
     sqlite3_free(sql);
   }
+  /* COMMIT of a failed transaction would answer ROLLBACK: never silently */
+  if (!rc && PQtransactionStatus(ap->pg) != PQTRANS_INTRANS)
+    rc = opl_db_error(db, OPLOG_SQL, "postgres: the apply's transaction failed before its commit");
   if (!rc) rc = opl_pg_exec(db, ap->pg, "COMMIT", "committing what was applied");
   if (!rc) {
     ap->open = 0;
@@ -978,7 +1045,6 @@ void opl_pg_apply_close(pg_applier *ap) {
   if (ap->open) opl_pg_rollback(ap->pg);
   for (size_t i = 0; i < ap->ntypes; i++) {
     opl_type_free(ap->types[i].t);
-    sqlite3_free(ap->types[i].pkey);
   }
   sqlite3_free(ap->types);
   /* (the statements prepared stay with the connection, which the caller

@@ -629,6 +629,7 @@ typedef struct importer {
 /* The state of origin id, new if the stream had not named it. The pointer
  * holds until the next call. */
 static int state_for(importer *im, const uint8_t *id, origin_state **out) {
+  *out = NULL; /* (set on every return: -O3 cannot tell) */
   size_t at = opl_hindex_find(&im->os_ix, im->os, sizeof *im->os, OPLOG_ORIGIN_BYTES, id);
   if (at != SIZE_MAX) {
     *out = &im->os[at];

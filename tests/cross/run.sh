@@ -7,7 +7,8 @@
 #   sh tests/cross/run.sh armhf arm64 s390x
 # OPLOG_JOBS (default: nproc) sets -j for the build and ctest;
 # OPLOG_CROSS_SPECS and OPLOG_CROSS_CLI (;-separated, may be empty) replace
-# the lists of specs and command tests below.
+# the lists of specs and command tests below; OPLOG_TEST_ORIGINS (default
+# 100000) the size of sync.many_origins.
 set -u
 cd "$(dirname "$0")/../.."
 jobs=${OPLOG_JOBS:-$(nproc 2>/dev/null || echo 2)}
@@ -37,7 +38,10 @@ for arch in "$@"; do
   size="-"
   if [ -n "$ok" ]; then
     echo "== cross $arch: ctest under $(sed -n 's/^set(CMAKE_CROSSCOMPILING_EMULATOR \(.*\))$/\1/p' "cmake/toolchain-$arch.cmake")"
-    (cd "$dir" && ctest -j "$jobs" --timeout 900 --output-on-failure) >>"$log" 2>&1 || ok=""
+    # sync.many_origins at a tenth of its native size: the behaviour is the
+    # same, and its cost (90 s under qemu-arm at 10^6) is the native run's to check
+    (cd "$dir" && OPLOG_TEST_ORIGINS=${OPLOG_TEST_ORIGINS-100000} ctest -j "$jobs" --timeout 900 --output-on-failure) \
+      >>"$log" 2>&1 || ok=""
     grep -E "^[0-9]+% tests passed|^The following tests FAILED|^[[:space:]]+[0-9]+ - .*\((Failed|Timeout|Not Run|SEGFAULT|Subprocess)" "$log" || true
     result=$(sed -n 's/^[0-9]*% tests passed, \([0-9]*\) tests* failed out of \([0-9]*\)$/\2 tests, \1 failed/p' "$log" | tail -1)
     [ -n "$result" ] || result="ctest did not finish"

@@ -19,13 +19,17 @@ local function sh(cmd)
   return ok and 0 or code, how
 end
 
--- psql: the rows of a query as text, "|" between columns
-local function sql(query)
-  local p = assert(io.popen("env -u LD_PRELOAD psql -X -q -At -v ON_ERROR_STOP=1 " .. q(PG) .. " -c " .. q(query) .. " 2>&1"))
+-- The output of a command that prints rows, "|" between columns.
+local function rows(cmd, what)
+  local p = assert(io.popen(cmd .. " 2>&1"))
   local text = p:read("a")
   local ok = p:close()
-  assert(ok, "psql failed: " .. text)
+  assert(ok, what .. " failed: " .. text)
   return (text:gsub("\n$", ""))
+end
+-- psql's rows of a query
+local function sql(query)
+  return rows("env -u LD_PRELOAD psql -X -q -At -v ON_ERROR_STOP=1 " .. q(PG) .. " -c " .. q(query), "psql")
 end
 local function count(query) return math.tointeger(tonumber(sql(query))) end
 
@@ -84,14 +88,8 @@ end
 
 -- ---------------------------------------------------------------- apply
 
--- sqlite3's rows of a query on the file at path, "|" between columns
-local function lite(path, query)
-  local p = assert(io.popen("sqlite3 -bail -separator '|' " .. q(path) .. " " .. q(query) .. " 2>&1"))
-  local text = p:read("a")
-  local ok = p:close()
-  assert(ok, "sqlite3 failed: " .. text)
-  return (text:gsub("\n$", ""))
-end
+-- sqlite3's rows of a query on the file at path
+local function lite(path, query) return rows("sqlite3 -bail -separator '|' " .. q(path) .. " " .. q(query), "sqlite3") end
 
 -- Lines of "|"-separated fields; the fields at real_cols rewritten as
 -- %.15g of their number: SQLite's printf is exact to 15 digits only, and

@@ -50,7 +50,7 @@ struct pg_applier {
   buf *keys;
   size_t capkeys, nkeys;
   arena a;
-  buf plain, key, applied_rows, touch_rows, key_rows;
+  buf plain, key, probe, applied_rows, touch_rows, key_rows;
   int open; /* the transaction is open */
   /* the earliest new entry in total order */
   int64_t m_clock, m_seq;
@@ -735,9 +735,22 @@ static uint64_t blob_hash(const uint8_t *p, size_t n) {
   return h;
 }
 
-/* Adds "type index || key" to the set; *added 1 if it was not there. */
-static int keyset_add(pg_applier *ap, int type, const buf *key, int *added) {
+/* "type index || key", the set's form of a row key, into k. */
+static int key_blob(int type, const buf *key, buf *k) {
   uint8_t head[4] = {(uint8_t)(type >> 24), (uint8_t)(type >> 16), (uint8_t)(type >> 8), (uint8_t)type};
+  k->n = 0;
+  return opl_buf_append(k, head, 4) || opl_buf_append(k, key->p, key->n);
+}
+
+/* Where blob k is in the set, or the empty slot where it would go. */
+static size_t keyset_slot(const pg_applier *ap, const buf *k) {
+  size_t j = blob_hash(k->p, k->n) & (ap->capkeys - 1);
+  while (ap->keys[j].p && !(ap->keys[j].n == k->n && !memcmp(ap->keys[j].p, k->p, k->n))) j = (j + 1) & (ap->capkeys - 1);
+  return j;
+}
+
+/* Adds a row key to the set; *added 1 if it was not there. */
+static int keyset_add(pg_applier *ap, int type, const buf *key, int *added) {
   *added = 0;
   if (2 * (ap->nkeys + 1) > ap->capkeys) {
     size_t cap = ap->capkeys ? 2 * ap->capkeys : 1024;
@@ -755,36 +768,26 @@ static int keyset_add(pg_applier *ap, int type, const buf *key, int *added) {
     ap->capkeys = cap;
   }
   buf k = {0};
-  if (opl_buf_append(&k, head, 4) || opl_buf_append(&k, key->p, key->n)) {
+  if (key_blob(type, key, &k)) {
     opl_buf_free(&k);
     return nomem(ap->db);
   }
-  size_t j = blob_hash(k.p, k.n) & (ap->capkeys - 1);
-  for (; ap->keys[j].p; j = (j + 1) & (ap->capkeys - 1))
-    if (ap->keys[j].n == k.n && !memcmp(ap->keys[j].p, k.p, k.n)) {
-      opl_buf_free(&k);
-      return OPLOG_OK;
-    }
+  size_t j = keyset_slot(ap, &k);
+  if (ap->keys[j].p) {
+    opl_buf_free(&k);
+    return OPLOG_OK;
+  }
   ap->keys[j] = k;
   ap->nkeys++;
   *added = 1;
   return OPLOG_OK;
 }
 
+/* 1 if the row key is in the set, 0 if not, -1 out of memory. */
 static int keyset_has(pg_applier *ap, int type, const buf *key) {
   if (!ap->capkeys) return 0;
-  buf k = {0};
-  uint8_t head[4] = {(uint8_t)(type >> 24), (uint8_t)(type >> 16), (uint8_t)(type >> 8), (uint8_t)type};
-  if (opl_buf_append(&k, head, 4) || opl_buf_append(&k, key->p, key->n)) {
-    opl_buf_free(&k);
-    return -1;
-  }
-  size_t j = blob_hash(k.p, k.n) & (ap->capkeys - 1);
-  int found = 0;
-  for (; ap->keys[j].p && !found; j = (j + 1) & (ap->capkeys - 1))
-    found = ap->keys[j].n == k.n && !memcmp(ap->keys[j].p, k.p, k.n);
-  opl_buf_free(&k);
-  return found;
+  if (key_blob(type, key, &ap->probe)) return -1;
+  return ap->keys[keyset_slot(ap, &ap->probe)].p != NULL;
 }
 
 /* Removes, from the live table, the row op names, by its key, in a
@@ -905,23 +908,24 @@ static int reset_rows(pg_applier *ap) {
 
 /* ---------------------------------------------------------------- the applier */
 
-static int flush_new(pg_applier *ap) {
-  oplog_db *db = ap->db;
+/* Sends a COPY buffer (when it holds rows) into table (columns) and
+ * starts it again. */
+static int copy_flush(pg_applier *ap, buf *b, const char *table, const char *what) {
   int rc = OPLOG_OK;
-  if (ap->applied_rows.n > COPY_HEADER_BYTES) {
-    char *sql = sqlite3_mprintf("COPY %s.oplog_applied (origin, seq, clock, data) FROM STDIN (FORMAT binary)", ap->s);
-    if (!sql || opl_copy_end(&ap->applied_rows)) rc = nomem(db);
-    if (!rc) rc = opl_copy_send(db, ap->pg, sql, &ap->applied_rows, "storing applied entries");
+  if (b->n > COPY_HEADER_BYTES) {
+    char *sql = sqlite3_mprintf("COPY %s.%s FROM STDIN (FORMAT binary)", ap->s, table);
+    if (!sql || opl_copy_end(b)) rc = nomem(ap->db);
+    if (!rc) rc = opl_copy_send(ap->db, ap->pg, sql, b, what);
     sqlite3_free(sql);
-    sodium_memzero(ap->applied_rows.p, ap->applied_rows.n);
+    sodium_memzero(b->p, b->n); /* (the applied rows are decrypted operations) */
   }
-  if (!rc && ap->touch_rows.n > COPY_HEADER_BYTES) {
-    char *sql = sqlite3_mprintf("COPY %s.oplog_touches (type, key, origin, seq) FROM STDIN (FORMAT binary)", ap->s);
-    if (!sql || opl_copy_end(&ap->touch_rows)) rc = nomem(db);
-    if (!rc) rc = opl_copy_send(db, ap->pg, sql, &ap->touch_rows, "storing row keys");
-    sqlite3_free(sql);
-  }
-  if (!rc && (opl_copy_begin(&ap->applied_rows) || opl_copy_begin(&ap->touch_rows))) rc = nomem(db);
+  if (!rc && opl_copy_begin(b)) rc = nomem(ap->db);
+  return rc;
+}
+
+static int flush_new(pg_applier *ap) {
+  int rc = copy_flush(ap, &ap->applied_rows, "oplog_applied (origin, seq, clock, data)", "storing applied entries");
+  if (!rc) rc = copy_flush(ap, &ap->touch_rows, "oplog_touches (type, key, origin, seq)", "storing row keys");
   return rc;
 }
 
@@ -1056,6 +1060,7 @@ void opl_pg_apply_close(pg_applier *ap) {
   if (ap->plain.p) sodium_memzero(ap->plain.p, ap->plain.cap);
   opl_buf_free(&ap->plain);
   opl_buf_free(&ap->key);
+  opl_buf_free(&ap->probe);
   if (ap->applied_rows.p) sodium_memzero(ap->applied_rows.p, ap->applied_rows.cap);
   opl_buf_free(&ap->applied_rows);
   opl_buf_free(&ap->touch_rows);

@@ -316,6 +316,35 @@ describe("oplog ship --apply", function()
     g:close()
   end)
 
+  it("orders entries of one clock by origin id, whatever their seqs (a device ahead in clock)", function()
+    local p, pp, kp = device("tie-p")
+    local q_, pq, kq = device("tie-q")
+    local x, px, kx = device("tie-x")
+    for _, d in ipairs({ p, q_, x }) do define_shop(d) end
+    -- lo: the lower origin id; hi joins x first, so that its first entry has clock 7 and seq 1
+    local lo, hi, plo, klo, phi, khi = p, q_, pp, kp, pq, kq
+    if origin_hex(q_) < origin_hex(p) then lo, hi, plo, klo, phi, khi = q_, p, pq, kq, pp, kp end
+    for i = 1, 6 do x:transaction("shop", function(tx) tx:create("item", { id = 20 + i, name = "x" }) end) end
+    hi:join(px, { key_file = kx })
+    hi:transaction("shop", function(tx) tx:create("item", { id = 1, name = "hi" }) end)
+    for i = 1, 6 do lo:transaction("shop", function(tx) tx:create("item", { id = 10 + i, name = "lo" }) end) end
+    lo:transaction("shop", function(tx) tx:create("item", { id = 1, name = "lo" }) end)
+    assert.same({ 7, 1 }, { hi:origin().clock, hi:origin().seq })
+    assert.same({ 7, 7 }, { lo:origin().clock, lo:origin().seq })
+    -- hi applies first; lo's entries then sort before its clock-7 entry, which is applied again after lo's
+    assert.equal(7, hi:ship({ postgres = PG, schema = "a5", apply = true }).applied)
+    local r = lo:ship({ postgres = PG, schema = "a5", apply = true })
+    assert.equal(7, r.applied)
+    assert.equal(1, r.conflicts)
+    assert.equal("lo", sql("SELECT name FROM a5.item WHERE id = 1"))
+    assert.same({ origin_hex(hi) .. " 1 1 exists create of item, key (1): a row with this key exists" }, conflicts_pg("a5"))
+    local g, pg_path = device("tie-g")
+    for _, f in ipairs({ { plo, klo }, { phi, khi } }) do g:join(f[1], { key_file = f[2] }) end
+    assert.same(shop_lite(pg_path), shop_pg("a5"))
+    assert.same(conflicts_lite(g), conflicts_pg("a5"))
+    for _, d in ipairs({ p, q_, x, g }) do d:close() end
+  end)
+
   it("survives a PostgreSQL restart while applying: nothing applied, then everything once", function()
     local a, pa, ka = device("apply-restart")
     define_shop(a)

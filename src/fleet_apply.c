@@ -49,6 +49,7 @@ struct pg_applier {
   /* keys being recomputed: open addressing over "type index || key" blobs */
   buf *keys;
   size_t capkeys, nkeys;
+  unsigned char keys_seed[crypto_shorthash_KEYBYTES];
   arena a;
   buf plain, key, probe, applied_rows, touch_rows, key_rows;
   int open; /* the transaction is open */
@@ -472,17 +473,13 @@ static const char *statement(pg_applier *ap, const pg_type *p, int cls, uint64_t
     nomem(ap->db);
     return NULL;
   }
-  if (ap->nstmts == ap->capstmts) {
-    size_t cap = ap->capstmts ? 2 * ap->capstmts : 16;
-    pg_stmt *g = sqlite3_realloc64(ap->stmts, cap * sizeof *g);
-    if (!g) {
-      sqlite3_free(sql);
-      nomem(ap->db);
-      return NULL;
-    }
-    ap->stmts = g;
-    ap->capstmts = cap;
+  pg_stmt *g = opl_grow(ap->stmts, &ap->capstmts, ap->nstmts, sizeof *g);
+  if (!g) {
+    sqlite3_free(sql);
+    nomem(ap->db);
+    return NULL;
   }
+  ap->stmts = g;
   pg_stmt *s = &ap->stmts[ap->nstmts];
   *s = (pg_stmt){p, cls, shadow, set, nul, {0}};
   snprintf(s->name, sizeof s->name, "oplog_apply_%zu", ap->nstmts);
@@ -729,10 +726,14 @@ static int apply_entry(pg_applier *ap, const uint8_t *origin, int64_t seq, const
 
 /* ---------------------------------------------------------------- recomputing rows */
 
-static uint64_t blob_hash(const uint8_t *p, size_t n) {
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
-  return h;
+/* Keyed, as opl_hindex is: the keys come from entries other devices wrote,
+ * which must not be able to pick colliding ones. */
+static uint64_t blob_hash(const pg_applier *ap, const uint8_t *p, size_t n) {
+  unsigned char out[crypto_shorthash_BYTES];
+  uint64_t v;
+  crypto_shorthash(out, p, n, ap->keys_seed);
+  memcpy(&v, out, sizeof v);
+  return v;
 }
 
 /* "type index || key", the set's form of a row key, into k. */
@@ -744,7 +745,7 @@ static int key_blob(int type, const buf *key, buf *k) {
 
 /* Where blob k is in the set, or the empty slot where it would go. */
 static size_t keyset_slot(const pg_applier *ap, const buf *k) {
-  size_t j = blob_hash(k->p, k->n) & (ap->capkeys - 1);
+  size_t j = blob_hash(ap, k->p, k->n) & (ap->capkeys - 1);
   while (ap->keys[j].p && !(ap->keys[j].n == k->n && !memcmp(ap->keys[j].p, k->p, k->n))) j = (j + 1) & (ap->capkeys - 1);
   return j;
 }
@@ -754,12 +755,13 @@ static int keyset_add(pg_applier *ap, int type, const buf *key, int *added) {
   *added = 0;
   if (2 * (ap->nkeys + 1) > ap->capkeys) {
     size_t cap = ap->capkeys ? 2 * ap->capkeys : 1024;
+    if (!ap->capkeys) randombytes_buf(ap->keys_seed, sizeof ap->keys_seed);
     buf *g = sqlite3_malloc64(cap * sizeof *g);
     if (!g) return nomem(ap->db);
     memset(g, 0, cap * sizeof *g);
     for (size_t i = 0; i < ap->capkeys; i++) {
       if (!ap->keys[i].p) continue;
-      size_t j = blob_hash(ap->keys[i].p, ap->keys[i].n) & (cap - 1);
+      size_t j = blob_hash(ap, ap->keys[i].p, ap->keys[i].n) & (cap - 1);
       while (g[j].p) j = (j + 1) & (cap - 1);
       g[j] = ap->keys[i];
     }
